@@ -1,0 +1,637 @@
+//! Client-IP resolution: which address a session is bound to (SPEC §3.3).
+//!
+//! # Trust model
+//!
+//! The client IP is the socket peer of the connection, unless that peer is one
+//! of the configured [`TrustedProxies`]. Only then are forwarding headers read:
+//!
+//! - `Forwarded` (RFC 7239) is used when present and its last element (the one
+//!   written by the nearest proxy) is well-formed with a `for=` parameter;
+//!   otherwise `X-Forwarded-For`. All lines of the header count, in order.
+//! - The hops are walked right to left, skipping trusted proxies; the first
+//!   untrusted hop is the client. If every hop is trusted, the leftmost is.
+//! - A hop that has to be examined but is not an IP address (garbage,
+//!   `unknown`, an obfuscated `_name`, a non-UTF-8 value) ends the walk with
+//!   the socket peer: a header the proxies did not write correctly is never
+//!   guessed at. So does a chain of more than 32 trusted hops.
+//!
+//! With no trusted proxy configured, forwarding headers are ignored entirely,
+//! so a client cannot choose its own IP by sending them. IPv4-mapped IPv6
+//! addresses (`::ffff:192.0.2.1`) are treated as the IPv4 address everywhere.
+//!
+//! The socket peer comes from the request extensions: a [`PeerAddr`], which a
+//! plain hyper server inserts per connection, or, with the `axum` feature,
+//! axum's `ConnectInfo<SocketAddr>`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::net::{IpAddr, SocketAddr};
+//! use visitor_session::client_ip::{PeerAddr, TrustedProxies};
+//!
+//! // The load balancers in front of the app, e.g. from `TRUSTED_PROXIES`.
+//! let trusted = TrustedProxies::parse("10.0.0.0/8, 2001:db8::1")?;
+//! assert!(trusted.contains("10.1.2.3".parse::<IpAddr>()?));
+//! assert!(trusted.contains("::ffff:10.1.2.3".parse::<IpAddr>()?));
+//! assert!(!trusted.contains("203.0.113.7".parse::<IpAddr>()?));
+//!
+//! // A plain hyper server tags each request with its connection's peer.
+//! let peer: SocketAddr = "10.1.2.3:51234".parse()?;
+//! let mut request = http::Request::new(());
+//! request.extensions_mut().insert(PeerAddr(peer));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use http::header::{FORWARDED, HeaderMap, HeaderName, HeaderValue};
+use ipnet::{IpNet, Ipv4Net};
+
+use crate::ConfigError;
+
+/// The most hops examined in a forwarding header; a longer chain of trusted
+/// hops falls back to the peer instead of being walked to its end.
+const MAX_HOPS: usize = 32;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Networks whose requests may carry forwarding headers (CIDRs or bare IPs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies {
+    nets: Vec<IpNet>,
+}
+
+impl TrustedProxies {
+    /// Trusts no proxy: forwarding headers are ignored and the client IP is the socket peer.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Parses a comma-separated list of CIDR networks or bare IPs, such as
+    /// `"10.0.0.0/8, 192.168.1.1, 2001:db8::/32"`; an empty string trusts none.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] for the setting `TRUSTED_PROXIES` that names the
+    /// first entry that is empty or neither a CIDR network nor an IP address.
+    pub fn parse(list: &str) -> Result<Self, ConfigError> {
+        if list.trim().is_empty() {
+            return Ok(Self::none());
+        }
+        list.split(',').map(str::trim).enumerate().try_fold(
+            Self::none(),
+            |trusted, (index, entry)| {
+                if entry.is_empty() {
+                    return Err(ConfigError::new(
+                        "TRUSTED_PROXIES",
+                        format!(
+                            "entry {} is empty; expected comma-separated CIDR networks \
+                             or IP addresses, e.g. `10.0.0.0/8, 192.168.1.1`",
+                            index + 1
+                        ),
+                    ));
+                }
+                let net = entry
+                    .parse::<IpNet>()
+                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::new(
+                            "TRUSTED_PROXIES",
+                            format!(
+                                "`{entry}` is neither a CIDR network nor an IP address; \
+                                 expected e.g. `10.0.0.0/8`, `192.168.1.1` or `2001:db8::/32`"
+                            ),
+                        )
+                    })?;
+                Ok(trusted.with(net))
+            },
+        )
+    }
+
+    /// Also trusts the network `net`.
+    #[must_use]
+    pub fn with(mut self, net: IpNet) -> Self {
+        self.nets.push(canonical_net(net));
+        self
+    }
+
+    /// Whether `ip` is in a trusted network; an IPv4-mapped IPv6 address is compared as IPv4.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.nets.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether no proxy is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+}
+
+/// Stores an IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4
+/// network it covers, since addresses are canonicalized before lookup.
+fn canonical_net(net: IpNet) -> IpNet {
+    let net = net.trunc();
+    if let IpNet::V6(v6) = net {
+        if let (Some(v4), Some(prefix)) = (
+            v6.network().to_ipv4_mapped(),
+            v6.prefix_len().checked_sub(96),
+        ) {
+            if let Ok(v4) = Ipv4Net::new(v4, prefix) {
+                return IpNet::V4(v4);
+            }
+        }
+    }
+    net
+}
+
+/// The socket peer address of a connection, for plain hyper servers: insert it
+/// into each request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// The socket peer IP from request extensions: [`PeerAddr`], else (feature
+/// `axum`) `axum::extract::ConnectInfo<SocketAddr>`; an IPv4-mapped IPv6
+/// address is returned as IPv4.
+pub(crate) fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
+    let peer = extensions.get::<PeerAddr>().map(|peer| peer.0);
+    #[cfg(feature = "axum")]
+    let peer = peer.or_else(|| {
+        extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|info| info.0)
+    });
+    peer.map(|addr| addr.ip().to_canonical())
+}
+
+/// The client IP per SPEC §3.3: the socket `peer`, or, when the peer is a
+/// trusted proxy, the rightmost untrusted hop of its forwarding headers.
+pub(crate) fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !trusted.contains(peer) {
+        return peer;
+    }
+    let forwarded = last_hops(headers.get_all(FORWARDED).iter().flat_map(forwarded_hops));
+    let hops = if matches!(forwarded.back(), Some(Hop::Node(_))) {
+        forwarded
+    } else {
+        last_hops(
+            headers
+                .get_all(X_FORWARDED_FOR)
+                .iter()
+                .flat_map(x_forwarded_for_hops),
+        )
+    };
+
+    let mut leftmost = None;
+    for (examined, hop) in hops.iter().rev().enumerate() {
+        if examined == MAX_HOPS {
+            return fall_back(peer, "more trusted hops than the limit");
+        }
+        let Some(ip) = hop.ip() else {
+            return fall_back(peer, "a forwarding hop is not an IP address");
+        };
+        if !trusted.contains(ip) {
+            return ip;
+        }
+        leftmost = Some(ip);
+    }
+    leftmost.unwrap_or(peer)
+}
+
+fn fall_back(peer: IpAddr, reason: &'static str) -> IpAddr {
+    // The header content is the client's and stays out of the logs.
+    tracing::debug!(%peer, reason, "client IP falls back to the socket peer");
+    peer
+}
+
+/// One hop of a forwarding header, as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hop<'a> {
+    /// The node text: an `X-Forwarded-For` entry or a `Forwarded` `for=` value.
+    Node(&'a str),
+    /// An element that is not valid UTF-8, malformed, or (`Forwarded`) has no `for=`.
+    Unusable,
+}
+
+impl Hop<'_> {
+    fn ip(self) -> Option<IpAddr> {
+        match self {
+            Hop::Node(node) => parse_node(node),
+            Hop::Unusable => None,
+        }
+    }
+}
+
+/// The last `MAX_HOPS + 1` hops, in order: enough to walk the cap and see
+/// whether anything lies beyond it, without holding a hostile header's every hop.
+fn last_hops<'a>(hops: impl Iterator<Item = Hop<'a>>) -> VecDeque<Hop<'a>> {
+    let mut last = VecDeque::new();
+    for hop in hops {
+        if last.len() > MAX_HOPS {
+            last.pop_front();
+        }
+        last.push_back(hop);
+    }
+    last
+}
+
+/// The entries of one `X-Forwarded-For` line. Empty list elements are ignored
+/// (RFC 9110 §5.6.1); UTF-8 is checked per entry so a client's garbage on the
+/// left of a line does not hide the entry its proxy appended on the right.
+fn x_forwarded_for_hops(line: &HeaderValue) -> impl Iterator<Item = Hop<'_>> {
+    line.as_bytes()
+        .split(|&byte| byte == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| std::str::from_utf8(entry).map_or(Hop::Unusable, Hop::Node))
+}
+
+/// The `for=` values of the elements of one `Forwarded` line (RFC 7239 §4).
+///
+/// Elements are split at every comma, quoted or not: no node contains one,
+/// and a quote a client leaves open must not swallow the element its proxy
+/// appends after it. Empty list elements are ignored, as for `X-Forwarded-For`.
+fn forwarded_hops(line: &HeaderValue) -> impl Iterator<Item = Hop<'_>> {
+    line.as_bytes()
+        .split(|&byte| byte == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|element| !element.is_empty())
+        .map(|element| forwarded_for(element).map_or(Hop::Unusable, Hop::Node))
+}
+
+/// The `for=` value of a forwarded-element, or `None` if the element is
+/// malformed, not UTF-8, has no `for=`, or has more than one.
+///
+/// Whitespace around `;` and `=` is tolerated, as real proxies emit it.
+fn forwarded_for(element: &[u8]) -> Option<&str> {
+    let element = std::str::from_utf8(element).ok()?;
+    let mut found = None;
+    for pair in element.split(';') {
+        let (name, value) = pair.split_once('=')?;
+        let name = name.trim();
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return None;
+        }
+        let value = forwarded_value(value.trim())?;
+        if name.eq_ignore_ascii_case("for") {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(value);
+        }
+    }
+    found
+}
+
+/// A parameter value: a quoted string, returned without its quotes, or a bare
+/// run of visible ASCII (leniently wider than a token, so that unquoted
+/// `1.2.3.4:80` and `[::1]` from sloppy proxies still parse). Escapes are left
+/// in place: no IP address contains one, so such a hop is rejected later.
+fn forwarded_value(value: &str) -> Option<&str> {
+    let bare = match value.strip_prefix('"') {
+        Some(quoted) => quoted
+            .strip_suffix('"')
+            .filter(|inner| !inner.contains('"'))?,
+        None => value
+            .bytes()
+            .all(|byte| byte.is_ascii_graphic() && byte != b'"')
+            .then_some(value)?,
+    };
+    (!bare.is_empty()).then_some(bare)
+}
+
+/// RFC 9110 `tchar`.
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// An IP from a node: a bare IPv4 or IPv6 address, `IPv4:port`, `[IPv6]` or
+/// `[IPv6]:port` (a port may be an RFC 7239 obfuscated `_port`). `unknown` and
+/// obfuscated `_names` are not addresses.
+fn parse_node(node: &str) -> Option<IpAddr> {
+    if let Ok(ip) = node.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    let ip = if let Some(bracketed) = node.strip_prefix('[') {
+        let (v6, after) = bracketed.split_once(']')?;
+        if !after.is_empty() && !after.strip_prefix(':').is_some_and(is_port) {
+            return None;
+        }
+        IpAddr::V6(v6.parse::<Ipv6Addr>().ok()?)
+    } else {
+        let (v4, port) = node.split_once(':')?;
+        if !is_port(port) {
+            return None;
+        }
+        IpAddr::V4(v4.parse::<Ipv4Addr>().ok()?)
+    };
+    Some(ip.to_canonical())
+}
+
+/// RFC 7239 `node-port`: 1 to 5 digits, or `_` and obfuscation characters.
+fn is_port(port: &str) -> bool {
+    if let Some(obfuscated) = port.strip_prefix('_') {
+        return !obfuscated.is_empty()
+            && obfuscated
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte));
+    }
+    (1..=5).contains(&port.len()) && port.bytes().all(|byte| byte.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROXY: &str = "10.0.0.1";
+    const CLIENT: &str = "203.0.113.7";
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("test IPs are valid")
+    }
+
+    fn trusted(list: &str) -> TrustedProxies {
+        TrustedProxies::parse(list).expect("test proxy lists are valid")
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for &(name, value) in pairs {
+            headers.append(
+                name,
+                HeaderValue::from_str(value).expect("test header values are valid"),
+            );
+        }
+        headers
+    }
+
+    /// `resolve` for a request from the socket peer `peer` behind the proxies `10.0.0.0/8`.
+    fn resolve_behind_proxies(peer: &str, pairs: &[(&'static str, &str)]) -> IpAddr {
+        resolve(ip(peer), &headers(pairs), &trusted("10.0.0.0/8"))
+    }
+
+    #[test]
+    fn no_trusted_proxy_ignores_forged_forwarding_headers() {
+        // SPEC §3.3: with no trusted proxy configured, forwarding headers are ignored.
+        let forged = headers(&[
+            ("x-forwarded-for", "198.51.100.1"),
+            ("forwarded", "for=198.51.100.2"),
+        ]);
+        assert_eq!(
+            resolve(ip(PROXY), &forged, &TrustedProxies::none()),
+            ip(PROXY)
+        );
+    }
+
+    #[test]
+    fn trusted_peer_uses_rightmost_untrusted_x_forwarded_for_hop() {
+        // SPEC §3.3: the forged left entry is not the client; the one the proxy appended is.
+        let client =
+            resolve_behind_proxies(PROXY, &[("x-forwarded-for", "198.51.100.1, 203.0.113.7")]);
+        assert_eq!(client, ip(CLIENT));
+    }
+
+    #[test]
+    fn chain_of_trusted_hops_is_skipped() {
+        // SPEC §3.3: walking right to left, skipping trusted hops.
+        let client = resolve_behind_proxies(
+            PROXY,
+            &[(
+                "x-forwarded-for",
+                "198.51.100.1, 203.0.113.7, 10.0.0.3, 10.0.0.2",
+            )],
+        );
+        assert_eq!(client, ip(CLIENT));
+    }
+
+    #[test]
+    fn all_header_lines_are_read_in_order() {
+        // SPEC §3.3: a second line is the continuation of the first.
+        let client = resolve_behind_proxies(
+            PROXY,
+            &[
+                ("x-forwarded-for", "198.51.100.1, 203.0.113.7"),
+                ("x-forwarded-for", "10.0.0.2"),
+            ],
+        );
+        assert_eq!(client, ip(CLIENT));
+    }
+
+    #[test]
+    fn untrusted_peer_with_forged_header_gets_peer() {
+        // SPEC §3.3 and §5: forwarding headers are trusted only from configured proxies.
+        let client = resolve_behind_proxies(
+            CLIENT,
+            &[
+                ("x-forwarded-for", "198.51.100.1"),
+                ("forwarded", "for=198.51.100.2"),
+            ],
+        );
+        assert_eq!(client, ip(CLIENT));
+    }
+
+    #[test]
+    fn no_forwarding_header_gets_peer() {
+        // SPEC §3.3
+        assert_eq!(resolve_behind_proxies(PROXY, &[]), ip(PROXY));
+    }
+
+    #[test]
+    fn forwarded_is_preferred_over_x_forwarded_for() {
+        // SPEC §3.3: `Forwarded` (RFC 7239) or `X-Forwarded-For`.
+        let client = resolve_behind_proxies(
+            PROXY,
+            &[
+                ("x-forwarded-for", "198.51.100.1"),
+                ("forwarded", "for=203.0.113.7;proto=https"),
+            ],
+        );
+        assert_eq!(client, ip(CLIENT));
+    }
+
+    #[test]
+    fn forwarded_quoted_ipv6_with_port_is_parsed() {
+        // SPEC §3.3: RFC 7239 §6 quoted `"[IPv6]:port"`, parameter name case-insensitive.
+        let client = resolve_behind_proxies(
+            PROXY,
+            &[(
+                "forwarded",
+                r#"for=198.51.100.1, For="[2001:db8:cafe::17]:4711"; proto=https, for=10.0.0.2"#,
+            )],
+        );
+        assert_eq!(client, ip("2001:db8:cafe::17"));
+    }
+
+    #[test]
+    fn x_forwarded_for_entries_with_ports_are_parsed() {
+        // SPEC §3.3: tolerate `IPv4:port` and `[IPv6]:port` entries.
+        let v4 = resolve_behind_proxies(PROXY, &[("x-forwarded-for", "203.0.113.7:51234")]);
+        let v6 = resolve_behind_proxies(PROXY, &[("x-forwarded-for", "[2001:db8::1]:443")]);
+        assert_eq!((v4, v6), (ip(CLIENT), ip("2001:db8::1")));
+    }
+
+    #[test]
+    fn malformed_header_falls_back_to_peer() {
+        // SPEC §3.3: malformed headers fall back to the peer, never panic, never error.
+        for value in ["not-an-ip", "203.0.113.7:port", "[2001:db8::1", "999.0.0.1"] {
+            let client = resolve_behind_proxies(PROXY, &[("x-forwarded-for", value)]);
+            assert_eq!(client, ip(PROXY), "X-Forwarded-For: {value}");
+        }
+        let client = resolve_behind_proxies(PROXY, &[("forwarded", "for=garbage")]);
+        assert_eq!(client, ip(PROXY));
+    }
+
+    #[test]
+    fn unparsable_forwarded_falls_back_to_x_forwarded_for() {
+        // SPEC §3.3: a `Forwarded` header that does not parse yields to `X-Forwarded-For`.
+        for value in [r#"for="203.0.113.9"#, "for", "proto=https", ";;=="] {
+            let client =
+                resolve_behind_proxies(PROXY, &[("forwarded", value), ("x-forwarded-for", CLIENT)]);
+            assert_eq!(client, ip(CLIENT), "Forwarded: {value}");
+        }
+    }
+
+    #[test]
+    fn malformed_forwarded_element_left_of_the_client_is_not_examined() {
+        // SPEC §3.3: the proxy's own element decides; a client's garbage before it
+        // neither hides it nor switches to the client-controlled X-Forwarded-For.
+        let client = resolve_behind_proxies(
+            PROXY,
+            &[
+                ("forwarded", r#"for="oops, for=203.0.113.7"#),
+                ("x-forwarded-for", "198.51.100.1"),
+            ],
+        );
+        assert_eq!(client, ip(CLIENT));
+    }
+
+    #[test]
+    fn non_utf8_header_falls_back_to_peer() {
+        // SPEC §3.3 and §5: non-UTF-8 headers never panic.
+        for name in [X_FORWARDED_FOR, FORWARDED] {
+            let mut headers = HeaderMap::new();
+            let value = HeaderValue::from_bytes(b"for=\xff\xfe, \xc3\x28")
+                .expect("obs-text bytes are allowed in header values");
+            headers.insert(name.clone(), value);
+            let client = resolve(ip(PROXY), &headers, &trusted("10.0.0.0/8"));
+            assert_eq!(client, ip(PROXY), "{name}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_entry_left_of_the_client_is_not_examined() {
+        // SPEC §3.3: only hops up to the first untrusted one are examined.
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.7")
+            .expect("obs-text bytes are allowed in header values");
+        headers.insert(X_FORWARDED_FOR, value);
+        assert_eq!(
+            resolve(ip(PROXY), &headers, &trusted("10.0.0.0/8")),
+            ip(CLIENT)
+        );
+    }
+
+    #[test]
+    fn unknown_hop_falls_back_to_peer() {
+        // SPEC §3.3: RFC 7239 `unknown` and obfuscated identifiers are not IPs.
+        for value in ["for=unknown", "for=_hidden", r#"for="_gazonk:_port""#] {
+            let client = resolve_behind_proxies(PROXY, &[("forwarded", value)]);
+            assert_eq!(client, ip(PROXY), "Forwarded: {value}");
+        }
+        let client = resolve_behind_proxies(PROXY, &[("x-forwarded-for", "unknown")]);
+        assert_eq!(client, ip(PROXY));
+    }
+
+    #[test]
+    fn all_trusted_hops_return_leftmost() {
+        // SPEC §3.3: a request from inside the trusted network.
+        let client = resolve_behind_proxies(PROXY, &[("x-forwarded-for", "10.0.0.9, 10.0.0.2")]);
+        assert_eq!(client, ip("10.0.0.9"));
+    }
+
+    #[test]
+    fn ipv4_mapped_peer_is_canonicalized() {
+        // SPEC §3.3: an IPv4-mapped IPv6 peer is the IPv4 address, untrusted or trusted.
+        let untrusted = resolve_behind_proxies("::ffff:203.0.113.7", &[]);
+        let trusted = resolve_behind_proxies(
+            "::ffff:10.0.0.1",
+            &[("x-forwarded-for", "::ffff:203.0.113.7")],
+        );
+        assert_eq!((untrusted, trusted), (ip(CLIENT), ip(CLIENT)));
+    }
+
+    #[test]
+    fn ipv4_mapped_trusted_network_matches_ipv4() {
+        // SPEC §3.3: mapped networks in the configuration are compared as IPv4.
+        let trusted = trusted("::ffff:10.0.0.0/104");
+        assert_eq!(trusted, TrustedProxies::parse("10.0.0.0/8").unwrap());
+        assert!(trusted.contains(ip("10.1.2.3")));
+    }
+
+    #[test]
+    fn parse_accepts_cidrs_and_bare_ips_with_whitespace() {
+        let parsed = trusted(" 10.0.0.0/8 ,192.168.1.1,\t2001:db8::/32 ");
+        let built = TrustedProxies::none()
+            .with("10.0.0.0/8".parse().unwrap())
+            .with("192.168.1.1/32".parse().unwrap())
+            .with("2001:db8::/32".parse().unwrap());
+        assert_eq!(parsed, built);
+        assert!(parsed.contains(ip("192.168.1.1")) && !parsed.contains(ip("192.168.1.2")));
+    }
+
+    #[test]
+    fn parse_of_empty_string_trusts_none() {
+        assert!(trusted("").is_empty());
+        assert!(trusted("  ").is_empty());
+    }
+
+    #[test]
+    fn parse_errors_name_the_bad_entry() {
+        for (list, bad) in [
+            ("10.0.0.0/8, 10.0.0.0/33", "`10.0.0.0/33`"),
+            ("proxy.internal", "`proxy.internal`"),
+            ("10.0.0.1,,10.0.0.2", "entry 2 is empty"),
+        ] {
+            let error = TrustedProxies::parse(list).unwrap_err();
+            assert_eq!(error.setting(), "TRUSTED_PROXIES");
+            assert!(error.to_string().contains(bad), "{error}");
+        }
+    }
+
+    #[test]
+    fn hops_beyond_the_cap_fall_back_to_peer() {
+        // SPEC §3.3 and §5: hostile input is walked no further than MAX_HOPS hops.
+        let chain = |trusted_hops: usize| {
+            let mut hops = vec![CLIENT.to_owned()];
+            hops.extend((0..trusted_hops).map(|hop| format!("10.0.{}.{}", hop / 250, hop % 250)));
+            hops.join(", ")
+        };
+        let within = resolve_behind_proxies(PROXY, &[("x-forwarded-for", &chain(MAX_HOPS - 1))]);
+        let beyond = resolve_behind_proxies(PROXY, &[("x-forwarded-for", &chain(MAX_HOPS))]);
+        let hostile = resolve_behind_proxies(PROXY, &[("x-forwarded-for", &chain(100_000))]);
+        assert_eq!(
+            (within, beyond, hostile),
+            (ip(CLIENT), ip(PROXY), ip(PROXY))
+        );
+    }
+
+    #[test]
+    fn peer_addr_extension_gives_peer_ip() {
+        // SPEC §3.3: the equivalent of `ConnectInfo` for plain hyper.
+        let mut extensions = http::Extensions::new();
+        assert_eq!(peer_ip(&extensions), None);
+        extensions.insert(PeerAddr("[::ffff:203.0.113.7]:5000".parse().unwrap()));
+        assert_eq!(peer_ip(&extensions), Some(ip(CLIENT)));
+    }
+
+    #[cfg(feature = "axum")]
+    #[test]
+    fn connect_info_extension_gives_peer_ip() {
+        // SPEC §3.3: `ConnectInfo<SocketAddr>` from axum.
+        let mut extensions = http::Extensions::new();
+        let addr: SocketAddr = "203.0.113.7:5000".parse().unwrap();
+        extensions.insert(axum::extract::ConnectInfo(addr));
+        assert_eq!(peer_ip(&extensions), Some(ip(CLIENT)));
+    }
+}

@@ -1,0 +1,646 @@
+//! [`SessionConfig`]: every setting of the layer, validated once when the
+//! layer is built (SPEC §2, §3).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::client_ip::TrustedProxies;
+use crate::error::ConfigError;
+
+/// Cookie `Max-Age` by default: 182.5 days, "6 months" (SPEC §2).
+pub const DEFAULT_COOKIE_MAX_AGE: Duration = Duration::from_secs(15_768_000);
+/// Idle lifetime of a temporary session by default: 30 minutes (SPEC §3.1).
+pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(30 * 60);
+/// Shortest IP-log retention accepted: one year, for legal requests (SPEC §3.3).
+pub const MIN_IP_LOG_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Where the session cookie applies (SPEC §2, `Domain`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum CookieDomain {
+    /// The registrable domain of the request host (public-suffix list), so
+    /// `a.example.com` and `b.example.com` share one session. No `Domain`
+    /// attribute for IP addresses, `localhost` and single-label hosts.
+    #[default]
+    Auto,
+    /// Always this domain.
+    Fixed(String),
+    /// No `Domain` attribute: the cookie stays on the exact host.
+    HostOnly,
+}
+
+/// Whether a visit creates a session by itself (SPEC §3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PrivacyMode {
+    /// A request without a valid session creates a temporary one and sets the cookie.
+    #[default]
+    Standard,
+    /// Nothing is created, no cookie set and the store not called until the
+    /// handler calls [`Session::start`](crate::Session::start) or writes.
+    Total,
+}
+
+/// What the layer does when the store fails while loading a session (SPEC §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FailureMode {
+    /// Serve the request without a session; the handler sees
+    /// [`Session::error`](crate::Session::error). No cookie change.
+    #[default]
+    Open,
+    /// Answer `503 Service Unavailable` without calling the handler.
+    Closed,
+}
+
+/// What happens to a visitor over the new-session limit (SPEC §3.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LimitAction {
+    /// Serve the request without creating a session (privacy-mode behaviour).
+    #[default]
+    Skip,
+    /// Answer `429 Too Many Requests` with `Retry-After`.
+    TooManyRequests,
+}
+
+/// At most `max` new sessions per client network (an IPv4 address or an IPv6
+/// /64) per `window` (SPEC §3.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewSessionLimit {
+    /// Sessions allowed per window.
+    pub max: u32,
+    /// Length of the window.
+    pub window: Duration,
+    /// What to do with a request over the limit.
+    pub action: LimitAction,
+}
+
+type ConsentFn = dyn Fn(&http::request::Parts) -> bool + Send + Sync;
+
+/// The configuration of a [`SessionLayer`](crate::SessionLayer).
+///
+/// Built with chained methods that take and return `Self`; checked once by
+/// [`SessionLayer::new`](crate::SessionLayer::new), which returns a
+/// [`ConfigError`] naming the bad setting.
+///
+/// ```
+/// use std::time::Duration;
+/// use visitor_session::{SessionConfig, PrivacyMode};
+///
+/// let config = SessionConfig::new()
+///     .site_id("8c842203-7ed8-4e29-a608-7cf78a7d2fcc")
+///     .idle_ttl(Duration::from_secs(30 * 60))
+///     .privacy(PrivacyMode::Total);
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Clone)]
+pub struct SessionConfig {
+    pub(crate) cookie_prefix: String,
+    pub(crate) site_id: Option<String>,
+    pub(crate) cookie_max_age: Duration,
+    pub(crate) domain: CookieDomain,
+    pub(crate) domain_allow_list: Vec<String>,
+    pub(crate) cross_origin: bool,
+    pub(crate) partitioned: bool,
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) idle_ttl: Duration,
+    pub(crate) permanent_retention: Option<Duration>,
+    pub(crate) ip_log_retention: Option<Duration>,
+    pub(crate) privacy: PrivacyMode,
+    pub(crate) consent: Option<Arc<ConsentFn>>,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) store_timeout: Duration,
+    pub(crate) failure_mode: FailureMode,
+    pub(crate) max_keys: usize,
+    pub(crate) max_data_bytes: usize,
+    pub(crate) new_session_limit: Option<NewSessionLimit>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("cookie_name", &self.cookie_name())
+            .field("cookie_max_age", &self.cookie_max_age)
+            .field("domain", &self.domain)
+            .field("domain_allow_list", &self.domain_allow_list)
+            .field("cross_origin", &self.cross_origin)
+            .field("partitioned", &self.partitioned)
+            .field("secure", &self.secure)
+            .field("http_only", &self.http_only)
+            .field("idle_ttl", &self.idle_ttl)
+            .field("permanent_retention", &self.permanent_retention)
+            .field("ip_log_retention", &self.ip_log_retention)
+            .field("privacy", &self.privacy)
+            .field("consent", &self.consent.as_ref().map(|_| "<fn>"))
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("store_timeout", &self.store_timeout)
+            .field("failure_mode", &self.failure_mode)
+            .field("max_keys", &self.max_keys)
+            .field("max_data_bytes", &self.max_data_bytes)
+            .field("new_session_limit", &self.new_session_limit)
+            .finish()
+    }
+}
+
+impl SessionConfig {
+    /// The defaults of SPEC §2 and §3: cookie `crisp-client/session`, 6 months,
+    /// auto domain, `SameSite=Lax; Secure; HttpOnly`, 30-minute idle TTL,
+    /// standard mode, fail-open, no trusted proxy, 1 s store timeout.
+    pub fn new() -> Self {
+        Self {
+            cookie_prefix: "crisp-client/".to_owned(),
+            site_id: None,
+            cookie_max_age: DEFAULT_COOKIE_MAX_AGE,
+            domain: CookieDomain::Auto,
+            domain_allow_list: Vec::new(),
+            cross_origin: false,
+            partitioned: false,
+            secure: true,
+            http_only: true,
+            idle_ttl: DEFAULT_IDLE_TTL,
+            permanent_retention: None,
+            ip_log_retention: None,
+            privacy: PrivacyMode::Standard,
+            consent: None,
+            trusted_proxies: TrustedProxies::none(),
+            store_timeout: Duration::from_secs(1),
+            failure_mode: FailureMode::Open,
+            max_keys: 64,
+            max_data_bytes: 64 * 1024,
+            new_session_limit: None,
+        }
+    }
+
+    /// Reads the settings of SPEC §6 from the process environment on top of
+    /// the defaults: `SESSION_COOKIE_EXPIRE`, `SESSION_COOKIE_DOMAIN`,
+    /// `SESSION_IDLE_TTL`, `SESSION_PRIVACY`, `SESSION_SECURE`,
+    /// `TRUSTED_PROXIES`, `SESSION_NEW_PER_IP`, `SESSION_LIMIT_ACTION`.
+    /// Unset variables keep the default; a bad value is an error naming it.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::new().with_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), with variables looked up by `var`
+    /// (applied on top of `self`).
+    pub fn with_vars(mut self, var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        if let Some(v) = var("SESSION_COOKIE_EXPIRE") {
+            self.cookie_max_age = Duration::from_secs(parse_secs("SESSION_COOKIE_EXPIRE", &v)?);
+        }
+        if let Some(v) = var("SESSION_COOKIE_DOMAIN") {
+            self.domain = match v.trim() {
+                "auto" => CookieDomain::Auto,
+                "host" => CookieDomain::HostOnly,
+                d => CookieDomain::Fixed(d.to_owned()),
+            };
+        }
+        if let Some(v) = var("SESSION_IDLE_TTL") {
+            self.idle_ttl = Duration::from_secs(parse_secs("SESSION_IDLE_TTL", &v)?);
+        }
+        if let Some(v) = var("SESSION_PRIVACY") {
+            self.privacy = match v.trim() {
+                "standard" => PrivacyMode::Standard,
+                "total" => PrivacyMode::Total,
+                other => {
+                    return Err(ConfigError::new(
+                        "SESSION_PRIVACY",
+                        format!("{other:?} is neither `standard` nor `total`"),
+                    ));
+                }
+            };
+        }
+        if let Some(v) = var("SESSION_SECURE") {
+            self.secure = match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => {
+                    return Err(ConfigError::new(
+                        "SESSION_SECURE",
+                        format!("{other:?} is neither `true` nor `false`"),
+                    ));
+                }
+            };
+        }
+        if let Some(v) = var("TRUSTED_PROXIES") {
+            self.trusted_proxies = TrustedProxies::parse(&v)?;
+        }
+        let action = match var("SESSION_LIMIT_ACTION") {
+            None => LimitAction::Skip,
+            Some(v) => match v.trim() {
+                "skip" => LimitAction::Skip,
+                "429" => LimitAction::TooManyRequests,
+                other => {
+                    return Err(ConfigError::new(
+                        "SESSION_LIMIT_ACTION",
+                        format!("{other:?} is neither `skip` nor `429`"),
+                    ));
+                }
+            },
+        };
+        if let Some(v) = var("SESSION_NEW_PER_IP") {
+            let bad = || {
+                ConfigError::new(
+                    "SESSION_NEW_PER_IP",
+                    format!("{v:?} is not `<count>/<seconds>` with both numbers above 0"),
+                )
+            };
+            let (count, secs) = v.trim().split_once('/').ok_or_else(bad)?;
+            let max: u32 = count.trim().parse().map_err(|_| bad())?;
+            let secs: u64 = secs.trim().parse().map_err(|_| bad())?;
+            if max == 0 || secs == 0 {
+                return Err(bad());
+            }
+            self.new_session_limit = Some(NewSessionLimit {
+                max,
+                window: Duration::from_secs(secs),
+                action,
+            });
+        } else if let Some(limit) = self.new_session_limit.as_mut() {
+            limit.action = action;
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// The site id appended to the cookie name (`crisp-client/session/<site_id>`).
+    pub fn site_id(mut self, site_id: impl Into<String>) -> Self {
+        self.site_id = Some(site_id.into());
+        self
+    }
+
+    /// The cookie-name prefix (default `crisp-client/`).
+    pub fn cookie_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.cookie_prefix = prefix.into();
+        self
+    }
+
+    /// The cookie `Max-Age` (whole seconds, above 0; default 15 768 000 s).
+    pub fn cookie_max_age(mut self, max_age: Duration) -> Self {
+        self.cookie_max_age = max_age;
+        self
+    }
+
+    /// The cookie `Domain` policy (default [`CookieDomain::Auto`]).
+    pub fn domain(mut self, domain: CookieDomain) -> Self {
+        self.domain = domain;
+        self
+    }
+
+    /// Registrable domains an auto `Domain` may be used for; other hosts get a host-only cookie.
+    pub fn domain_allow_list<I, D>(mut self, domains: I) -> Self
+    where
+        I: IntoIterator<Item = D>,
+        D: Into<String>,
+    {
+        self.domain_allow_list = domains
+            .into_iter()
+            .map(|d| d.into().trim().trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+        self
+    }
+
+    /// Cross-origin mode: `SameSite=None; Secure` for widgets in third-party iframes.
+    pub fn cross_origin(mut self, on: bool) -> Self {
+        self.cross_origin = on;
+        self
+    }
+
+    /// Adds `Partitioned` (CHIPS) in cross-origin mode.
+    pub fn partitioned(mut self, on: bool) -> Self {
+        self.partitioned = on;
+        self
+    }
+
+    /// The `Secure` attribute (default on; turn off for plain-http development only).
+    pub fn secure(mut self, on: bool) -> Self {
+        self.secure = on;
+        self
+    }
+
+    /// The `HttpOnly` attribute (default on).
+    pub fn http_only(mut self, on: bool) -> Self {
+        self.http_only = on;
+        self
+    }
+
+    /// How long a temporary session lives after its last access (default 30 min).
+    pub fn idle_ttl(mut self, ttl: Duration) -> Self {
+        self.idle_ttl = ttl;
+        self
+    }
+
+    /// Optional lifetime of a permanent session after its last access (default: none, kept until deleted).
+    pub fn permanent_retention(mut self, retention: Option<Duration>) -> Self {
+        self.permanent_retention = retention;
+        self
+    }
+
+    /// How long IP-log entries of permanent sessions are kept after last seen (default: kept; at least one year).
+    pub fn ip_log_retention(mut self, retention: Option<Duration>) -> Self {
+        self.ip_log_retention = retention;
+        self
+    }
+
+    /// Standard or total privacy mode (default standard).
+    pub fn privacy(mut self, mode: PrivacyMode) -> Self {
+        self.privacy = mode;
+        self
+    }
+
+    /// A consent gate: while it returns false for a request, creation behaves as in total privacy mode.
+    pub fn consent<F>(mut self, gate: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> bool + Send + Sync + 'static,
+    {
+        self.consent = Some(Arc::new(gate));
+        self
+    }
+
+    /// Proxies whose forwarding headers are believed (default none).
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// Upper bound on every store call made by the layer (default 1 s).
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// Fail-open or fail-closed when loading fails (default open).
+    pub fn failure_mode(mut self, mode: FailureMode) -> Self {
+        self.failure_mode = mode;
+        self
+    }
+
+    /// Most data keys one session may hold (default 64).
+    pub fn max_keys(mut self, max: usize) -> Self {
+        self.max_keys = max;
+        self
+    }
+
+    /// Most bytes (keys plus JSON values) one session's data may take (default 64 KiB).
+    pub fn max_data_bytes(mut self, max: usize) -> Self {
+        self.max_data_bytes = max;
+        self
+    }
+
+    /// Limits new sessions per client network (default: no limit).
+    pub fn new_session_limit(mut self, limit: Option<NewSessionLimit>) -> Self {
+        self.new_session_limit = limit;
+        self
+    }
+
+    /// The cookie name before percent-encoding (`crisp-client/session/<site_id>`).
+    pub fn cookie_name(&self) -> String {
+        match &self.site_id {
+            Some(site) => format!("{}session/{site}", self.cookie_prefix),
+            None => format!("{}session", self.cookie_prefix),
+        }
+    }
+
+    /// Checks every setting; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let name_ok = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+        };
+        if !name_ok(&self.cookie_prefix) {
+            return Err(ConfigError::new(
+                "cookie_prefix",
+                "use only ASCII letters, digits, `-`, `_`, `.` and `/`",
+            ));
+        }
+        if let Some(site) = &self.site_id {
+            if site.is_empty() || site.len() > 64 || !name_ok(site) || site.contains('/') {
+                return Err(ConfigError::new(
+                    "site_id",
+                    "use 1 to 64 ASCII letters, digits, `-`, `_` or `.`",
+                ));
+            }
+        }
+        let secs = self.cookie_max_age.as_secs();
+        if secs == 0 || self.cookie_max_age.subsec_nanos() != 0 || secs > i64::MAX as u64 / 2 {
+            return Err(ConfigError::new(
+                "SESSION_COOKIE_EXPIRE",
+                "the cookie max-age is a whole number of seconds above 0",
+            ));
+        }
+        if let CookieDomain::Fixed(d) = &self.domain {
+            let d = d.trim_start_matches('.');
+            let ok = !d.is_empty()
+                && d.len() <= 253
+                && d.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !ok {
+                return Err(ConfigError::new(
+                    "SESSION_COOKIE_DOMAIN",
+                    format!("{d:?} is not `auto`, `host` or a domain name"),
+                ));
+            }
+        }
+        if self.idle_ttl < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "SESSION_IDLE_TTL",
+                "the idle TTL is at least 1 second",
+            ));
+        }
+        if let Some(r) = self.permanent_retention {
+            if r < self.idle_ttl {
+                return Err(ConfigError::new(
+                    "permanent_retention",
+                    "a permanent session's retention cannot be shorter than the idle TTL",
+                ));
+            }
+        }
+        if let Some(r) = self.ip_log_retention {
+            if r < MIN_IP_LOG_RETENTION {
+                return Err(ConfigError::new(
+                    "ip_log_retention",
+                    "IP logs are kept at least one year (365 days) for legal requests",
+                ));
+            }
+        }
+        if self.partitioned && !self.cross_origin {
+            return Err(ConfigError::new(
+                "partitioned",
+                "`Partitioned` needs cross-origin mode (`SameSite=None; Secure`)",
+            ));
+        }
+        if self.cross_origin && !self.secure {
+            return Err(ConfigError::new(
+                "secure",
+                "cross-origin mode sends `SameSite=None`, which browsers accept only with `Secure`",
+            ));
+        }
+        if self.store_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "store_timeout",
+                "the store timeout is above 0",
+            ));
+        }
+        if self.max_keys == 0 || self.max_data_bytes == 0 {
+            return Err(ConfigError::new(
+                "max_keys",
+                "the data limits (max_keys, max_data_bytes) are above 0",
+            ));
+        }
+        if let Some(limit) = &self.new_session_limit {
+            if limit.max == 0 || limit.window.is_zero() {
+                return Err(ConfigError::new(
+                    "SESSION_NEW_PER_IP",
+                    "the new-session limit needs a count and a window above 0",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_secs(var: &'static str, value: &str) -> Result<u64, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ConfigError::new(
+            var,
+            format!("{value:?} is not a whole number of seconds above 0"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn defaults_follow_spec_section_2() {
+        let c = SessionConfig::new();
+        assert_eq!(c.cookie_name(), "crisp-client/session");
+        assert_eq!(c.cookie_max_age, Duration::from_secs(15_768_000));
+        assert_eq!(c.idle_ttl, Duration::from_secs(1800));
+        assert!(c.secure && c.http_only && !c.cross_origin);
+        assert_eq!(c.domain, CookieDomain::Auto);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn site_id_is_appended_to_cookie_name() {
+        let c = SessionConfig::new().site_id("abc-123");
+        assert_eq!(c.cookie_name(), "crisp-client/session/abc-123");
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let c = SessionConfig::new()
+            .with_vars(vars(&[
+                ("SESSION_COOKIE_EXPIRE", "3600"),
+                ("SESSION_COOKIE_DOMAIN", "host"),
+                ("SESSION_IDLE_TTL", "60"),
+                ("SESSION_PRIVACY", "total"),
+                ("SESSION_SECURE", "false"),
+                ("TRUSTED_PROXIES", "10.0.0.0/8"),
+                ("SESSION_NEW_PER_IP", "5/60"),
+                ("SESSION_LIMIT_ACTION", "429"),
+            ]))
+            .unwrap();
+        assert_eq!(c.cookie_max_age, Duration::from_secs(3600));
+        assert_eq!(c.domain, CookieDomain::HostOnly);
+        assert_eq!(c.idle_ttl, Duration::from_secs(60));
+        assert_eq!(c.privacy, PrivacyMode::Total);
+        assert!(!c.secure);
+        assert!(c.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert_eq!(
+            c.new_session_limit,
+            Some(NewSessionLimit {
+                max: 5,
+                window: Duration::from_secs(60),
+                action: LimitAction::TooManyRequests
+            })
+        );
+    }
+
+    #[test]
+    fn bad_environment_value_names_the_variable() {
+        for (var, value) in [
+            ("SESSION_COOKIE_EXPIRE", "0"),
+            ("SESSION_COOKIE_EXPIRE", "soon"),
+            ("SESSION_COOKIE_DOMAIN", "exa mple.com"),
+            ("SESSION_IDLE_TTL", "-5"),
+            ("SESSION_PRIVACY", "paranoid"),
+            ("SESSION_SECURE", "yes please"),
+            ("TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("SESSION_NEW_PER_IP", "5"),
+            ("SESSION_NEW_PER_IP", "0/60"),
+            ("SESSION_LIMIT_ACTION", "block"),
+        ] {
+            let err = SessionConfig::new()
+                .with_vars(vars(&[(var, value)]))
+                .expect_err(value);
+            assert_eq!(err.setting(), var, "{value}");
+            assert!(err.to_string().contains(var));
+        }
+    }
+
+    #[test]
+    fn partitioned_requires_cross_origin_and_cross_origin_requires_secure() {
+        assert!(SessionConfig::new().partitioned(true).validate().is_err());
+        assert!(
+            SessionConfig::new()
+                .cross_origin(true)
+                .secure(false)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            SessionConfig::new()
+                .cross_origin(true)
+                .partitioned(true)
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn ip_log_retention_is_at_least_a_year() {
+        let day = Duration::from_secs(86_400);
+        assert!(
+            SessionConfig::new()
+                .ip_log_retention(Some(day * 30))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            SessionConfig::new()
+                .ip_log_retention(Some(day * 400))
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn site_id_cannot_break_the_cookie_name() {
+        for bad in ["", "a b", "a;b", "a/b", "é"] {
+            assert!(
+                SessionConfig::new().site_id(bad).validate().is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Error types, one per boundary: configuration, store, and session handle.
+
+use std::time::Duration;
+
+/// A configuration value was rejected when the layer or store was built.
+///
+/// Raised once, at start-up, by [`SessionConfig::build`](crate::SessionConfig::build)
+/// and the parsers of textual settings, never per request.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid session configuration `{setting}`: {reason}")]
+pub struct ConfigError {
+    setting: &'static str,
+    reason: String,
+}
+
+impl ConfigError {
+    /// A rejected `setting` with a sentence saying what is wrong and what is accepted.
+    pub fn new(setting: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            setting,
+            reason: reason.into(),
+        }
+    }
+
+    /// The name of the rejected setting (a builder method or environment variable).
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+}
+
+/// What went wrong talking to a [`SessionStore`](crate::store::SessionStore).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store did not answer within the configured timeout.
+    Timeout,
+    /// The store could not be reached (connection refused, reset, pool exhausted).
+    Unavailable,
+    /// The store answered with something this crate did not expect.
+    Protocol,
+}
+
+/// A failed store call, with its kind and the underlying cause.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("session store {op} failed ({kind:?}): {message}")]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    op: &'static str,
+    message: String,
+}
+
+impl StoreError {
+    /// A failure of the store operation `op` (e.g. `"touch"`).
+    pub fn new(kind: StoreErrorKind, op: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            op,
+            message: message.into(),
+        }
+    }
+
+    /// A store call that did not finish within `after`.
+    pub fn timeout(op: &'static str, after: Duration) -> Self {
+        Self::new(
+            StoreErrorKind::Timeout,
+            op,
+            format!("no answer within {after:?}"),
+        )
+    }
+
+    /// What kind of failure this was.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// The store operation that failed.
+    pub fn op(&self) -> &'static str {
+        self.op
+    }
+}
+
+/// An operation on a [`Session`](crate::Session) handle was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The session store failed when the request was loaded (fail-open mode), so
+    /// this request has no session to read or write.
+    #[error("the session store is unavailable for this request: {0}")]
+    Unavailable(StoreError),
+    /// The response carrying this session has already been committed; later
+    /// writes (from a task that outlived the request) would be lost.
+    #[error("the session was already committed with its response; write during the request")]
+    Closed,
+    /// Too many new sessions were created from this client's network recently.
+    #[error("no new session: too many sessions were created from this network; retry later")]
+    RateLimited,
+    /// A write would take the session over its key-count limit.
+    #[error("session data would hold {count} keys, over the limit of {limit}")]
+    TooManyKeys {
+        /// Keys the session would hold after the write.
+        count: usize,
+        /// The configured maximum.
+        limit: usize,
+    },
+    /// A write would take the session over its total-size limit.
+    #[error("session data would take {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Bytes (keys plus serialized values) the session would hold after the write.
+        size: usize,
+        /// The configured maximum.
+        limit: usize,
+    },
+    /// The key is empty or longer than the allowed key length.
+    #[error("invalid session key {key:?}: keys are 1 to {max} bytes")]
+    InvalidKey {
+        /// The rejected key, truncated for display.
+        key: String,
+        /// The maximum key length in bytes.
+        max: usize,
+    },
+    /// A value could not be serialized or a stored value could not be deserialized
+    /// into the requested type.
+    #[error("session value for key {key:?} could not be (de)serialized: {message}")]
+    Serde {
+        /// The key involved.
+        key: String,
+        /// The serde_json error message.
+        message: String,
+    },
+}

@@ -1,0 +1,349 @@
+//! [`ResponseFuture`]: load, call the inner service, commit, set the cookie.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::{RequestContext, layer_response};
+use crate::config::{FailureMode, LimitAction};
+use crate::cookie::registrable_domain;
+use crate::error::StoreError;
+use crate::id::SessionId;
+use crate::session::{Binding, Plan, Session};
+use crate::store::{Committed, Created, SessionRecord, SessionState};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+pin_project! {
+    /// Response future of [`SessionService`](super::SessionService).
+    ///
+    /// It moves through three states: loading the session (only when the
+    /// request carried a well-formed cookie), waiting for the inner service,
+    /// and committing the handler's changes (only when there are any or a new
+    /// session must be created); then it adds `Set-Cookie` to the response.
+    pub struct ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody>,
+        ctx: Option<RequestContext>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Loading {
+            id: SessionId,
+            load: BoxFuture<Result<Option<SessionRecord>, StoreError>>,
+            service: Option<S>,
+            request: Option<Request<ReqBody>>,
+        },
+        Calling {
+            #[pin]
+            future: S::Future,
+        },
+        Committing {
+            commit: BoxFuture<Outcome>,
+            response: Option<S::Response>,
+        },
+        Done,
+    }
+}
+
+impl<S, ReqBody> ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    pub(super) fn load(
+        ctx: RequestContext,
+        id: SessionId,
+        service: S,
+        request: Request<ReqBody>,
+    ) -> Self {
+        let store = ctx.shared.store.clone();
+        let timeout = ctx.shared.config.store_timeout;
+        let access = ctx.access.clone();
+        let load = Box::pin(async move {
+            tokio::time::timeout(timeout, store.touch(&id, &access))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::timeout("touch", timeout)))
+        });
+        Self {
+            state: State::Loading {
+                id,
+                load,
+                service: Some(service),
+                request: Some(request),
+            },
+            ctx: Some(ctx),
+        }
+    }
+
+    pub(super) fn call(ctx: RequestContext, future: S::Future) -> Self {
+        Self {
+            state: State::Calling { future },
+            ctx: Some(ctx),
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Output = Result<Response<ResBody>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Loading {
+                    id,
+                    load,
+                    service,
+                    request,
+                } => {
+                    let id = *id;
+                    let loaded = ready!(load.as_mut().poll(cx));
+                    let ctx = this.ctx.as_mut().expect("context is kept until Done");
+                    let mut req = request
+                        .take()
+                        .expect("request is taken once, when loading ends");
+                    let session = match loaded {
+                        Ok(Some(record)) => Session::loaded(id, record, ctx.shared.limits),
+                        Ok(None) => {
+                            ctx.stale_cookie = true;
+                            let (r, session) = ctx.shared.fresh_session(req, ctx.access.ip);
+                            req = r;
+                            session
+                        }
+                        Err(error) => {
+                            tracing::error!(session = %id, %error, "loading the session failed");
+                            if ctx.shared.config.failure_mode == FailureMode::Closed {
+                                this.state.set(State::Done);
+                                return Poll::Ready(Ok(layer_response(
+                                    StatusCode::SERVICE_UNAVAILABLE,
+                                    None,
+                                )));
+                            }
+                            Session::unavailable(error, ctx.access.ip, ctx.shared.limits)
+                        }
+                    };
+                    req.extensions_mut().insert(session.clone());
+                    ctx.session = Some(session);
+                    let mut service = service
+                        .take()
+                        .expect("service is taken once, when loading ends");
+                    let future = service.call(req);
+                    this.state.set(State::Calling { future });
+                }
+                StateProj::Calling { future } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    let ctx = this.ctx.take().expect("context is kept until Done");
+                    match finish(ctx) {
+                        Finish::Now(outcome) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(outcome.apply(response)));
+                        }
+                        Finish::Later(commit) => {
+                            // Keep the handler's response while the store commits.
+                            let r =
+                                std::mem::replace(&mut response, Response::new(ResBody::default()));
+                            this.state.set(State::Committing {
+                                commit,
+                                response: Some(r),
+                            });
+                        }
+                    }
+                }
+                StateProj::Committing { commit, response } => {
+                    let outcome = ready!(commit.as_mut().poll(cx));
+                    let response = response
+                        .take()
+                        .expect("response is taken once, when committing ends");
+                    this.state.set(State::Done);
+                    return Poll::Ready(Ok(outcome.apply(response)));
+                }
+                StateProj::Done => panic!("ResponseFuture polled after completion"),
+            }
+        }
+    }
+}
+
+/// What the layer does to the handler's response.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    set_cookies: Vec<HeaderValue>,
+    /// Replace the handler's response with an empty one of this status.
+    replace: Option<(StatusCode, Option<std::time::Duration>)>,
+}
+
+impl Outcome {
+    fn apply<B: Default>(self, mut response: Response<B>) -> Response<B> {
+        if let Some((status, retry_after)) = self.replace {
+            response = layer_response(status, retry_after);
+        }
+        for cookie in self.set_cookies {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        response
+    }
+
+    fn replaced(status: StatusCode, retry_after: Option<std::time::Duration>) -> Self {
+        Self {
+            set_cookies: Vec::new(),
+            replace: Some((status, retry_after)),
+        }
+    }
+}
+
+enum Finish {
+    Now(Outcome),
+    Later(BoxFuture<Outcome>),
+}
+
+/// Decides the store calls and cookies of a finished request.
+fn finish(ctx: RequestContext) -> Finish {
+    let Some(session) = &ctx.session else {
+        return Finish::Now(Outcome::default());
+    };
+    let plan = session.take_plan();
+    let needs_store = match &plan.binding {
+        Binding::Existing { .. } => !plan.changes.is_empty(),
+        Binding::New { .. } => true,
+        Binding::None | Binding::Unavailable(_) => false,
+    } || matches!(plan.unbound, Some((_, SessionState::Temporary)));
+    if needs_store {
+        Finish::Later(Box::pin(commit(ctx, plan)))
+    } else {
+        Finish::Now(cookies_only(&ctx, &plan))
+    }
+}
+
+/// The outcome of a request that needs no store call: renewal, removal or nothing.
+fn cookies_only(ctx: &RequestContext, plan: &Plan) -> Outcome {
+    let mut outcome = Outcome::default();
+    match &plan.binding {
+        Binding::Existing { id, .. } => bind(ctx, &mut outcome, id),
+        Binding::None if plan.unbound.is_some() || ctx.stale_cookie => {
+            outcome
+                .set_cookies
+                .push(ctx.shared.codec.removal(ctx.domain.as_deref()));
+        }
+        _ => {}
+    }
+    outcome
+}
+
+/// Adds the `Set-Cookie` binding the browser to `id` (and clears a
+/// conflicting duplicate of the other form).
+fn bind(ctx: &RequestContext, outcome: &mut Outcome, id: &SessionId) {
+    let codec = &ctx.shared.codec;
+    outcome
+        .set_cookies
+        .push(codec.set_cookie(id, ctx.domain.as_deref()));
+    if ctx.conflicting {
+        let other = match &ctx.domain {
+            Some(_) => None,
+            None => ctx.host.as_deref().and_then(registrable_domain),
+        };
+        if ctx.domain.is_some() || other.is_some() {
+            outcome.set_cookies.push(codec.removal(other.as_deref()));
+        }
+    }
+}
+
+async fn with_timeout<T>(
+    ctx: &RequestContext,
+    op: &'static str,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let timeout = ctx.shared.config.store_timeout;
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::timeout(op, timeout)))
+}
+
+/// Runs the store calls of a finished request and decides its outcome.
+/// A write that fails is never reported as success: the response becomes a 503.
+async fn commit(ctx: RequestContext, plan: Plan) -> Outcome {
+    let store = ctx.shared.store.clone();
+    let access = &ctx.access;
+    let mut outcome = Outcome::default();
+    if let Some((old, SessionState::Temporary)) = &plan.unbound {
+        if let Err(error) = with_timeout(&ctx, "reset", store.reset(old)).await {
+            // The browser is unbound all the same; the session ends with its idle TTL.
+            tracing::warn!(session = %old, %error, "deleting a reset temporary session failed");
+        }
+    }
+    match plan.binding {
+        Binding::Existing { id, .. } if !plan.changes.is_empty() => {
+            match with_timeout(&ctx, "commit", store.commit(&id, access, &plan.changes)).await {
+                Ok(Committed::Applied) => bind(&ctx, &mut outcome, &id),
+                Ok(Committed::Missing) => {
+                    // Deleted or expired while the handler ran: the deletion
+                    // wins and the session is not recreated (SPEC §3.4).
+                    tracing::info!(session = %id, "session vanished before its changes were committed");
+                    outcome
+                        .set_cookies
+                        .push(ctx.shared.codec.removal(ctx.domain.as_deref()));
+                }
+                Err(error) => {
+                    tracing::error!(session = %id, %error, "committing session changes failed");
+                    return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
+                }
+            }
+        }
+        Binding::Existing { id, .. } => bind(&ctx, &mut outcome, &id),
+        Binding::New { id, explicit, .. } => {
+            let limit = ctx.shared.create_limit(access.ip);
+            let created = with_timeout(
+                &ctx,
+                "create",
+                store.create(&id, access, &plan.changes, limit.as_ref()),
+            )
+            .await;
+            let wrote = explicit || !plan.changes.is_empty();
+            match created {
+                Ok(Created::Created) => bind(&ctx, &mut outcome, &id),
+                Ok(Created::Limited { retry_after }) => {
+                    let action = ctx.shared.config.new_session_limit.map(|l| l.action);
+                    tracing::info!(ip = ?access.ip, "new-session limit reached");
+                    // Data the handler wrote cannot be kept: say so, never drop it silently.
+                    if wrote || action == Some(LimitAction::TooManyRequests) {
+                        return Outcome::replaced(StatusCode::TOO_MANY_REQUESTS, Some(retry_after));
+                    }
+                }
+                Ok(Created::Exists) => {
+                    tracing::error!(session = %id, "a freshly generated session id already exists");
+                    if wrote {
+                        return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(session = %id, %error, "creating the session failed");
+                    if wrote || ctx.shared.config.failure_mode == FailureMode::Closed {
+                        return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
+                    }
+                }
+            }
+        }
+        Binding::None if plan.unbound.is_some() || ctx.stale_cookie => {
+            outcome
+                .set_cookies
+                .push(ctx.shared.codec.removal(ctx.domain.as_deref()));
+        }
+        Binding::None | Binding::Unavailable(_) => {}
+    }
+    outcome
+}

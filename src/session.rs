@@ -1,0 +1,500 @@
+//! [`Session`]: the handle a handler reads and writes during a request.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{SessionError, StoreError};
+use crate::id::SessionId;
+use crate::store::{Changes, SessionRecord, SessionState};
+
+/// Longest key accepted, in bytes.
+pub(crate) const MAX_KEY_LEN: usize = 128;
+
+/// The visitor's session for the current request.
+///
+/// The layer puts one into the request extensions; with the `axum` feature it
+/// is also an extractor. Clones share the same state. Reads are synchronous and
+/// see the data loaded with the request plus this request's own writes; writes
+/// are buffered and committed by the layer after the handler returns, before
+/// the response leaves, in one store call holding only the changed keys.
+///
+/// ```
+/// # fn demo(session: visitor_session::Session) -> Result<(), visitor_session::SessionError> {
+/// let visits: u32 = session.get("visits")?.unwrap_or(0);
+/// session.insert("visits", &(visits + 1))?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) max_keys: usize,
+    pub(crate) max_bytes: usize,
+}
+
+#[derive(Debug)]
+pub(crate) enum Binding {
+    /// A session loaded from the store with this request.
+    Existing { id: SessionId, state: SessionState },
+    /// A session to be created when the response is committed.
+    New {
+        id: SessionId,
+        state: SessionState,
+        /// Asked for by the handler (`start`, a write, `promote`), rather than
+        /// created by a standard-mode visit on its own.
+        explicit: bool,
+    },
+    /// No session: total privacy mode, consent withheld, or after `reset`.
+    None,
+    /// The store failed while loading (fail-open).
+    Unavailable(StoreError),
+}
+
+struct Inner {
+    binding: Binding,
+    ip: Option<IpAddr>,
+    /// Data as loaded, then with this request's writes applied.
+    data: HashMap<String, String>,
+    /// This request's writes: `Some(json)` set, `None` removed.
+    changes: BTreeMap<String, Option<String>>,
+    promote: bool,
+    /// A loaded session that `reset` unbound from the browser.
+    unbound: Option<(SessionId, SessionState)>,
+    limits: Limits,
+    /// Set once the layer took the plan: writes after that would be lost.
+    closed: bool,
+}
+
+/// What the layer must do when the response is ready.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) binding: Binding,
+    pub(crate) changes: Changes,
+    pub(crate) unbound: Option<(SessionId, SessionState)>,
+}
+
+impl Session {
+    fn with(
+        binding: Binding,
+        ip: Option<IpAddr>,
+        data: HashMap<String, String>,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                binding,
+                ip,
+                data,
+                changes: BTreeMap::new(),
+                promote: false,
+                unbound: None,
+                limits,
+                closed: false,
+            })),
+        }
+    }
+
+    pub(crate) fn loaded(id: SessionId, record: SessionRecord, limits: Limits) -> Self {
+        Self::with(
+            Binding::Existing {
+                id,
+                state: record.state,
+            },
+            record.ip,
+            record.data,
+            limits,
+        )
+    }
+
+    pub(crate) fn created(ip: Option<IpAddr>, limits: Limits) -> Self {
+        Self::with(
+            Binding::New {
+                id: SessionId::generate(),
+                state: SessionState::Temporary,
+                explicit: false,
+            },
+            ip,
+            HashMap::new(),
+            limits,
+        )
+    }
+
+    pub(crate) fn absent(ip: Option<IpAddr>, limits: Limits) -> Self {
+        Self::with(Binding::None, ip, HashMap::new(), limits)
+    }
+
+    pub(crate) fn unavailable(error: StoreError, ip: Option<IpAddr>, limits: Limits) -> Self {
+        Self::with(Binding::Unavailable(error), ip, HashMap::new(), limits)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every mutation below completes before anything could panic, so a
+        // poisoned lock still guards consistent state.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session id, as in the cookie; `None` when the request has no session.
+    pub fn id(&self) -> Option<SessionId> {
+        match self.lock().binding {
+            Binding::Existing { id, .. } | Binding::New { id, .. } => Some(id),
+            Binding::None | Binding::Unavailable(_) => None,
+        }
+    }
+
+    /// Temporary or permanent; `None` when the request has no session.
+    pub fn state(&self) -> Option<SessionState> {
+        match self.lock().binding {
+            Binding::Existing { state, .. } | Binding::New { state, .. } => Some(state),
+            Binding::None | Binding::Unavailable(_) => None,
+        }
+    }
+
+    /// True when this request's session did not exist before it (created by
+    /// this visit or by [`start`](Self::start)).
+    pub fn is_new(&self) -> bool {
+        matches!(self.lock().binding, Binding::New { .. })
+    }
+
+    /// The client IP of this request (SPEC §3.3), bound to the session.
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.lock().ip
+    }
+
+    /// The store error that left this request without a session (fail-open mode).
+    pub fn error(&self) -> Option<StoreError> {
+        match &self.lock().binding {
+            Binding::Unavailable(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// Reads `key` as a `T`; `Ok(None)` when absent or when there is no session.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let inner = self.lock();
+        match inner.data.get(key) {
+            None => Ok(None),
+            Some(json) => serde_json::from_str(json)
+                .map(Some)
+                .map_err(|e| SessionError::Serde {
+                    key: shorten(key),
+                    message: e.to_string(),
+                }),
+        }
+    }
+
+    /// The keys currently held, in no particular order.
+    pub fn keys(&self) -> Vec<String> {
+        self.lock().data.keys().cloned().collect()
+    }
+
+    /// Sets `key` to `value`, committed after the response. Starts a session in
+    /// privacy mode. Fails, changing nothing, when a limit would be exceeded.
+    pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
+        check_key(key)?;
+        let json = serde_json::to_string(value).map_err(|e| SessionError::Serde {
+            key: shorten(key),
+            message: e.to_string(),
+        })?;
+        let mut inner = self.lock();
+        inner.check_limits(key, Some(&json))?;
+        inner.ensure_session()?;
+        inner.data.insert(key.to_owned(), json.clone());
+        inner.changes.insert(key.to_owned(), Some(json));
+        Ok(())
+    }
+
+    /// Removes `key`, committed after the response. Returns whether it was present.
+    pub fn remove(&self, key: &str) -> Result<bool, SessionError> {
+        let mut inner = self.lock();
+        inner.check_open()?;
+        if let Binding::Unavailable(e) = &inner.binding {
+            return Err(SessionError::Unavailable(e.clone()));
+        }
+        let present = inner.data.remove(key).is_some();
+        if present {
+            inner.changes.insert(key.to_owned(), None);
+        }
+        Ok(present)
+    }
+
+    /// Makes the session permanent: the visitor started a conversation
+    /// (SPEC §3.1). Idempotent. Starts a session in privacy mode.
+    pub fn promote(&self) -> Result<(), SessionError> {
+        let mut inner = self.lock();
+        inner.ensure_session()?;
+        inner.promote = true;
+        if let Binding::Existing { state, .. } | Binding::New { state, .. } = &mut inner.binding {
+            *state = SessionState::Permanent;
+        }
+        Ok(())
+    }
+
+    /// Creates a session for this visitor if there is none (total privacy
+    /// mode, consent gate): the cookie is set with this response (SPEC §3.2).
+    pub fn start(&self) -> Result<(), SessionError> {
+        self.lock().ensure_session()
+    }
+
+    /// Unbinds the browser from its session: the response removes the cookie
+    /// (SPEC §3.5). A temporary session is deleted; a permanent one stays for
+    /// the agents. A later write in this request starts a fresh session.
+    pub fn reset(&self) {
+        let mut inner = self.lock();
+        if inner.closed {
+            return;
+        }
+        match std::mem::replace(&mut inner.binding, Binding::None) {
+            Binding::Existing { id, state } => inner.unbound = Some((id, state)),
+            Binding::Unavailable(e) => inner.binding = Binding::Unavailable(e),
+            Binding::New { .. } | Binding::None => {}
+        }
+        inner.data.clear();
+        inner.changes.clear();
+        inner.promote = false;
+    }
+
+    /// Hands the request's outcome to the layer.
+    pub(crate) fn take_plan(&self) -> Plan {
+        let mut inner = self.lock();
+        inner.closed = true;
+        Plan {
+            binding: std::mem::replace(&mut inner.binding, Binding::None),
+            changes: Changes {
+                data: std::mem::take(&mut inner.changes),
+                promote: inner.promote,
+            },
+            unbound: inner.unbound.take(),
+        }
+    }
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<(), SessionError> {
+        if self.closed {
+            Err(SessionError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn ensure_session(&mut self) -> Result<(), SessionError> {
+        self.check_open()?;
+        match &mut self.binding {
+            Binding::Existing { .. } => Ok(()),
+            Binding::New { explicit, .. } => {
+                *explicit = true;
+                Ok(())
+            }
+            Binding::None => {
+                self.binding = Binding::New {
+                    id: SessionId::generate(),
+                    state: SessionState::Temporary,
+                    explicit: true,
+                };
+                Ok(())
+            }
+            Binding::Unavailable(e) => Err(SessionError::Unavailable(e.clone())),
+        }
+    }
+
+    fn check_limits(&self, key: &str, value: Option<&str>) -> Result<(), SessionError> {
+        let old = self.data.get(key);
+        let count = self.data.len() + usize::from(old.is_none() && value.is_some());
+        if count > self.limits.max_keys {
+            return Err(SessionError::TooManyKeys {
+                count,
+                limit: self.limits.max_keys,
+            });
+        }
+        let current: usize = self.data.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let size = current - old.map_or(0, |v| key.len() + v.len())
+            + value.map_or(0, |v| key.len() + v.len());
+        if size > self.limits.max_bytes {
+            return Err(SessionError::TooLarge {
+                size,
+                limit: self.limits.max_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_key(key: &str) -> Result<(), SessionError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(SessionError::InvalidKey {
+            key: shorten(key),
+            max: MAX_KEY_LEN,
+        });
+    }
+    Ok(())
+}
+
+fn shorten(key: &str) -> String {
+    key.chars().take(40).collect()
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("Session")
+            .field("binding", &inner.binding)
+            .field("ip", &inner.ip)
+            .field("keys", &inner.data.len())
+            .field("changed", &inner.changes.len())
+            .field("promote", &inner.promote)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_keys: 3,
+        max_bytes: 64,
+    };
+
+    fn existing() -> Session {
+        let record = SessionRecord {
+            state: SessionState::Temporary,
+            created_ms: 0,
+            last_seen_ms: 0,
+            ip: None,
+            data: HashMap::from([("name".to_owned(), "\"Ada\"".to_owned())]),
+        };
+        Session::loaded(SessionId::generate(), record, LIMITS)
+    }
+
+    #[test]
+    fn reads_see_loaded_data_and_own_writes() {
+        let s = existing();
+        assert_eq!(s.get::<String>("name").unwrap().as_deref(), Some("Ada"));
+        s.insert("n", &3).unwrap();
+        assert_eq!(s.get::<u32>("n").unwrap(), Some(3));
+    }
+
+    #[test]
+    fn only_changed_keys_are_committed() {
+        let s = existing();
+        s.insert("a", &1).unwrap();
+        s.remove("name").unwrap();
+        let plan = s.take_plan();
+        assert_eq!(
+            plan.changes.data,
+            BTreeMap::from([
+                ("a".to_owned(), Some("1".to_owned())),
+                ("name".to_owned(), None)
+            ])
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_a_serde_error_not_a_panic() {
+        let s = existing();
+        assert!(matches!(
+            s.get::<u32>("name"),
+            Err(SessionError::Serde { .. })
+        ));
+    }
+
+    #[test]
+    fn key_count_limit_is_an_error_and_writes_nothing() {
+        let s = existing();
+        s.insert("a", &1).unwrap();
+        s.insert("b", &1).unwrap();
+        let err = s.insert("c", &1).unwrap_err();
+        assert!(matches!(
+            err,
+            SessionError::TooManyKeys { count: 4, limit: 3 }
+        ));
+        assert_eq!(s.get::<u32>("c").unwrap(), None);
+        // Overwriting an existing key does not count as a new one.
+        s.insert("a", &2).unwrap();
+    }
+
+    #[test]
+    fn size_limit_is_an_error_and_writes_nothing() {
+        let s = existing();
+        let err = s.insert("big", &"x".repeat(100)).unwrap_err();
+        assert!(matches!(err, SessionError::TooLarge { limit: 64, .. }));
+        assert!(!s.take_plan().changes.data.contains_key("big"));
+    }
+
+    #[test]
+    fn empty_and_overlong_keys_are_rejected() {
+        let s = existing();
+        assert!(matches!(
+            s.insert("", &1),
+            Err(SessionError::InvalidKey { .. })
+        ));
+        let long = "k".repeat(MAX_KEY_LEN + 1);
+        assert!(matches!(
+            s.insert(&long, &1),
+            Err(SessionError::InvalidKey { .. })
+        ));
+    }
+
+    #[test]
+    fn write_without_session_starts_one() {
+        let s = Session::absent(None, LIMITS);
+        assert_eq!(s.id(), None);
+        s.insert("a", &1).unwrap();
+        assert!(s.id().is_some());
+        assert!(matches!(
+            s.take_plan().binding,
+            Binding::New { explicit: true, .. }
+        ));
+    }
+
+    #[test]
+    fn unavailable_session_refuses_writes_with_the_store_error() {
+        let err = StoreError::timeout("touch", std::time::Duration::from_secs(1));
+        let s = Session::unavailable(err, None, LIMITS);
+        assert!(matches!(
+            s.insert("a", &1),
+            Err(SessionError::Unavailable(_))
+        ));
+        assert!(matches!(s.start(), Err(SessionError::Unavailable(_))));
+        assert!(s.error().is_some());
+    }
+
+    #[test]
+    fn promote_is_idempotent_and_marks_permanent() {
+        let s = existing();
+        s.promote().unwrap();
+        s.promote().unwrap();
+        assert_eq!(s.state(), Some(SessionState::Permanent));
+        assert!(s.take_plan().changes.promote);
+    }
+
+    #[test]
+    fn reset_unbinds_and_drops_pending_changes() {
+        let s = existing();
+        let id = s.id().unwrap();
+        s.insert("a", &1).unwrap();
+        s.reset();
+        assert_eq!(s.id(), None);
+        assert_eq!(s.get::<String>("name").unwrap(), None);
+        let plan = s.take_plan();
+        assert!(matches!(plan.binding, Binding::None));
+        assert!(plan.changes.is_empty());
+        assert_eq!(plan.unbound, Some((id, SessionState::Temporary)));
+    }
+
+    #[test]
+    fn writes_after_commit_are_refused_not_lost() {
+        let s = existing();
+        let _ = s.take_plan();
+        assert!(matches!(s.insert("late", &1), Err(SessionError::Closed)));
+        assert!(matches!(s.remove("name"), Err(SessionError::Closed)));
+    }
+}

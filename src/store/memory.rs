@@ -1,0 +1,293 @@
+//! [`MemoryStore`]: the embedded store, with Redis's TTL semantics on tokio's clock.
+
+use std::collections::{HashMap, hash_map::Entry};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{
+    Access, Changes, Committed, CreateLimit, Created, IpLogEntry, SessionRecord, SessionState,
+    SessionStore, StoreFuture,
+};
+use crate::id::SessionId;
+
+/// How often, at most, a write sweeps out expired sessions and counters.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// An in-process session store: the embedded default for examples,
+/// development, tests and single-instance deployments.
+///
+/// Expiry runs on [`tokio::time::Instant`], so a test with paused time
+/// (`#[tokio::test(start_paused = true)]` and `tokio::time::advance`) sees a
+/// temporary session vanish exactly `idle_ttl` after its last access. Expired
+/// sessions are invisible at once and their memory is reclaimed by a sweep
+/// that runs at most once a minute, during writes.
+///
+/// Cloning is cheap and every clone shares the same sessions.
+///
+/// ```
+/// use visitor_session::{MemoryStore, SessionConfig, SessionLayer};
+///
+/// let store = MemoryStore::new();
+/// let layer = SessionLayer::new(store.clone(), SessionConfig::new()).unwrap();
+/// # let _ = layer;
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    sessions: HashMap<SessionId, Stored>,
+    /// New-session counters per client network: (count, end of window).
+    created_per_network: HashMap<IpAddr, (u32, Instant)>,
+    next_sweep: Option<Instant>,
+}
+
+struct Stored {
+    record: SessionRecord,
+    /// `(ip, first seen, last seen)` for a permanent session, in first-seen order.
+    ip_log: Vec<IpLogEntry>,
+    /// `None`: no TTL.
+    expires_at: Option<Instant>,
+}
+
+impl Stored {
+    fn is_live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+
+    /// Applies the TTL of the current state, measured from `now`.
+    fn refresh_ttl(&mut self, now: Instant, access: &Access) {
+        self.expires_at = match self.record.state {
+            SessionState::Temporary => Some(now + access.idle_ttl),
+            SessionState::Permanent => access.permanent_retention.map(|r| now + r),
+        };
+    }
+
+    fn log_ip(&mut self, access: &Access) {
+        if self.record.state != SessionState::Permanent {
+            return;
+        }
+        if let Some(ip) = access.ip {
+            match self.ip_log.iter_mut().find(|e| e.ip == ip) {
+                Some(entry) => entry.last_seen_ms = access.at_ms,
+                None => self.ip_log.push(IpLogEntry {
+                    ip,
+                    first_seen_ms: access.at_ms,
+                    last_seen_ms: access.at_ms,
+                }),
+            }
+        }
+        if let Some(retention) = access.ip_log_retention {
+            let cutoff = access.at_ms.saturating_sub(retention.as_millis() as u64);
+            self.ip_log.retain(|e| e.last_seen_ms >= cutoff);
+        }
+    }
+
+    fn apply(&mut self, changes: &Changes) {
+        for (key, value) in &changes.data {
+            match value {
+                Some(v) => {
+                    self.record.data.insert(key.clone(), v.clone());
+                }
+                None => {
+                    self.record.data.remove(key);
+                }
+            }
+        }
+        if changes.promote {
+            self.record.state = SessionState::Permanent;
+        }
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        let now = Instant::now();
+        self.lock()
+            .sessions
+            .values()
+            .filter(|s| s.is_live(now))
+            .count()
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The state and recorded IP of a live session, without touching it.
+    pub fn peek(&self, id: &SessionId) -> Option<(SessionState, Option<IpAddr>)> {
+        let now = Instant::now();
+        self.lock()
+            .sessions
+            .get(id)
+            .filter(|s| s.is_live(now))
+            .map(|s| (s.record.state, s.record.ip))
+    }
+
+    /// Whether any live session recorded `ip` as its current address.
+    pub fn holds_ip(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        self.lock().sessions.values().any(|s| {
+            s.is_live(now) && (s.record.ip == Some(ip) || s.ip_log.iter().any(|e| e.ip == ip))
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied change:
+        // every mutation below is complete before it could panic.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Inner {
+    /// The live session `id`, dropping it if it has expired.
+    fn live(&mut self, id: &SessionId, now: Instant) -> Option<&mut Stored> {
+        match self.sessions.entry(*id) {
+            Entry::Occupied(e) if e.get().is_live(now) => Some(e.into_mut()),
+            Entry::Occupied(e) => {
+                e.remove();
+                None
+            }
+            Entry::Vacant(_) => None,
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        if self.next_sweep.is_some_and(|at| now < at) {
+            return;
+        }
+        self.sessions.retain(|_, s| s.is_live(now));
+        self.created_per_network.retain(|_, (_, end)| now < *end);
+        self.next_sweep = Some(now + SWEEP_EVERY);
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: T) -> StoreFuture<'a, T> {
+    Box::pin(std::future::ready(Ok(value)))
+}
+
+impl SessionStore for MemoryStore {
+    fn touch<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+    ) -> StoreFuture<'a, Option<SessionRecord>> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let record = inner.live(id, now).map(|stored| {
+            stored.record.last_seen_ms = access.at_ms;
+            stored.record.ip = access.ip;
+            stored.refresh_ttl(now, access);
+            stored.log_ip(access);
+            stored.record.clone()
+        });
+        ready(record)
+    }
+
+    fn create<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+        changes: &'a Changes,
+        limit: Option<&'a CreateLimit>,
+    ) -> StoreFuture<'a, Created> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.sweep(now);
+        if inner.live(id, now).is_some() {
+            return ready(Created::Exists);
+        }
+        if let Some(limit) = limit {
+            let counter = inner
+                .created_per_network
+                .entry(limit.network)
+                .or_insert((0, now + limit.window));
+            if now >= counter.1 {
+                *counter = (0, now + limit.window);
+            }
+            if counter.0 >= limit.max {
+                return ready(Created::Limited {
+                    retry_after: counter.1 - now,
+                });
+            }
+            counter.0 += 1;
+        }
+        let mut stored = Stored {
+            record: SessionRecord {
+                state: SessionState::Temporary,
+                created_ms: access.at_ms,
+                last_seen_ms: access.at_ms,
+                ip: access.ip,
+                data: HashMap::new(),
+            },
+            ip_log: Vec::new(),
+            expires_at: None,
+        };
+        stored.apply(changes);
+        stored.refresh_ttl(now, access);
+        stored.log_ip(access);
+        inner.sessions.insert(*id, stored);
+        ready(Created::Created)
+    }
+
+    fn commit<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+        changes: &'a Changes,
+    ) -> StoreFuture<'a, Committed> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.sweep(now);
+        let Some(stored) = inner.live(id, now) else {
+            return ready(Committed::Missing);
+        };
+        let was_permanent = stored.record.state == SessionState::Permanent;
+        stored.apply(changes);
+        if changes.promote && !was_permanent {
+            stored.refresh_ttl(now, access);
+            stored.log_ip(access);
+        }
+        ready(Committed::Applied)
+    }
+
+    fn reset<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let temporary = inner
+            .live(id, now)
+            .is_some_and(|s| s.record.state == SessionState::Temporary);
+        if temporary {
+            inner.sessions.remove(id);
+        }
+        ready(temporary)
+    }
+
+    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let existed = inner.live(id, now).is_some();
+        inner.sessions.remove(id);
+        ready(existed)
+    }
+
+    fn ip_log<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        ready(inner.live(id, now).map(|s| s.ip_log.clone()))
+    }
+}

@@ -1,0 +1,203 @@
+//! Session stores: the [`SessionStore`] trait and its implementations.
+//!
+//! The trait is shaped around what one request needs, not around records:
+//! each method is one atomic operation that a networked store performs in a
+//! single round trip (SPEC §4).
+//!
+//! | request | store calls |
+//! |---|---|
+//! | returning visitor | [`touch`](SessionStore::touch) |
+//! | ... whose handler changed data or promoted | + [`commit`](SessionStore::commit) |
+//! | new visitor (standard mode), with or without data | [`create`](SessionStore::create) |
+//! | privacy-mode visitor without cookie | none |
+//! | `reset()` of a temporary session | + [`reset`](SessionStore::reset) |
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::id::SessionId;
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+/// The boxed future returned by [`SessionStore`] methods.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The lifecycle state of a session (SPEC §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    /// Expires `idle_ttl` after the last access.
+    Temporary,
+    /// Has a conversation; kept until deleted (or its configured retention).
+    Permanent,
+}
+
+impl SessionState {
+    /// `"temporary"` or `"permanent"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Temporary => "temporary",
+            Self::Permanent => "permanent",
+        }
+    }
+}
+
+/// One access to a session: who, when, and the lifetimes to apply.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The resolved client IP, if the request had a peer address.
+    pub ip: Option<IpAddr>,
+    /// Wall-clock time of the access, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// TTL a temporary session gets from this access.
+    pub idle_ttl: Duration,
+    /// TTL a permanent session gets from this access, if any.
+    pub permanent_retention: Option<Duration>,
+    /// IP-log entries last seen longer ago than this are dropped, if set.
+    pub ip_log_retention: Option<Duration>,
+}
+
+impl Access {
+    /// The current wall-clock time in milliseconds since the Unix epoch.
+    pub fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+/// A session as loaded by [`SessionStore::touch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Temporary or permanent.
+    pub state: SessionState,
+    /// Creation time, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// Time of this access, ms since the Unix epoch.
+    pub last_seen_ms: u64,
+    /// The client IP recorded by this access.
+    pub ip: Option<IpAddr>,
+    /// The handler's keys, each holding a JSON text.
+    pub data: HashMap<String, String>,
+}
+
+/// What a request changed, written back in one call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Keys to set (`Some(json)`) or remove (`None`). Keys not listed are left
+    /// as they are, so concurrent requests changing different keys both keep
+    /// their change.
+    pub data: BTreeMap<String, Option<String>>,
+    /// Make the session permanent (idempotent), logging the access's IP.
+    pub promote: bool,
+}
+
+impl Changes {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty() && !self.promote
+    }
+}
+
+/// A limit applied atomically when creating a session (SPEC §3.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateLimit {
+    /// The client network: an IPv4 address or an IPv6 address masked to /64.
+    pub network: IpAddr,
+    /// Sessions allowed per window.
+    pub max: u32,
+    /// The window length.
+    pub window: Duration,
+}
+
+/// The result of [`SessionStore::create`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The session now exists.
+    Created,
+    /// A session with this id exists already; nothing was written.
+    Exists,
+    /// The network is over its new-session limit; nothing was written.
+    Limited {
+        /// When the window that refused it ends.
+        retry_after: Duration,
+    },
+}
+
+/// The result of [`SessionStore::commit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// The changes were written.
+    Applied,
+    /// The session expired or was deleted meanwhile; nothing was written (no resurrection).
+    Missing,
+}
+
+/// One entry of a permanent session's IP log (SPEC §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpLogEntry {
+    /// The client IP.
+    pub ip: IpAddr,
+    /// First access from it, ms since the Unix epoch.
+    pub first_seen_ms: u64,
+    /// Latest access from it, ms since the Unix epoch.
+    pub last_seen_ms: u64,
+}
+
+/// A server-side session store.
+///
+/// Every method is one atomic operation on one session. Implementations must
+/// keep the TTL semantics of SPEC §3: a temporary session expires `idle_ttl`
+/// after its last [`touch`](Self::touch), together with its IP; a permanent
+/// session does not expire (unless a retention is given); a
+/// [`commit`](Self::commit) never recreates a session that is gone.
+pub trait SessionStore: Send + Sync + 'static {
+    /// Loads a live session and records the access in the same operation:
+    /// slides a temporary session's TTL, records IP and last-seen time, and
+    /// appends to the IP log of a permanent session. `None` when the session
+    /// does not exist (expired, deleted, unknown).
+    fn touch<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+    ) -> StoreFuture<'a, Option<SessionRecord>>;
+
+    /// Creates a session with `changes` as its first data, unless the id is
+    /// taken (never overwrites) or `limit` refuses it. The new session is
+    /// temporary unless `changes.promote`.
+    fn create<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+        changes: &'a Changes,
+        limit: Option<&'a CreateLimit>,
+    ) -> StoreFuture<'a, Created>;
+
+    /// Writes only the changed keys (and promotion) of a live session.
+    fn commit<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+        changes: &'a Changes,
+    ) -> StoreFuture<'a, Committed>;
+
+    /// Ends a browser's binding (`Session::reset`): deletes the session if it is
+    /// temporary, keeps it if it is permanent. Returns whether it was deleted.
+    fn reset<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool>;
+
+    /// Agent deletion: removes the session, its data and its IP log. Returns
+    /// whether anything existed.
+    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool>;
+
+    /// The IP log of a session, oldest first (empty for a temporary session);
+    /// `None` when the session does not exist.
+    fn ip_log<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>>;
+}

@@ -1,0 +1,341 @@
+//! Session lifecycle through the layer on the embedded store (SPEC §3.1, §3.2, §3.5).
+
+mod support;
+
+use std::time::Duration;
+
+use http::StatusCode;
+use support::*;
+use visitor_session::store::SessionStore;
+use visitor_session::{MemoryStore, PrivacyMode, SessionState};
+
+const IDLE: Duration = Duration::from_secs(30 * 60);
+
+/// A handler that does what the request path says.
+fn actions(store: Counting<MemoryStore>, config: visitor_session::SessionConfig) -> TestService {
+    service(store, config, |session, req| async move {
+        let path = req.uri().path().to_owned();
+        let result = match path.as_str() {
+            "/promote" => session.promote(),
+            "/start" => session.start(),
+            "/reset" => {
+                session.reset();
+                Ok(())
+            }
+            "/write" => session.insert("note", "hello"),
+            "/reset-then-write" => {
+                session.reset();
+                session.insert("note", "fresh")
+            }
+            _ => Ok(()),
+        };
+        format!(
+            "{:?} {:?} {:?}",
+            result.err(),
+            session.state(),
+            session.get::<String>("note").unwrap()
+        )
+    })
+}
+
+fn setup(config: visitor_session::SessionConfig) -> (Counting<MemoryStore>, TestService) {
+    let store = Counting::new(MemoryStore::new());
+    let svc = actions(store.clone(), config);
+    (store, svc)
+}
+
+fn at(path: &str, cookie: Option<&visitor_session::SessionId>) -> http::request::Builder {
+    let b = request().uri(path);
+    match cookie {
+        Some(id) => b.header(http::header::COOKIE, cookie_for(id)),
+        None => b,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_visitor_gets_a_temporary_session_in_one_store_call() {
+    let (store, svc) = setup(config());
+    let res = send(&svc, request()).await;
+    let id = bound_id(&res).expect("standard mode sets the cookie on the first visit");
+    assert_eq!(
+        store.inner.peek(&id).map(|p| p.0),
+        Some(SessionState::Temporary)
+    );
+    assert_eq!((store.calls("create"), store.total()), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn returning_visitor_keeps_the_session_in_one_store_call() {
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let res = send(&svc, at("/", Some(&id))).await;
+    assert_eq!(bound_id(&res), Some(id));
+    assert_eq!((store.calls("touch"), store.total()), (1, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cookie_is_renewed_with_full_max_age_on_every_visit() {
+    // SPEC §2 renewal.
+    let (_, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    for _ in 0..3 {
+        let res = send(&svc, at("/", Some(&id))).await;
+        let cookies = set_cookies(&res);
+        assert_eq!(cookies.len(), 1);
+        assert!(cookies[0].contains("Max-Age=15768000"), "{}", cookies[0]);
+        assert!(cookies[0].contains("Domain=example.com"), "{}", cookies[0]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn changes_cost_one_more_store_call() {
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    send(&svc, at("/write", Some(&id))).await;
+    assert_eq!(
+        (store.calls("touch"), store.calls("commit"), store.total()),
+        (1, 1, 3)
+    );
+    let res = send(&svc, at("/", Some(&id))).await;
+    assert!(res.body().ends_with("Some(\"hello\")"), "{}", res.body());
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_visitor_with_writes_is_still_one_store_call() {
+    let (store, svc) = setup(config());
+    let res = send(&svc, at("/write", None)).await;
+    let id = bound_id(&res).unwrap();
+    assert_eq!(store.total(), 1);
+    let res = send(&svc, at("/", Some(&id))).await;
+    assert!(res.body().ends_with("Some(\"hello\")"), "{}", res.body());
+}
+
+#[tokio::test(start_paused = true)]
+async fn temporary_session_expires_after_idle_ttl() {
+    // SPEC §3.1: gone 30 minutes after the last access, with its IP.
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    assert!(store.inner.holds_ip(PEER.parse().unwrap()));
+    tokio::time::advance(IDLE + Duration::from_secs(1)).await;
+    assert_eq!(store.inner.peek(&id), None);
+    assert!(
+        !store.inner.holds_ip(PEER.parse().unwrap()),
+        "the IP expires with the session"
+    );
+    let res = send(&svc, at("/", Some(&id))).await;
+    let fresh = bound_id(&res).expect("an expired session is treated as no cookie");
+    assert_ne!(fresh, id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn temporary_session_is_alive_just_before_idle_ttl() {
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    tokio::time::advance(IDLE - Duration::from_secs(1)).await;
+    assert!(store.inner.peek(&id).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_access_slides_the_idle_ttl() {
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    for _ in 0..4 {
+        tokio::time::advance(IDLE - Duration::from_secs(60)).await;
+        assert_eq!(bound_id(&send(&svc, at("/", Some(&id))).await), Some(id));
+    }
+    // Two hours after creation, alive thanks to the accesses.
+    assert!(store.inner.peek(&id).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn promoted_session_does_not_expire() {
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let res = send(&svc, at("/promote", Some(&id))).await;
+    assert!(res.body().contains("Permanent"));
+    tokio::time::advance(Duration::from_secs(400 * 24 * 3600)).await;
+    assert_eq!(
+        store.inner.peek(&id).map(|p| p.0),
+        Some(SessionState::Permanent)
+    );
+    assert_eq!(bound_id(&send(&svc, at("/", Some(&id))).await), Some(id));
+}
+
+#[tokio::test(start_paused = true)]
+async fn promote_is_idempotent() {
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    for _ in 0..3 {
+        let res = send(&svc, at("/promote", Some(&id))).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(bound_id(&res), Some(id));
+    }
+    assert_eq!(
+        store.inner.peek(&id).map(|p| p.0),
+        Some(SessionState::Permanent)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn privacy_mode_without_cookie_makes_no_store_call_and_sets_no_cookie() {
+    // SPEC §3.2 total privacy mode.
+    let (store, svc) = setup(config().privacy(PrivacyMode::Total));
+    let res = send(&svc, request()).await;
+    assert!(set_cookies(&res).is_empty());
+    assert!(res.body().contains("None"), "no session: {}", res.body());
+    assert_eq!(store.total(), 0);
+    assert!(store.inner.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn privacy_mode_start_creates_the_session() {
+    let (store, svc) = setup(config().privacy(PrivacyMode::Total));
+    let res = send(&svc, at("/start", None)).await;
+    let id = bound_id(&res).expect("start() sets the cookie");
+    assert_eq!(store.calls("create"), 1);
+    assert!(store.inner.peek(&id).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn privacy_mode_first_write_creates_the_session() {
+    let (store, svc) = setup(config().privacy(PrivacyMode::Total));
+    let res = send(&svc, at("/write", None)).await;
+    let id = bound_id(&res).expect("a write starts the session");
+    assert_eq!(store.total(), 1);
+    let res = send(&svc, at("/", Some(&id))).await;
+    assert!(res.body().ends_with("Some(\"hello\")"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn privacy_mode_honours_an_existing_cookie() {
+    let (store, svc) = setup(config().privacy(PrivacyMode::Total));
+    let id = bound_id(&send(&svc, at("/start", None)).await).unwrap();
+    let res = send(&svc, at("/", Some(&id))).await;
+    assert_eq!(bound_id(&res), Some(id), "renewed like in standard mode");
+    assert_eq!(store.calls("touch"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn consent_gate_withheld_behaves_as_privacy_mode() {
+    let gated = config().consent(|parts| {
+        parts
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|s| s.contains("consent=yes")))
+    });
+    let (store, svc) = setup(gated);
+    let res = send(&svc, request()).await;
+    assert!(set_cookies(&res).is_empty());
+    assert_eq!(store.total(), 0);
+    let res = send(&svc, request().header(http::header::COOKIE, "consent=yes")).await;
+    assert!(
+        bound_id(&res).is_some(),
+        "consent given: created as in standard mode"
+    );
+    let res = send(&svc, at("/start", None)).await;
+    assert!(
+        bound_id(&res).is_some(),
+        "without consent the handler may still start one"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_deletes_a_temporary_session_and_removes_the_cookie() {
+    // SPEC §3.5.
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let res = send(&svc, at("/reset", Some(&id))).await;
+    assert!(removes_cookie(&res), "{:?}", set_cookies(&res));
+    assert_eq!(bound_id(&res), None);
+    assert_eq!(store.inner.peek(&id), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_keeps_a_permanent_session_for_the_agents() {
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    send(&svc, at("/promote", Some(&id))).await;
+    let res = send(&svc, at("/reset", Some(&id))).await;
+    assert!(removes_cookie(&res));
+    assert_eq!(
+        store.inner.peek(&id).map(|p| p.0),
+        Some(SessionState::Permanent)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn write_after_reset_binds_a_fresh_session() {
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let res = send(&svc, at("/reset-then-write", Some(&id))).await;
+    let fresh = bound_id(&res).expect("the new session's cookie replaces the old one");
+    assert_ne!(fresh, id);
+    assert_eq!(store.inner.peek(&id), None);
+    assert!(store.inner.peek(&fresh).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn agent_deletion_gives_the_next_request_a_fresh_session() {
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    send(&svc, at("/promote", Some(&id))).await;
+    assert!(store.delete(&id).await.unwrap());
+    assert_eq!(
+        store.ip_log(&id).await.unwrap(),
+        None,
+        "IP log deleted with it"
+    );
+    let res = send(&svc, at("/", Some(&id))).await;
+    let fresh = bound_id(&res).unwrap();
+    assert_ne!(fresh, id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dead_cookie_in_privacy_mode_is_removed() {
+    let (store, svc) = setup(config().privacy(PrivacyMode::Total));
+    let id = bound_id(&send(&svc, at("/start", None)).await).unwrap();
+    store.delete(&id).await.unwrap();
+    let res = send(&svc, at("/", Some(&id))).await;
+    assert!(removes_cookie(&res));
+    assert_eq!(bound_id(&res), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_session_logs_every_ip_it_is_seen_from() {
+    // SPEC §3.3 IP log.
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    send(&svc, at("/promote", Some(&id))).await;
+    let other: std::net::IpAddr = "198.51.100.4".parse().unwrap();
+    send(
+        &svc,
+        from_ip(other).header(http::header::COOKIE, cookie_for(&id)),
+    )
+    .await;
+    let log = store.ip_log(&id).await.unwrap().unwrap();
+    let ips: Vec<_> = log.iter().map(|e| e.ip.to_string()).collect();
+    assert_eq!(ips, [PEER, "198.51.100.4"]);
+    assert!(log.iter().all(|e| e.first_seen_ms <= e.last_seen_ms));
+}
+
+#[tokio::test(start_paused = true)]
+async fn temporary_session_keeps_no_ip_log() {
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    send(&svc, at("/", Some(&id))).await;
+    assert_eq!(store.ip_log(&id).await.unwrap(), Some(vec![]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn session_records_the_current_ip() {
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let other: std::net::IpAddr = "198.51.100.4".parse().unwrap();
+    send(
+        &svc,
+        from_ip(other).header(http::header::COOKIE, cookie_for(&id)),
+    )
+    .await;
+    assert_eq!(store.inner.peek(&id).unwrap().1, Some(other));
+}

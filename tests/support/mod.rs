@@ -1,0 +1,178 @@
+//! Shared test support: building the layer around a handler, sending
+//! requests with a peer address and cookies, reading `Set-Cookie`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderValue, Request, Response, header};
+use tower::{BoxError, ServiceExt, service_fn};
+use visitor_session::store::{
+    Access, Changes, Committed, CreateLimit, Created, IpLogEntry, SessionRecord, StoreFuture,
+};
+use visitor_session::{PeerAddr, Session, SessionConfig, SessionId, SessionLayer, SessionStore};
+
+pub const PEER: &str = "203.0.113.9";
+
+/// A store that counts the calls it forwards to another store, so a test can
+/// assert how many store operations a request cost.
+#[derive(Clone)]
+pub struct Counting<S> {
+    pub inner: S,
+    calls: Arc<Mutex<HashMap<&'static str, usize>>>,
+}
+
+impl<S> Counting<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            calls: Arc::default(),
+        }
+    }
+
+    fn count(&self, op: &'static str) {
+        *self.calls.lock().unwrap().entry(op).or_default() += 1;
+    }
+
+    /// Calls of `op` so far.
+    pub fn calls(&self, op: &str) -> usize {
+        self.calls.lock().unwrap().get(op).copied().unwrap_or(0)
+    }
+
+    /// All calls so far.
+    pub fn total(&self) -> usize {
+        self.calls.lock().unwrap().values().sum()
+    }
+}
+
+impl<S: SessionStore> SessionStore for Counting<S> {
+    fn touch<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+    ) -> StoreFuture<'a, Option<SessionRecord>> {
+        self.count("touch");
+        self.inner.touch(id, access)
+    }
+    fn create<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+        changes: &'a Changes,
+        limit: Option<&'a CreateLimit>,
+    ) -> StoreFuture<'a, Created> {
+        self.count("create");
+        self.inner.create(id, access, changes, limit)
+    }
+    fn commit<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+        changes: &'a Changes,
+    ) -> StoreFuture<'a, Committed> {
+        self.count("commit");
+        self.inner.commit(id, access, changes)
+    }
+    fn reset<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
+        self.count("reset");
+        self.inner.reset(id)
+    }
+    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
+        self.count("delete");
+        self.inner.delete(id)
+    }
+    fn ip_log<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>> {
+        self.count("ip_log");
+        self.inner.ip_log(id)
+    }
+}
+
+/// The test service: the layer around `handler`, which gets the request's
+/// `Session` and returns a body.
+pub type TestService = tower::util::BoxCloneService<Request<String>, Response<String>, BoxError>;
+
+pub fn service<St, F, Fut>(store: St, config: SessionConfig, handler: F) -> TestService
+where
+    St: SessionStore,
+    F: Fn(Session, Request<String>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = String> + Send + 'static,
+{
+    let layer = SessionLayer::new(store, config).expect("valid test config");
+    let inner = service_fn(move |req: Request<String>| {
+        let handler = handler.clone();
+        async move {
+            let session = req
+                .extensions()
+                .get::<Session>()
+                .cloned()
+                .expect("the layer puts a Session into every request it passes on");
+            Ok::<_, Infallible>(Response::new(handler(session, req).await))
+        }
+    });
+    tower::util::BoxCloneService::new(
+        tower::ServiceBuilder::new()
+            .layer(layer)
+            .service(inner)
+            .map_err(BoxError::from),
+    )
+}
+
+/// Plain-http development config, so tests can read cookies without TLS.
+pub fn config() -> SessionConfig {
+    SessionConfig::new().site_id("test")
+}
+
+/// A request from `PEER` to `http://app.example.com/`.
+pub fn request() -> http::request::Builder {
+    from_ip(PEER.parse().unwrap())
+}
+
+pub fn from_ip(ip: IpAddr) -> http::request::Builder {
+    Request::builder()
+        .uri("/")
+        .header(header::HOST, "app.example.com")
+        .extension(PeerAddr(SocketAddr::new(ip, 50_000)))
+}
+
+pub fn with_cookie(cookie: &str) -> http::request::Builder {
+    request().header(header::COOKIE, cookie)
+}
+
+pub async fn send(svc: &TestService, req: http::request::Builder) -> Response<String> {
+    svc.clone()
+        .oneshot(req.body(String::new()).unwrap())
+        .await
+        .expect("the test service is infallible")
+}
+
+/// The `Set-Cookie` values of a response.
+pub fn set_cookies(res: &Response<String>) -> Vec<String> {
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v: &HeaderValue| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The session id the response binds the browser to, if any.
+pub fn bound_id(res: &Response<String>) -> Option<SessionId> {
+    set_cookies(res).iter().find_map(|c| {
+        let (_, value) = c.split(';').next()?.split_once('=')?;
+        SessionId::parse(value)
+    })
+}
+
+/// The `Cookie` header a browser would send back for `id`.
+pub fn cookie_for(id: &SessionId) -> String {
+    format!("crisp-client%2Fsession%2Ftest={}", id.as_str())
+}
+
+/// True when the response removes the session cookie.
+pub fn removes_cookie(res: &Response<String>) -> bool {
+    set_cookies(res)
+        .iter()
+        .any(|c| c.starts_with("crisp-client%2Fsession%2Ftest=;") && c.contains("Max-Age=0"))
+}
