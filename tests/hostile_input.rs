@@ -1,0 +1,393 @@
+//! Hostile and broken input: bad cookies, forged headers, oversized data, a
+//! failing store. Each gets a fresh session, a clear error or a 503, never a
+//! panic or lost data (SPEC §3.3, §3.4, §4, §5).
+
+mod support;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http::{HeaderValue, StatusCode, header};
+use support::*;
+use visitor_session::store::{
+    Access, Changes, Committed, CreateLimit, Created, IpLogEntry, SessionRecord, StoreFuture,
+};
+use visitor_session::{
+    FailureMode, LimitAction, MemoryStore, NewSessionLimit, PrivacyMode, SessionError, SessionId,
+    SessionStore, StoreError, StoreErrorKind, TrustedProxies,
+};
+
+fn echo_ip() -> (Counting<MemoryStore>, TestService, TestService) {
+    let store = Counting::new(MemoryStore::new());
+    let handler = |session: visitor_session::Session, _req| async move {
+        format!("{:?}", session.client_ip())
+    };
+    let plain = service(store.clone(), config(), handler);
+    let proxied = service(
+        store.clone(),
+        config().trusted_proxies(TrustedProxies::parse("10.0.0.0/8").unwrap()),
+        handler,
+    );
+    (store, plain, proxied)
+}
+
+fn fresh_session_without_store_lookup(cookie: HeaderValue) -> impl std::future::Future<Output = ()> {
+    async move {
+        let store = Counting::new(MemoryStore::new());
+        let svc = service(store.clone(), config(), |_, _| async { String::new() });
+        let res = send(&svc, request().header(header::COOKIE, cookie)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(bound_id(&res).is_some(), "a fresh session replaces a bad cookie");
+        assert_eq!(store.calls("touch"), 0, "no store call for a malformed cookie (SPEC §5)");
+    }
+}
+
+#[tokio::test]
+async fn malformed_cookie_value_gets_a_fresh_session_without_a_lookup() {
+    fresh_session_without_store_lookup(HeaderValue::from_static(
+        "crisp-client%2Fsession%2Ftest=session_../../etc/passwd",
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn uppercase_uuid_is_not_a_session_id() {
+    fresh_session_without_store_lookup(HeaderValue::from_static(
+        "crisp-client%2Fsession%2Ftest=session_1B4E28BA-2FA1-41D2-883F-0016D3CCA427",
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn oversized_cookie_gets_a_fresh_session() {
+    let value = format!(
+        "crisp-client%2Fsession%2Ftest=session_{}",
+        "a".repeat(16 * 1024)
+    );
+    fresh_session_without_store_lookup(HeaderValue::try_from(value).unwrap()).await;
+}
+
+#[tokio::test]
+async fn non_utf8_cookie_header_gets_a_fresh_session() {
+    let mut raw = b"crisp-client%2Fsession%2Ftest=session_".to_vec();
+    raw.extend_from_slice(&[0xff; 36]);
+    fresh_session_without_store_lookup(HeaderValue::from_bytes(&raw).unwrap()).await;
+}
+
+#[tokio::test]
+async fn garbage_cookie_header_gets_a_fresh_session() {
+    fresh_session_without_store_lookup(HeaderValue::from_static(";;;===;; ;crisp-client%2Fsession%2Ftest;=;"))
+        .await;
+}
+
+#[tokio::test]
+async fn conflicting_duplicate_cookies_get_a_fresh_session_and_clear_the_host_only_copy() {
+    let store = Counting::new(MemoryStore::new());
+    let svc = service(store.clone(), config(), |_, _| async { String::new() });
+    let a = bound_id(&send(&svc, request()).await).unwrap();
+    let b = bound_id(&send(&svc, request()).await).unwrap();
+    let both = format!("{}; {}", cookie_for(&a), cookie_for(&b));
+    let res = send(&svc, with_cookie(&both)).await;
+    let fresh = bound_id(&res).expect("a fresh session");
+    assert!(fresh != a && fresh != b);
+    assert_eq!(store.calls("touch"), 0);
+    let cookies = set_cookies(&res);
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.contains("Max-Age=0") && !c.contains("Domain=")),
+        "the host-only duplicate is cleared so the conflict does not repeat: {cookies:?}"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_cookies_with_one_value_are_one_session() {
+    let store = Counting::new(MemoryStore::new());
+    let svc = service(store.clone(), config(), |_, _| async { String::new() });
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let twice = format!("{}; crisp-client/session/test={}", cookie_for(&id), id.as_str());
+    assert_eq!(bound_id(&send(&svc, with_cookie(&twice)).await), Some(id));
+}
+
+#[tokio::test]
+async fn forged_forwarded_for_is_ignored_without_a_trusted_proxy() {
+    // SPEC §3.3: with no trusted proxy configured, forwarding headers are ignored.
+    let (_, plain, _) = echo_ip();
+    let res = send(
+        &plain,
+        request()
+            .header("x-forwarded-for", "1.2.3.4")
+            .header("forwarded", "for=5.6.7.8"),
+    )
+    .await;
+    assert_eq!(res.body(), &format!("Some({PEER})"));
+}
+
+#[tokio::test]
+async fn trusted_proxy_supplies_the_client_ip() {
+    let (_, _, proxied) = echo_ip();
+    let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+    let res = send(&proxied, from_ip(proxy).header("x-forwarded-for", "198.51.100.7, 10.0.0.5")).await;
+    assert_eq!(res.body(), "Some(198.51.100.7)");
+}
+
+#[tokio::test]
+async fn untrusted_peer_cannot_forge_its_ip_even_when_proxies_are_configured() {
+    let (_, _, proxied) = echo_ip();
+    let res = send(&proxied, request().header("x-forwarded-for", "1.2.3.4")).await;
+    assert_eq!(res.body(), &format!("Some({PEER})"));
+}
+
+#[tokio::test]
+async fn client_prepended_hops_do_not_fool_the_right_to_left_walk() {
+    let (_, _, proxied) = echo_ip();
+    let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+    // The client sent "X-Forwarded-For: 1.2.3.4"; the proxy appended the real peer.
+    let res = send(&proxied, from_ip(proxy).header("x-forwarded-for", "1.2.3.4, 198.51.100.7")).await;
+    assert_eq!(res.body(), "Some(198.51.100.7)");
+}
+
+#[tokio::test]
+async fn malformed_forwarding_header_falls_back_to_the_peer() {
+    let (_, _, proxied) = echo_ip();
+    let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+    let res = send(&proxied, from_ip(proxy).header("x-forwarded-for", "not-an-ip, ,,[")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.body(), "Some(10.0.0.2)");
+}
+
+#[tokio::test]
+async fn auto_domain_follows_the_request_host() {
+    let store = MemoryStore::new();
+    let svc = service(store, config(), |_, _| async { String::new() });
+    for (host, domain) in [
+        ("a.example.com", Some("example.com")),
+        ("b.example.com:8443", Some("example.com")),
+        ("foo.github.io", Some("foo.github.io")),
+        ("127.0.0.1:3000", None),
+        ("localhost:3000", None),
+        ("evil\u{0}.com", None),
+    ] {
+        let Ok(value) = HeaderValue::from_str(host) else {
+            continue;
+        };
+        let req = http::Request::builder().uri("/").header(header::HOST, value);
+        let res = send(&svc, req).await;
+        let cookie = &set_cookies(&res)[0];
+        match domain {
+            Some(d) => assert!(cookie.contains(&format!("Domain={d}")), "{host}: {cookie}"),
+            None => assert!(!cookie.contains("Domain="), "{host}: {cookie}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn data_over_the_size_limit_is_an_error_for_the_handler() {
+    let store = MemoryStore::new();
+    let svc = service(store, config().max_data_bytes(1024), |session, _| async move {
+        match session.insert("blob", &"x".repeat(4096)) {
+            Err(SessionError::TooLarge { .. }) => "refused".to_owned(),
+            other => format!("{other:?}"),
+        }
+    });
+    let res = send(&svc, request()).await;
+    assert_eq!(res.body(), "refused");
+}
+
+#[tokio::test]
+async fn too_many_keys_is_an_error_for_the_handler() {
+    let store = MemoryStore::new();
+    let svc = service(store, config().max_keys(2), |session, _| async move {
+        let results: Vec<bool> = (0..3)
+            .map(|i| session.insert(&format!("k{i}"), &i).is_ok())
+            .collect();
+        format!("{results:?}")
+    });
+    assert_eq!(send(&svc, request()).await.body(), "[true, true, false]");
+}
+
+/// A store whose every call fails, standing for a store that is down.
+#[derive(Clone, Default)]
+struct Down {
+    /// Answer "existing session" to touch even so (to reach the commit step).
+    up_for_touch: Arc<AtomicBool>,
+    inner: MemoryStore,
+}
+
+fn down<'a, T: Send + 'a>(op: &'static str) -> StoreFuture<'a, T> {
+    Box::pin(async move { Err(StoreError::new(StoreErrorKind::Unavailable, op, "connection refused")) })
+}
+
+impl SessionStore for Down {
+    fn touch<'a>(&'a self, id: &'a SessionId, access: &'a Access) -> StoreFuture<'a, Option<SessionRecord>> {
+        if self.up_for_touch.load(Ordering::SeqCst) {
+            self.inner.touch(id, access)
+        } else {
+            down("touch")
+        }
+    }
+    fn create<'a>(&'a self, id: &'a SessionId, a: &'a Access, c: &'a Changes, l: Option<&'a CreateLimit>) -> StoreFuture<'a, Created> {
+        if self.up_for_touch.load(Ordering::SeqCst) {
+            self.inner.create(id, a, c, l)
+        } else {
+            down("create")
+        }
+    }
+    fn commit<'a>(&'a self, _: &'a SessionId, _: &'a Access, _: &'a Changes) -> StoreFuture<'a, Committed> {
+        down("commit")
+    }
+    fn reset<'a>(&'a self, _: &'a SessionId) -> StoreFuture<'a, bool> {
+        down("reset")
+    }
+    fn delete<'a>(&'a self, _: &'a SessionId) -> StoreFuture<'a, bool> {
+        down("delete")
+    }
+    fn ip_log<'a>(&'a self, _: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>> {
+        down("ip_log")
+    }
+}
+
+fn report_error(session: visitor_session::Session, _: http::Request<String>) -> impl std::future::Future<Output = String> {
+    async move { format!("{:?}", session.error().map(|e| e.kind())) }
+}
+
+#[tokio::test]
+async fn store_down_fail_open_serves_without_session_and_keeps_the_cookie() {
+    let svc = service(Down::default(), config(), report_error);
+    let id = SessionId::generate();
+    let res = send(&svc, with_cookie(&cookie_for(&id))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.body(), "Some(Unavailable)", "the handler sees the error");
+    assert!(set_cookies(&res).is_empty(), "no cookie change while the store is down");
+}
+
+#[tokio::test]
+async fn store_down_fail_closed_answers_503_without_calling_the_handler() {
+    let svc = service(
+        Down::default(),
+        config().failure_mode(FailureMode::Closed),
+        |_, _| async { panic!("the handler must not run") },
+    );
+    let res = send(&svc, with_cookie(&cookie_for(&SessionId::generate()))).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(set_cookies(&res).is_empty());
+}
+
+#[tokio::test]
+async fn store_down_new_visitor_fail_open_gets_no_cookie() {
+    let svc = service(Down::default(), config(), |_, _| async { "page".to_owned() });
+    let res = send(&svc, request()).await;
+    assert_eq!((res.status(), res.body().as_str()), (StatusCode::OK, "page"));
+    assert!(set_cookies(&res).is_empty());
+}
+
+#[tokio::test]
+async fn failed_commit_is_never_reported_as_success() {
+    let store = Down::default();
+    store.up_for_touch.store(true, Ordering::SeqCst);
+    let svc = service(store.clone(), config(), |session, _| async move {
+        session.insert("message", "hi").unwrap();
+        "saved".to_owned()
+    });
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let res = send(&svc, with_cookie(&cookie_for(&id))).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_ne!(res.body(), "saved");
+}
+
+#[tokio::test]
+async fn slow_store_times_out_and_fails_open() {
+    #[derive(Clone)]
+    struct Slow;
+    impl SessionStore for Slow {
+        fn touch<'a>(&'a self, _: &'a SessionId, _: &'a Access) -> StoreFuture<'a, Option<SessionRecord>> {
+            Box::pin(std::future::pending())
+        }
+        fn create<'a>(&'a self, _: &'a SessionId, _: &'a Access, _: &'a Changes, _: Option<&'a CreateLimit>) -> StoreFuture<'a, Created> {
+            Box::pin(std::future::pending())
+        }
+        fn commit<'a>(&'a self, _: &'a SessionId, _: &'a Access, _: &'a Changes) -> StoreFuture<'a, Committed> {
+            Box::pin(std::future::pending())
+        }
+        fn reset<'a>(&'a self, _: &'a SessionId) -> StoreFuture<'a, bool> {
+            Box::pin(std::future::pending())
+        }
+        fn delete<'a>(&'a self, _: &'a SessionId) -> StoreFuture<'a, bool> {
+            Box::pin(std::future::pending())
+        }
+        fn ip_log<'a>(&'a self, _: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>> {
+            Box::pin(std::future::pending())
+        }
+    }
+    tokio::time::pause();
+    let svc = service(Slow, config().store_timeout(Duration::from_millis(200)), report_error);
+    let res = send(&svc, with_cookie(&cookie_for(&SessionId::generate()))).await;
+    assert_eq!(res.body(), "Some(Timeout)");
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_session_limit_skip_serves_without_a_session() {
+    // SPEC §3.6, action `skip`.
+    let limit = NewSessionLimit { max: 2, window: Duration::from_secs(60), action: LimitAction::Skip };
+    let svc = service(MemoryStore::new(), config().new_session_limit(Some(limit)), |_, _| async {
+        "page".to_owned()
+    });
+    assert!(bound_id(&send(&svc, request()).await).is_some());
+    assert!(bound_id(&send(&svc, request()).await).is_some());
+    let res = send(&svc, request()).await;
+    assert_eq!((res.status(), res.body().as_str()), (StatusCode::OK, "page"));
+    assert!(set_cookies(&res).is_empty(), "over the limit: no session");
+    let other: IpAddr = "198.51.100.1".parse().unwrap();
+    assert!(bound_id(&send(&svc, from_ip(other)).await).is_some(), "other networks unaffected");
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert!(bound_id(&send(&svc, request()).await).is_some(), "a new window");
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_session_limit_429_answers_with_retry_after() {
+    let limit = NewSessionLimit { max: 1, window: Duration::from_secs(60), action: LimitAction::TooManyRequests };
+    let svc = service(MemoryStore::new(), config().new_session_limit(Some(limit)), |_, _| async {
+        "page".to_owned()
+    });
+    send(&svc, request()).await;
+    let res = send(&svc, request()).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()[header::RETRY_AFTER], "60");
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_session_limit_groups_ipv6_by_64() {
+    let limit = NewSessionLimit { max: 1, window: Duration::from_secs(60), action: LimitAction::Skip };
+    let svc = service(MemoryStore::new(), config().new_session_limit(Some(limit)), |_, _| async { String::new() });
+    let a: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+    let b: IpAddr = "2001:db8:0:1:ffff::2".parse().unwrap();
+    assert!(bound_id(&send(&svc, from_ip(a)).await).is_some());
+    assert!(bound_id(&send(&svc, from_ip(b)).await).is_none(), "same /64");
+}
+
+#[tokio::test(start_paused = true)]
+async fn write_over_the_new_session_limit_is_refused_not_dropped() {
+    let limit = NewSessionLimit { max: 1, window: Duration::from_secs(60), action: LimitAction::Skip };
+    let svc = service(
+        MemoryStore::new(),
+        config().privacy(PrivacyMode::Total).new_session_limit(Some(limit)),
+        |session, _| async move {
+            session.insert("message", "hello").unwrap();
+            "stored".to_owned()
+        },
+    );
+    assert_eq!(send(&svc, request()).await.status(), StatusCode::OK);
+    let res = send(&svc, request()).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn request_without_peer_address_still_gets_a_session() {
+    let svc = service(MemoryStore::new(), config(), |s, _| async move { format!("{:?}", s.client_ip()) });
+    let req = http::Request::builder().uri("/").header(header::HOST, "example.com");
+    let res = send(&svc, req).await;
+    assert_eq!(res.body(), "None");
+    assert!(bound_id(&res).is_some());
+}
