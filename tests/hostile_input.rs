@@ -33,14 +33,23 @@ fn echo_ip() -> (Counting<MemoryStore>, TestService, TestService) {
     (store, plain, proxied)
 }
 
-fn fresh_session_without_store_lookup(cookie: HeaderValue) -> impl std::future::Future<Output = ()> {
+fn fresh_session_without_store_lookup(
+    cookie: HeaderValue,
+) -> impl std::future::Future<Output = ()> {
     async move {
         let store = Counting::new(MemoryStore::new());
         let svc = service(store.clone(), config(), |_, _| async { String::new() });
         let res = send(&svc, request().header(header::COOKIE, cookie)).await;
         assert_eq!(res.status(), StatusCode::OK);
-        assert!(bound_id(&res).is_some(), "a fresh session replaces a bad cookie");
-        assert_eq!(store.calls("touch"), 0, "no store call for a malformed cookie (SPEC §5)");
+        assert!(
+            bound_id(&res).is_some(),
+            "a fresh session replaces a bad cookie"
+        );
+        assert_eq!(
+            store.calls("touch"),
+            0,
+            "no store call for a malformed cookie (SPEC §5)"
+        );
     }
 }
 
@@ -78,8 +87,10 @@ async fn non_utf8_cookie_header_gets_a_fresh_session() {
 
 #[tokio::test]
 async fn garbage_cookie_header_gets_a_fresh_session() {
-    fresh_session_without_store_lookup(HeaderValue::from_static(";;;===;; ;crisp-client%2Fsession%2Ftest;=;"))
-        .await;
+    fresh_session_without_store_lookup(HeaderValue::from_static(
+        ";;;===;; ;crisp-client%2Fsession%2Ftest;=;",
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -107,7 +118,11 @@ async fn duplicate_cookies_with_one_value_are_one_session() {
     let store = Counting::new(MemoryStore::new());
     let svc = service(store.clone(), config(), |_, _| async { String::new() });
     let id = bound_id(&send(&svc, request()).await).unwrap();
-    let twice = format!("{}; crisp-client/session/test={}", cookie_for(&id), id.as_str());
+    let twice = format!(
+        "{}; crisp-client/session/test={}",
+        cookie_for(&id),
+        id.as_str()
+    );
     assert_eq!(bound_id(&send(&svc, with_cookie(&twice)).await), Some(id));
 }
 
@@ -129,7 +144,11 @@ async fn forged_forwarded_for_is_ignored_without_a_trusted_proxy() {
 async fn trusted_proxy_supplies_the_client_ip() {
     let (_, _, proxied) = echo_ip();
     let proxy: IpAddr = "10.0.0.2".parse().unwrap();
-    let res = send(&proxied, from_ip(proxy).header("x-forwarded-for", "198.51.100.7, 10.0.0.5")).await;
+    let res = send(
+        &proxied,
+        from_ip(proxy).header("x-forwarded-for", "198.51.100.7, 10.0.0.5"),
+    )
+    .await;
     assert_eq!(res.body(), "Some(198.51.100.7)");
 }
 
@@ -145,7 +164,11 @@ async fn client_prepended_hops_do_not_fool_the_right_to_left_walk() {
     let (_, _, proxied) = echo_ip();
     let proxy: IpAddr = "10.0.0.2".parse().unwrap();
     // The client sent "X-Forwarded-For: 1.2.3.4"; the proxy appended the real peer.
-    let res = send(&proxied, from_ip(proxy).header("x-forwarded-for", "1.2.3.4, 198.51.100.7")).await;
+    let res = send(
+        &proxied,
+        from_ip(proxy).header("x-forwarded-for", "1.2.3.4, 198.51.100.7"),
+    )
+    .await;
     assert_eq!(res.body(), "Some(198.51.100.7)");
 }
 
@@ -153,7 +176,11 @@ async fn client_prepended_hops_do_not_fool_the_right_to_left_walk() {
 async fn malformed_forwarding_header_falls_back_to_the_peer() {
     let (_, _, proxied) = echo_ip();
     let proxy: IpAddr = "10.0.0.2".parse().unwrap();
-    let res = send(&proxied, from_ip(proxy).header("x-forwarded-for", "not-an-ip, ,,[")).await;
+    let res = send(
+        &proxied,
+        from_ip(proxy).header("x-forwarded-for", "not-an-ip, ,,["),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.body(), "Some(10.0.0.2)");
 }
@@ -173,7 +200,9 @@ async fn auto_domain_follows_the_request_host() {
         let Ok(value) = HeaderValue::from_str(host) else {
             continue;
         };
-        let req = http::Request::builder().uri("/").header(header::HOST, value);
+        let req = http::Request::builder()
+            .uri("/")
+            .header(header::HOST, value);
         let res = send(&svc, req).await;
         let cookie = &set_cookies(&res)[0];
         match domain {
@@ -186,12 +215,16 @@ async fn auto_domain_follows_the_request_host() {
 #[tokio::test]
 async fn data_over_the_size_limit_is_an_error_for_the_handler() {
     let store = MemoryStore::new();
-    let svc = service(store, config().max_data_bytes(1024), |session, _| async move {
-        match session.insert("blob", &"x".repeat(4096)) {
-            Err(SessionError::TooLarge { .. }) => "refused".to_owned(),
-            other => format!("{other:?}"),
-        }
-    });
+    let svc = service(
+        store,
+        config().max_data_bytes(1024),
+        |session, _| async move {
+            match session.insert("blob", &"x".repeat(4096)) {
+                Err(SessionError::TooLarge { .. }) => "refused".to_owned(),
+                other => format!("{other:?}"),
+            }
+        },
+    );
     let res = send(&svc, request()).await;
     assert_eq!(res.body(), "refused");
 }
@@ -217,25 +250,46 @@ struct Down {
 }
 
 fn down<'a, T: Send + 'a>(op: &'static str) -> StoreFuture<'a, T> {
-    Box::pin(async move { Err(StoreError::new(StoreErrorKind::Unavailable, op, "connection refused")) })
+    Box::pin(async move {
+        Err(StoreError::new(
+            StoreErrorKind::Unavailable,
+            op,
+            "connection refused",
+        ))
+    })
 }
 
 impl SessionStore for Down {
-    fn touch<'a>(&'a self, id: &'a SessionId, access: &'a Access) -> StoreFuture<'a, Option<SessionRecord>> {
+    fn touch<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+    ) -> StoreFuture<'a, Option<SessionRecord>> {
         if self.up_for_touch.load(Ordering::SeqCst) {
             self.inner.touch(id, access)
         } else {
             down("touch")
         }
     }
-    fn create<'a>(&'a self, id: &'a SessionId, a: &'a Access, c: &'a Changes, l: Option<&'a CreateLimit>) -> StoreFuture<'a, Created> {
+    fn create<'a>(
+        &'a self,
+        id: &'a SessionId,
+        a: &'a Access,
+        c: &'a Changes,
+        l: Option<&'a CreateLimit>,
+    ) -> StoreFuture<'a, Created> {
         if self.up_for_touch.load(Ordering::SeqCst) {
             self.inner.create(id, a, c, l)
         } else {
             down("create")
         }
     }
-    fn commit<'a>(&'a self, _: &'a SessionId, _: &'a Access, _: &'a Changes) -> StoreFuture<'a, Committed> {
+    fn commit<'a>(
+        &'a self,
+        _: &'a SessionId,
+        _: &'a Access,
+        _: &'a Changes,
+    ) -> StoreFuture<'a, Committed> {
         down("commit")
     }
     fn reset<'a>(&'a self, _: &'a SessionId) -> StoreFuture<'a, bool> {
@@ -249,7 +303,10 @@ impl SessionStore for Down {
     }
 }
 
-fn report_error(session: visitor_session::Session, _: http::Request<String>) -> impl std::future::Future<Output = String> {
+fn report_error(
+    session: visitor_session::Session,
+    _: http::Request<String>,
+) -> impl std::future::Future<Output = String> {
     async move { format!("{:?}", session.error().map(|e| e.kind())) }
 }
 
@@ -259,8 +316,15 @@ async fn store_down_fail_open_serves_without_session_and_keeps_the_cookie() {
     let id = SessionId::generate();
     let res = send(&svc, with_cookie(&cookie_for(&id))).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.body(), "Some(Unavailable)", "the handler sees the error");
-    assert!(set_cookies(&res).is_empty(), "no cookie change while the store is down");
+    assert_eq!(
+        res.body(),
+        "Some(Unavailable)",
+        "the handler sees the error"
+    );
+    assert!(
+        set_cookies(&res).is_empty(),
+        "no cookie change while the store is down"
+    );
 }
 
 #[tokio::test]
@@ -277,9 +341,14 @@ async fn store_down_fail_closed_answers_503_without_calling_the_handler() {
 
 #[tokio::test]
 async fn store_down_new_visitor_fail_open_gets_no_cookie() {
-    let svc = service(Down::default(), config(), |_, _| async { "page".to_owned() });
+    let svc = service(Down::default(), config(), |_, _| async {
+        "page".to_owned()
+    });
     let res = send(&svc, request()).await;
-    assert_eq!((res.status(), res.body().as_str()), (StatusCode::OK, "page"));
+    assert_eq!(
+        (res.status(), res.body().as_str()),
+        (StatusCode::OK, "page")
+    );
     assert!(set_cookies(&res).is_empty());
 }
 
@@ -302,13 +371,28 @@ async fn slow_store_times_out_and_fails_open() {
     #[derive(Clone)]
     struct Slow;
     impl SessionStore for Slow {
-        fn touch<'a>(&'a self, _: &'a SessionId, _: &'a Access) -> StoreFuture<'a, Option<SessionRecord>> {
+        fn touch<'a>(
+            &'a self,
+            _: &'a SessionId,
+            _: &'a Access,
+        ) -> StoreFuture<'a, Option<SessionRecord>> {
             Box::pin(std::future::pending())
         }
-        fn create<'a>(&'a self, _: &'a SessionId, _: &'a Access, _: &'a Changes, _: Option<&'a CreateLimit>) -> StoreFuture<'a, Created> {
+        fn create<'a>(
+            &'a self,
+            _: &'a SessionId,
+            _: &'a Access,
+            _: &'a Changes,
+            _: Option<&'a CreateLimit>,
+        ) -> StoreFuture<'a, Created> {
             Box::pin(std::future::pending())
         }
-        fn commit<'a>(&'a self, _: &'a SessionId, _: &'a Access, _: &'a Changes) -> StoreFuture<'a, Committed> {
+        fn commit<'a>(
+            &'a self,
+            _: &'a SessionId,
+            _: &'a Access,
+            _: &'a Changes,
+        ) -> StoreFuture<'a, Committed> {
             Box::pin(std::future::pending())
         }
         fn reset<'a>(&'a self, _: &'a SessionId) -> StoreFuture<'a, bool> {
@@ -322,7 +406,11 @@ async fn slow_store_times_out_and_fails_open() {
         }
     }
     tokio::time::pause();
-    let svc = service(Slow, config().store_timeout(Duration::from_millis(200)), report_error);
+    let svc = service(
+        Slow,
+        config().store_timeout(Duration::from_millis(200)),
+        report_error,
+    );
     let res = send(&svc, with_cookie(&cookie_for(&SessionId::generate()))).await;
     assert_eq!(res.body(), "Some(Timeout)");
 }
@@ -330,27 +418,48 @@ async fn slow_store_times_out_and_fails_open() {
 #[tokio::test(start_paused = true)]
 async fn new_session_limit_skip_serves_without_a_session() {
     // SPEC §3.6, action `skip`.
-    let limit = NewSessionLimit { max: 2, window: Duration::from_secs(60), action: LimitAction::Skip };
-    let svc = service(MemoryStore::new(), config().new_session_limit(Some(limit)), |_, _| async {
-        "page".to_owned()
-    });
+    let limit = NewSessionLimit {
+        max: 2,
+        window: Duration::from_secs(60),
+        action: LimitAction::Skip,
+    };
+    let svc = service(
+        MemoryStore::new(),
+        config().new_session_limit(Some(limit)),
+        |_, _| async { "page".to_owned() },
+    );
     assert!(bound_id(&send(&svc, request()).await).is_some());
     assert!(bound_id(&send(&svc, request()).await).is_some());
     let res = send(&svc, request()).await;
-    assert_eq!((res.status(), res.body().as_str()), (StatusCode::OK, "page"));
+    assert_eq!(
+        (res.status(), res.body().as_str()),
+        (StatusCode::OK, "page")
+    );
     assert!(set_cookies(&res).is_empty(), "over the limit: no session");
     let other: IpAddr = "198.51.100.1".parse().unwrap();
-    assert!(bound_id(&send(&svc, from_ip(other)).await).is_some(), "other networks unaffected");
+    assert!(
+        bound_id(&send(&svc, from_ip(other)).await).is_some(),
+        "other networks unaffected"
+    );
     tokio::time::advance(Duration::from_secs(61)).await;
-    assert!(bound_id(&send(&svc, request()).await).is_some(), "a new window");
+    assert!(
+        bound_id(&send(&svc, request()).await).is_some(),
+        "a new window"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn new_session_limit_429_answers_with_retry_after() {
-    let limit = NewSessionLimit { max: 1, window: Duration::from_secs(60), action: LimitAction::TooManyRequests };
-    let svc = service(MemoryStore::new(), config().new_session_limit(Some(limit)), |_, _| async {
-        "page".to_owned()
-    });
+    let limit = NewSessionLimit {
+        max: 1,
+        window: Duration::from_secs(60),
+        action: LimitAction::TooManyRequests,
+    };
+    let svc = service(
+        MemoryStore::new(),
+        config().new_session_limit(Some(limit)),
+        |_, _| async { "page".to_owned() },
+    );
     send(&svc, request()).await;
     let res = send(&svc, request()).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -359,20 +468,37 @@ async fn new_session_limit_429_answers_with_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn new_session_limit_groups_ipv6_by_64() {
-    let limit = NewSessionLimit { max: 1, window: Duration::from_secs(60), action: LimitAction::Skip };
-    let svc = service(MemoryStore::new(), config().new_session_limit(Some(limit)), |_, _| async { String::new() });
+    let limit = NewSessionLimit {
+        max: 1,
+        window: Duration::from_secs(60),
+        action: LimitAction::Skip,
+    };
+    let svc = service(
+        MemoryStore::new(),
+        config().new_session_limit(Some(limit)),
+        |_, _| async { String::new() },
+    );
     let a: IpAddr = "2001:db8:0:1::1".parse().unwrap();
     let b: IpAddr = "2001:db8:0:1:ffff::2".parse().unwrap();
     assert!(bound_id(&send(&svc, from_ip(a)).await).is_some());
-    assert!(bound_id(&send(&svc, from_ip(b)).await).is_none(), "same /64");
+    assert!(
+        bound_id(&send(&svc, from_ip(b)).await).is_none(),
+        "same /64"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn write_over_the_new_session_limit_is_refused_not_dropped() {
-    let limit = NewSessionLimit { max: 1, window: Duration::from_secs(60), action: LimitAction::Skip };
+    let limit = NewSessionLimit {
+        max: 1,
+        window: Duration::from_secs(60),
+        action: LimitAction::Skip,
+    };
     let svc = service(
         MemoryStore::new(),
-        config().privacy(PrivacyMode::Total).new_session_limit(Some(limit)),
+        config()
+            .privacy(PrivacyMode::Total)
+            .new_session_limit(Some(limit)),
         |session, _| async move {
             session.insert("message", "hello").unwrap();
             "stored".to_owned()
@@ -385,8 +511,12 @@ async fn write_over_the_new_session_limit_is_refused_not_dropped() {
 
 #[tokio::test]
 async fn request_without_peer_address_still_gets_a_session() {
-    let svc = service(MemoryStore::new(), config(), |s, _| async move { format!("{:?}", s.client_ip()) });
-    let req = http::Request::builder().uri("/").header(header::HOST, "example.com");
+    let svc = service(MemoryStore::new(), config(), |s, _| async move {
+        format!("{:?}", s.client_ip())
+    });
+    let req = http::Request::builder()
+        .uri("/")
+        .header(header::HOST, "example.com");
     let res = send(&svc, req).await;
     assert_eq!(res.body(), "None");
     assert!(bound_id(&res).is_some());

@@ -176,3 +176,5 @@ pub fn removes_cookie(res: &Response<String>) -> bool {
         .iter()
         .any(|c| c.starts_with("crisp-client%2Fsession%2Ftest=;") && c.contains("Max-Age=0"))
 }
+
+pub mod demo;

@@ -1,0 +1,259 @@
+//! The reference chat-widget backend of SPEC §6.
+//!
+//! ```sh
+//! cargo run --example chatbox --features axum          # memory store, http://127.0.0.1:3000
+//! ADMIN_TOKEN=secret BIND=0.0.0.0:8080 cargo run --example chatbox --features axum
+//! ```
+//!
+//! Every setting comes from the environment (see README.md); a bad value stops
+//! the demo at start-up with a message naming the variable.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Json, Response};
+use axum::routing::{delete, get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use visitor_session::store::SessionStore;
+use visitor_session::{MemoryStore, Session, SessionConfig, SessionError, SessionId, SessionLayer};
+
+const WIDGET: &str = include_str!("widget.html");
+/// Longest message accepted, in characters.
+const MAX_MESSAGE_CHARS: usize = 2000;
+/// Session keys holding messages start with this.
+const MESSAGE_PREFIX: &str = "msg:";
+
+#[derive(Clone)]
+struct App {
+    store: Arc<dyn SessionStore>,
+    admin_token: Option<Arc<str>>,
+    /// Tie-breaker for message keys written in the same millisecond.
+    seq: Arc<AtomicU64>,
+}
+
+#[derive(Deserialize)]
+struct NewMessage {
+    text: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Message {
+    text: String,
+    at_ms: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,visitor_session=info".into()),
+        )
+        .init();
+    if let Err(message) = run().await {
+        eprintln!("chatbox: {message}");
+        std::process::exit(2);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let bind: SocketAddr = match std::env::var("BIND") {
+        Ok(v) => v
+            .parse()
+            .map_err(|_| format!("BIND: {v:?} is not an address like 127.0.0.1:3000"))?,
+        Err(_) => SocketAddr::from(([127, 0, 0, 1], 3000)),
+    };
+    // The demo serves plain http, so its cookie is not `Secure` unless asked.
+    let config = SessionConfig::new()
+        .secure(false)
+        .max_keys(512)
+        .max_data_bytes(512 * 1024)
+        .with_vars(|name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())?;
+    let admin_token = match std::env::var("ADMIN_TOKEN") {
+        Ok(t) if t.trim().is_empty() => {
+            return Err("ADMIN_TOKEN: set it to a non-empty token".into());
+        }
+        Ok(t) => Some(Arc::from(t)),
+        Err(_) => None,
+    };
+    let store = store_from_env().await?;
+    let layer = SessionLayer::from_arc(store.clone(), config).map_err(|e| e.to_string())?;
+    let app = App {
+        store,
+        admin_token,
+        seq: Arc::default(),
+    };
+
+    let router = Router::new()
+        .route("/", get(page))
+        .route("/api/session", get(session_info))
+        .route("/api/messages", get(list_messages).post(post_message))
+        .route("/api/session/reset", post(reset))
+        // Agent routes do not go through the visitor-session layer: an agent
+        // is not a visitor and gets no cookie.
+        .route_layer(layer)
+        .route("/admin/sessions/{id}", delete(admin_delete))
+        .route("/admin/sessions/{id}/ips", get(admin_ips))
+        .with_state(app);
+
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| format!("BIND: cannot listen on {bind}: {e}"))?;
+    tracing::info!("chatbox listening on http://{bind}");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+async fn store_from_env() -> Result<Arc<dyn SessionStore>, String> {
+    if std::env::var_os("REDIS_CLUSTER_NODES").is_some() || std::env::var_os("REDIS_URL").is_some()
+    {
+        return Err("REDIS_URL / REDIS_CLUSTER_NODES: this build has the memory store only".into());
+    }
+    tracing::info!("session store: memory (set REDIS_URL for Redis)");
+    Ok(Arc::new(MemoryStore::new()))
+}
+
+async fn page(session: Session) -> Html<&'static str> {
+    // Loading the page is a visit: the layer already touched or created the session.
+    let _ = session;
+    Html(WIDGET)
+}
+
+async fn session_info(session: Session) -> Json<serde_json::Value> {
+    Json(json!({
+        "id": session.id().map(|id| id.as_str().to_owned()),
+        "state": session.state().map(|s| s.as_str()),
+        "ip": session.client_ip().map(|ip| ip.to_string()),
+    }))
+}
+
+async fn list_messages(session: Session) -> Result<Json<Vec<Message>>, Response> {
+    let mut keys: Vec<String> = session
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with(MESSAGE_PREFIX))
+        .collect();
+    keys.sort();
+    let mut messages = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Some(m) = session.get::<Message>(&key).map_err(session_error)? {
+            messages.push(m);
+        }
+    }
+    Ok(Json(messages))
+}
+
+async fn post_message(State(app): State<App>, session: Session, body: Bytes) -> Response {
+    let text = match serde_json::from_slice::<NewMessage>(&body) {
+        Ok(m) if !m.text.trim().is_empty() && m.text.chars().count() <= MAX_MESSAGE_CHARS => m.text,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("expected a JSON body {{\"text\": \"...\"}} with 1 to {MAX_MESSAGE_CHARS} characters"),
+            )
+                .into_response();
+        }
+    };
+    let at_ms = visitor_session::store::Access::now_ms();
+    // One key per message: concurrent posts change different keys, so all are kept.
+    let key = format!(
+        "{MESSAGE_PREFIX}{at_ms:013}-{:06}",
+        app.seq.fetch_add(1, Ordering::Relaxed) % 1_000_000
+    );
+    let stored = session
+        .insert(&key, &Message { text, at_ms })
+        .and_then(|()| session.promote());
+    match stored {
+        Ok(()) => StatusCode::CREATED.into_response(),
+        Err(e) => session_error(e),
+    }
+}
+
+async fn reset(session: Session) -> StatusCode {
+    session.reset();
+    StatusCode::NO_CONTENT
+}
+
+fn session_error(error: SessionError) -> Response {
+    let status = match error {
+        SessionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        SessionError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        SessionError::TooManyKeys { .. } | SessionError::TooLarge { .. } => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, error.to_string()).into_response()
+}
+
+fn authorized(app: &App, headers: &HeaderMap) -> bool {
+    let Some(token) = &app.admin_token else {
+        return false;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the bearer token and the id of an admin route.
+fn admin_target(app: &App, headers: &HeaderMap, id: &str) -> Result<SessionId, Response> {
+    if !authorized(app, headers) {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "send `Authorization: Bearer <ADMIN_TOKEN>`",
+        )
+            .into_response());
+    }
+    SessionId::parse(id).ok_or_else(|| {
+        (StatusCode::BAD_REQUEST, "not a session id (session_<uuid>)").into_response()
+    })
+}
+
+async fn admin_delete(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let id = match admin_target(&app, &headers, &id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match app.store.delete(&id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, "no such session").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+async fn admin_ips(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let id = match admin_target(&app, &headers, &id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match app.store.ip_log(&id).await {
+        Ok(Some(log)) => Json(log).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "no such session").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,266 @@
+//! The chatbox demo (SPEC §6) as a black box on the embedded store.
+
+mod support;
+
+use std::thread;
+
+use support::demo::{Client, Demo, raw_request, start_fails};
+
+fn demo() -> Demo {
+    Demo::start(&[("ADMIN_TOKEN", "let-me-in")])
+}
+
+fn admin(token: &str) -> Vec<(String, String)> {
+    vec![("authorization".into(), format!("Bearer {token}"))]
+}
+
+#[test]
+fn page_is_a_visit_that_sets_the_session_cookie() {
+    let d = demo();
+    let mut c = Client::new(d.addr);
+    let page = c.get("/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        page.body.contains("id=\"chat\""),
+        "the widget is on the page"
+    );
+    let cookie = page.set_cookies()[0];
+    assert!(
+        cookie.starts_with("crisp-client%2Fsession=session_"),
+        "{cookie}"
+    );
+    assert!(cookie.contains("Max-Age=15768000") && cookie.contains("HttpOnly"));
+}
+
+#[test]
+fn session_route_reports_id_state_and_ip() {
+    let d = demo();
+    let mut c = Client::new(d.addr);
+    let none_yet = c.get("/api/session").json();
+    // First request creates the session (standard mode) and reports it.
+    assert_eq!(none_yet["state"], "temporary");
+    let info = c.get("/api/session").json();
+    assert_eq!(info["id"].as_str(), c.session_cookie());
+    assert_eq!(info["ip"], "127.0.0.1");
+}
+
+#[test]
+fn posting_a_message_stores_it_and_promotes_the_session() {
+    let d = demo();
+    let mut c = Client::new(d.addr);
+    c.get("/");
+    assert_eq!(
+        c.post_json("/api/messages", r#"{"text":"hello"}"#).status,
+        201
+    );
+    let messages = c.get("/api/messages").json();
+    assert_eq!(messages[0]["text"], "hello");
+    assert_eq!(c.get("/api/session").json()["state"], "permanent");
+}
+
+#[test]
+fn bad_message_body_is_400() {
+    let d = demo();
+    let mut c = Client::new(d.addr);
+    for body in [
+        "",
+        "not json",
+        r#"{"text":""}"#,
+        r#"{"txt":"x"}"#,
+        r#"{"text":5}"#,
+    ] {
+        assert_eq!(c.post_json("/api/messages", body).status, 400, "{body:?}");
+    }
+    let long = format!(r#"{{"text":"{}"}}"#, "x".repeat(2001));
+    assert_eq!(c.post_json("/api/messages", &long).status, 400);
+}
+
+#[test]
+fn concurrent_posts_of_one_visitor_are_all_kept() {
+    let d = demo();
+    let mut c = Client::new(d.addr);
+    c.get("/");
+    let posts: Vec<_> = (0..20)
+        .map(|i| {
+            let mut c = c.clone();
+            thread::spawn(move || {
+                c.post_json("/api/messages", &format!(r#"{{"text":"m{i}"}}"#))
+                    .status
+            })
+        })
+        .collect();
+    for p in posts {
+        assert_eq!(p.join().unwrap(), 201);
+    }
+    let messages = c.get("/api/messages").json();
+    let mut texts: Vec<String> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect();
+    texts.sort();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    expected.sort();
+    assert_eq!(texts, expected);
+}
+
+#[test]
+fn reset_unbinds_the_browser() {
+    let d = demo();
+    let mut c = Client::new(d.addr);
+    c.get("/");
+    let before = c.session_cookie().unwrap().to_owned();
+    let reply = c.send("POST", "/api/session/reset", None);
+    assert_eq!(reply.status, 204);
+    assert!(reply.set_cookies()[0].contains("Max-Age=0"));
+    assert_eq!(c.session_cookie(), None);
+    let after = c.get("/api/session").json();
+    assert_ne!(after["id"].as_str(), Some(before.as_str()));
+}
+
+#[test]
+fn admin_routes_need_the_bearer_token() {
+    let d = demo();
+    let id = "session_1b4e28ba-2fa1-41d2-883f-0016d3cca427";
+    for (method, path) in [
+        ("DELETE", format!("/admin/sessions/{id}")),
+        ("GET", format!("/admin/sessions/{id}/ips")),
+    ] {
+        assert_eq!(raw_request(d.addr, method, &path, &[], None).status, 401);
+        assert_eq!(
+            raw_request(d.addr, method, &path, &admin("wrong"), None).status,
+            401
+        );
+    }
+}
+
+#[test]
+fn admin_sees_the_ip_log_and_deletes_the_session() {
+    let d = demo();
+    let mut c = Client::new(d.addr);
+    c.post_json("/api/messages", r#"{"text":"please call me back"}"#);
+    let id = c.session_cookie().unwrap().to_owned();
+    let ips = raw_request(
+        d.addr,
+        "GET",
+        &format!("/admin/sessions/{id}/ips"),
+        &admin("let-me-in"),
+        None,
+    );
+    assert_eq!(ips.status, 200);
+    assert_eq!(ips.json()[0]["ip"], "127.0.0.1");
+    let del = raw_request(
+        d.addr,
+        "DELETE",
+        &format!("/admin/sessions/{id}"),
+        &admin("let-me-in"),
+        None,
+    );
+    assert_eq!(del.status, 204);
+    let next = c.get("/api/session").json();
+    assert_ne!(
+        next["id"].as_str(),
+        Some(id.as_str()),
+        "a fresh session after agent deletion"
+    );
+    assert_eq!(c.get("/api/messages").json().as_array().unwrap().len(), 0);
+    let gone = raw_request(
+        d.addr,
+        "GET",
+        &format!("/admin/sessions/{id}/ips"),
+        &admin("let-me-in"),
+        None,
+    );
+    assert_eq!(gone.status, 404);
+}
+
+#[test]
+fn admin_rejects_a_malformed_id() {
+    let d = demo();
+    let r = raw_request(
+        d.addr,
+        "DELETE",
+        "/admin/sessions/..%2F..%2Fetc",
+        &admin("let-me-in"),
+        None,
+    );
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn privacy_mode_sets_no_cookie_until_the_visitor_writes() {
+    let d = Demo::start(&[("SESSION_PRIVACY", "total")]);
+    let mut c = Client::new(d.addr);
+    let page = c.get("/");
+    assert!(page.set_cookies().is_empty());
+    assert_eq!(c.get("/api/session").json()["id"], serde_json::Value::Null);
+    assert_eq!(c.post_json("/api/messages", r#"{"text":"hi"}"#).status, 201);
+    assert!(c.session_cookie().is_some());
+    assert_eq!(c.get("/api/session").json()["state"], "permanent");
+}
+
+#[test]
+fn environment_configures_cookie_and_domain() {
+    let d = Demo::start(&[
+        ("SESSION_COOKIE_EXPIRE", "3600"),
+        ("SESSION_COOKIE_DOMAIN", "example.com"),
+        ("SESSION_SECURE", "true"),
+    ]);
+    let cookie = Client::new(d.addr).get("/").set_cookies()[0].to_owned();
+    assert!(cookie.contains("Max-Age=3600"), "{cookie}");
+    assert!(cookie.contains("Domain=example.com"), "{cookie}");
+    assert!(cookie.contains("Secure"), "{cookie}");
+}
+
+#[test]
+fn new_session_limit_from_environment_answers_429() {
+    let d = Demo::start(&[
+        ("SESSION_NEW_PER_IP", "2/60"),
+        ("SESSION_LIMIT_ACTION", "429"),
+    ]);
+    assert_eq!(Client::new(d.addr).get("/").status, 200);
+    assert_eq!(Client::new(d.addr).get("/").status, 200);
+    let third = Client::new(d.addr).get("/");
+    assert_eq!(third.status, 429);
+    assert!(third.header("retry-after").is_some());
+}
+
+#[test]
+fn trusted_proxy_from_environment_supplies_the_ip() {
+    let d = Demo::start(&[("TRUSTED_PROXIES", "127.0.0.1/32")]);
+    let mut c = Client::new(d.addr);
+    c.extra_headers
+        .push(("x-forwarded-for".into(), "198.51.100.23".into()));
+    assert_eq!(c.get("/api/session").json()["ip"], "198.51.100.23");
+    let d2 = demo();
+    let mut forged = Client::new(d2.addr);
+    forged
+        .extra_headers
+        .push(("x-forwarded-for".into(), "198.51.100.23".into()));
+    assert_eq!(forged.get("/api/session").json()["ip"], "127.0.0.1");
+}
+
+#[test]
+fn bad_environment_value_stops_the_demo_naming_the_variable() {
+    for (var, value) in [
+        ("SESSION_IDLE_TTL", "soon"),
+        ("SESSION_COOKIE_EXPIRE", "0"),
+        ("SESSION_PRIVACY", "maybe"),
+        ("SESSION_SECURE", "perhaps"),
+        ("TRUSTED_PROXIES", "10.0.0.0/40"),
+        ("SESSION_NEW_PER_IP", "lots"),
+        ("SESSION_LIMIT_ACTION", "ban"),
+        ("SESSION_COOKIE_DOMAIN", "not a domain"),
+        ("BIND", "nowhere"),
+        ("ADMIN_TOKEN", " "),
+    ] {
+        let stderr = start_fails(&[(var, value)]);
+        assert!(stderr.contains(var), "{var}={value}: {stderr}");
+    }
+}

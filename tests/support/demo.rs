@@ -1,0 +1,253 @@
+//! Running the chatbox example as a black box: spawn the built binary on a
+//! free port, talk HTTP/1.1 to it over a plain TCP socket.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The chatbox binary that `cargo test --all-features` built next to this test.
+pub fn chatbox_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in target/<profile>/deps")
+        .join("examples")
+        .join("chatbox");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --all-features` so the example is built",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A running chatbox demo, killed on drop.
+pub struct Demo {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Demo {
+    /// Starts the demo with `env` on a free port and waits until it accepts connections.
+    pub fn start(env: &[(&str, &str)]) -> Demo {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut cmd = Command::new(chatbox_binary());
+        cmd.env_clear()
+            .env("BIND", addr.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn the chatbox example");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("chatbox exited at start-up with {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chatbox did not listen on {addr} within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Demo { child, addr }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the demo with `env` expecting it to refuse to start; returns its stderr.
+pub fn start_fails(env: &[(&str, &str)]) -> String {
+    let output = Command::new(chatbox_binary())
+        .env_clear()
+        .env("BIND", format!("127.0.0.1:{}", free_port()))
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the chatbox example");
+    assert!(!output.status.success(), "the demo started despite {env:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// One HTTP response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// A browser-like client: keeps the cookies the server sets and sends them back.
+#[derive(Clone)]
+pub struct Client {
+    pub addr: SocketAddr,
+    pub jar: HashMap<String, String>,
+    pub extra_headers: Vec<(String, String)>,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            jar: HashMap::new(),
+            extra_headers: Vec::new(),
+        }
+    }
+
+    pub fn get(&mut self, path: &str) -> Reply {
+        self.send("GET", path, None)
+    }
+
+    pub fn post_json(&mut self, path: &str, body: &str) -> Reply {
+        self.send("POST", path, Some(body))
+    }
+
+    pub fn send(&mut self, method: &str, path: &str, body: Option<&str>) -> Reply {
+        let reply = raw_request(self.addr, method, path, &self.headers(), body);
+        for c in reply.set_cookies() {
+            let pair = c.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                if value.is_empty() || c.contains("Max-Age=0") {
+                    self.jar.remove(name);
+                } else {
+                    self.jar.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+        reply
+    }
+
+    fn headers(&self) -> Vec<(String, String)> {
+        let mut headers = self.extra_headers.clone();
+        if !self.jar.is_empty() {
+            let cookie: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            headers.push(("cookie".into(), cookie.join("; ")));
+        }
+        headers
+    }
+
+    /// The session id the jar holds, if any.
+    pub fn session_cookie(&self) -> Option<&str> {
+        self.jar
+            .iter()
+            .find(|(k, _)| k.starts_with("crisp-client%2Fsession"))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one HTTP/1.1 request (`Connection: close`) and reads the whole reply.
+pub fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Option<&str>,
+) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect to the demo");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or_default();
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read reply");
+    parse_reply(&raw)
+}
+
+fn parse_reply(raw: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .expect("an HTTP reply has a head");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
