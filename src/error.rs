@@ -4,8 +4,9 @@ use std::time::Duration;
 
 /// A configuration value was rejected when the layer or store was built.
 ///
-/// Raised once, at start-up, by [`SessionConfig::build`](crate::SessionConfig::build)
-/// and the parsers of textual settings, never per request.
+/// Raised once, at start-up, by [`SessionLayer::new`](crate::SessionLayer::new)
+/// (through [`SessionConfig::validate`](crate::SessionConfig::validate)) and the
+/// parsers of textual settings, never per request.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid session configuration `{setting}`: {reason}")]
 pub struct ConfigError {

@@ -1,4 +1,100 @@
-#![doc = "visitor-session (crate docs written later)"]
+//! Visitor sessions for chat, support and onboarding backends, as a Tower layer.
+//!
+//! One cookie binds a visitor to one server-side session. The cookie's
+//! six-month expiry is renewed on every visit; the visitor's IP is bound to the
+//! session; a session without a conversation disappears 30 minutes after the
+//! last access (its IP with it), and a session with a conversation
+//! ([`Session::promote`]) is permanent. A total privacy mode sets no cookie at
+//! all until the visitor interacts.
+//!
+//! The behaviour contract is SPEC.md; the pieces are:
+//!
+//! - [`SessionLayer`] / [`SessionService`] / [`ResponseFuture`]: the middleware,
+//!   configured by one [`SessionConfig`] checked at construction.
+//! - [`Session`]: the handle in the request extensions (and, with the `axum`
+//!   feature, an extractor). Synchronous typed reads; writes are committed after
+//!   the handler returns, only the changed keys, in one store call.
+//! - [`client_ip`]: the socket peer, or the client behind [`TrustedProxies`].
+//! - [`store`]: the [`SessionStore`] trait, shaped so that a networked store
+//!   serves each request in one round trip, and the embedded [`MemoryStore`].
+//!
+//! # With axum
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use axum::{Router, routing::get};
+//! use visitor_session::{MemoryStore, Session, SessionConfig, SessionLayer};
+//!
+//! async fn hello(session: Session) -> String {
+//!     let visits: u32 = session.get("visits").ok().flatten().unwrap_or(0) + 1;
+//!     // Fails (rather than dropping data) when the store is down or a limit is hit.
+//!     let _ = session.insert("visits", &visits);
+//!     format!("visit number {visits}")
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let layer = SessionLayer::new(MemoryStore::new(), SessionConfig::new().site_id("my-site"))?;
+//! let app = Router::new().route("/", get(hello)).layer(layer);
+//! # use tower::ServiceExt;
+//! # let res = app.clone().oneshot(http::Request::new(axum::body::Body::empty())).await?;
+//! # assert!(res.headers().contains_key(http::header::SET_COOKIE));
+//! // Serve with the peer address, which the layer binds to the session:
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>());
+//! # drop(server);
+//! # Ok(()) }
+//! ```
+//!
+//! # With hyper
+//!
+//! A plain hyper server tags each request with its connection's [`PeerAddr`].
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use hyper::body::Incoming;
+//! use hyper_util::rt::TokioIo;
+//! use hyper_util::service::TowerToHyperService;
+//! use tower::ServiceBuilder;
+//! use visitor_session::{MemoryStore, PeerAddr, Session, SessionConfig, SessionLayer};
+//!
+//! async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+//!     let session = req.extensions().get::<Session>().expect("SessionLayer is installed");
+//!     let body = format!("your session is {:?}", session.state());
+//!     Ok(Response::new(Full::new(Bytes::from(body))))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let layer = SessionLayer::new(MemoryStore::new(), SessionConfig::new())?;
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     loop {
+//!         let (stream, peer) = listener.accept().await?;
+//!         let service = ServiceBuilder::new()
+//!             .map_request(move |mut req: Request<Incoming>| {
+//!                 req.extensions_mut().insert(PeerAddr(peer));
+//!                 req
+//!             })
+//!             .layer(layer.clone())
+//!             .service_fn(hello);
+//!         tokio::spawn(async move {
+//!             let conn = hyper::server::conn::http1::Builder::new()
+//!                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+//!             if let Err(e) = conn.await {
+//!                 eprintln!("connection error: {e}");
+//!             }
+//!         });
+//!     }
+//! }
+//! ```
+//!
+//! # Features
+//!
+//! - `axum`: the [`Session`] extractor and `ConnectInfo<SocketAddr>` as the
+//!   client-IP source.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -26,3 +122,8 @@ pub use id::{InvalidSessionId, SessionId};
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use session::Session;
 pub use store::{MemoryStore, SessionState, SessionStore};
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

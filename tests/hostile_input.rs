@@ -33,24 +33,20 @@ fn echo_ip() -> (Counting<MemoryStore>, TestService, TestService) {
     (store, plain, proxied)
 }
 
-fn fresh_session_without_store_lookup(
-    cookie: HeaderValue,
-) -> impl std::future::Future<Output = ()> {
-    async move {
-        let store = Counting::new(MemoryStore::new());
-        let svc = service(store.clone(), config(), |_, _| async { String::new() });
-        let res = send(&svc, request().header(header::COOKIE, cookie)).await;
-        assert_eq!(res.status(), StatusCode::OK);
-        assert!(
-            bound_id(&res).is_some(),
-            "a fresh session replaces a bad cookie"
-        );
-        assert_eq!(
-            store.calls("touch"),
-            0,
-            "no store call for a malformed cookie (SPEC §5)"
-        );
-    }
+async fn fresh_session_without_store_lookup(cookie: HeaderValue) {
+    let store = Counting::new(MemoryStore::new());
+    let svc = service(store.clone(), config(), |_, _| async { String::new() });
+    let res = send(&svc, request().header(header::COOKIE, cookie)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        bound_id(&res).is_some(),
+        "a fresh session replaces a bad cookie"
+    );
+    assert_eq!(
+        store.calls("touch"),
+        0,
+        "no store call for a malformed cookie (SPEC §5)"
+    );
 }
 
 #[tokio::test]
@@ -303,11 +299,8 @@ impl SessionStore for Down {
     }
 }
 
-fn report_error(
-    session: visitor_session::Session,
-    _: http::Request<String>,
-) -> impl std::future::Future<Output = String> {
-    async move { format!("{:?}", session.error().map(|e| e.kind())) }
+async fn report_error(session: visitor_session::Session, _: http::Request<String>) -> String {
+    format!("{:?}", session.error().map(|e| e.kind()))
 }
 
 #[tokio::test]

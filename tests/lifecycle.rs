@@ -339,3 +339,34 @@ async fn session_records_the_current_ip() {
     .await;
     assert_eq!(store.inner.peek(&id).unwrap().1, Some(other));
 }
+
+#[tokio::test]
+async fn concurrent_requests_changing_different_keys_all_keep_their_change() {
+    // SPEC §3.4: only changed keys are written back.
+    let store = MemoryStore::new();
+    let svc = service(store.clone(), config(), |session, req| async move {
+        let key = req.uri().path().trim_start_matches('/').to_owned();
+        tokio::task::yield_now().await;
+        if !key.is_empty() {
+            session.insert(&key, &true).unwrap();
+        }
+        String::new()
+    });
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let svc = svc.clone();
+            tokio::spawn(async move { send(&svc, at(&format!("/k{i}"), Some(&id))).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().status(), StatusCode::OK);
+    }
+    let keys = service(store, config(), |session, _| async move {
+        let mut keys = session.keys();
+        keys.sort();
+        keys.join(",")
+    });
+    let res = send(&keys, at("/", Some(&id))).await;
+    assert_eq!(res.body().split(',').count(), 50, "{}", res.body());
+}

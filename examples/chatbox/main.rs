@@ -215,19 +215,34 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks the bearer token and the id of an admin route.
-fn admin_target(app: &App, headers: &HeaderMap, id: &str) -> Result<SessionId, Response> {
-    if !authorized(app, headers) {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "send `Authorization: Bearer <ADMIN_TOKEN>`",
-        )
-            .into_response());
+/// Why an admin route refused a request.
+enum AdminRefusal {
+    Unauthorized,
+    BadId,
+}
+
+impl IntoResponse for AdminRefusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "send `Authorization: Bearer <ADMIN_TOKEN>`",
+            )
+                .into_response(),
+            Self::BadId => {
+                (StatusCode::BAD_REQUEST, "not a session id (session_<uuid>)").into_response()
+            }
+        }
     }
-    SessionId::parse(id).ok_or_else(|| {
-        (StatusCode::BAD_REQUEST, "not a session id (session_<uuid>)").into_response()
-    })
+}
+
+/// Checks the bearer token and the id of an admin route.
+fn admin_target(app: &App, headers: &HeaderMap, id: &str) -> Result<SessionId, AdminRefusal> {
+    if !authorized(app, headers) {
+        return Err(AdminRefusal::Unauthorized);
+    }
+    SessionId::parse(id).ok_or(AdminRefusal::BadId)
 }
 
 async fn admin_delete(
@@ -237,7 +252,7 @@ async fn admin_delete(
 ) -> Response {
     let id = match admin_target(&app, &headers, &id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match app.store.delete(&id).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
@@ -249,7 +264,7 @@ async fn admin_delete(
 async fn admin_ips(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let id = match admin_target(&app, &headers, &id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match app.store.ip_log(&id).await {
         Ok(Some(log)) => Json(log).into_response(),

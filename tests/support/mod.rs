@@ -92,7 +92,8 @@ impl<S: SessionStore> SessionStore for Counting<S> {
 
 /// The test service: the layer around `handler`, which gets the request's
 /// `Session` and returns a body.
-pub type TestService = tower::util::BoxCloneService<Request<String>, Response<String>, BoxError>;
+pub type TestService =
+    tower::util::BoxCloneSyncService<Request<String>, Response<String>, BoxError>;
 
 pub fn service<St, F, Fut>(store: St, config: SessionConfig, handler: F) -> TestService
 where
@@ -112,7 +113,7 @@ where
             Ok::<_, Infallible>(Response::new(handler(session, req).await))
         }
     });
-    tower::util::BoxCloneService::new(
+    tower::util::BoxCloneSyncService::new(
         tower::ServiceBuilder::new()
             .layer(layer)
             .service(inner)
