@@ -179,3 +179,4 @@ pub fn removes_cookie(res: &Response<String>) -> bool {
 }
 
 pub mod demo;
+pub mod redis_server;
