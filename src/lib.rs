@@ -16,7 +16,8 @@
 //!   the handler returns, only the changed keys, in one store call.
 //! - [`client_ip`]: the socket peer, or the client behind [`TrustedProxies`].
 //! - [`store`]: the [`SessionStore`] trait, shaped so that a networked store
-//!   serves each request in one round trip, and the embedded [`MemoryStore`].
+//!   serves each request in one round trip; the embedded [`MemoryStore`]; and
+//!   (feature `redis`) `RedisStore`, one `EVALSHA` per store call.
 //!
 //! # With axum
 //!
@@ -93,8 +94,9 @@
 //!
 //! # Features
 //!
-//! - `axum`: the [`Session`] extractor and `ConnectInfo<SocketAddr>` as the
-//!   client-IP source.
+//! - `axum` (default): the [`Session`] extractor and `ConnectInfo<SocketAddr>`
+//!   as the client-IP source.
+//! - `redis` (default): `store::RedisStore` on deadpool-redis.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

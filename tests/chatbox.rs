@@ -1,22 +1,53 @@
-//! The chatbox demo (SPEC §6) as a black box on the embedded store.
+//! The chatbox demo (SPEC §6) as a black box: the core scenarios run on the
+//! embedded store and on a real redis-server (`REDIS_URL`).
 
 mod support;
 
 use std::thread;
 
 use support::demo::{Client, Demo, raw_request, start_fails};
+use support::redis_server::RedisServer;
 
 fn demo() -> Demo {
     Demo::start(&[("ADMIN_TOKEN", "let-me-in")])
 }
 
+/// The demo on Redis, with the server it talks to (kept alive as long as the demo).
+fn demo_on_redis() -> (Demo, RedisServer) {
+    let server = RedisServer::start();
+    let demo = Demo::start(&[("ADMIN_TOKEN", "let-me-in"), ("REDIS_URL", &server.url())]);
+    (demo, server)
+}
+
+/// One test per store for each scenario.
+macro_rules! on_both_stores {
+    ($($scenario:ident),* $(,)?) => {
+        mod memory {
+            $(#[test] fn $scenario() { super::$scenario(&super::demo()); })*
+        }
+        mod redis {
+            $(#[test] fn $scenario() { let (d, _server) = super::demo_on_redis(); super::$scenario(&d); })*
+        }
+    };
+}
+
+on_both_stores!(
+    page_is_a_visit_that_sets_the_session_cookie,
+    session_route_reports_id_state_and_ip,
+    posting_a_message_stores_it_and_promotes_the_session,
+    bad_message_body_is_400,
+    concurrent_posts_of_one_visitor_are_all_kept,
+    reset_unbinds_the_browser,
+    admin_routes_need_the_bearer_token,
+    admin_sees_the_ip_log_and_deletes_the_session,
+    admin_rejects_a_malformed_id,
+);
+
 fn admin(token: &str) -> Vec<(String, String)> {
     vec![("authorization".into(), format!("Bearer {token}"))]
 }
 
-#[test]
-fn page_is_a_visit_that_sets_the_session_cookie() {
-    let d = demo();
+fn page_is_a_visit_that_sets_the_session_cookie(d: &Demo) {
     let mut c = Client::new(d.addr);
     let page = c.get("/");
     assert_eq!(page.status, 200);
@@ -37,9 +68,7 @@ fn page_is_a_visit_that_sets_the_session_cookie() {
     assert!(cookie.contains("Max-Age=15768000") && cookie.contains("HttpOnly"));
 }
 
-#[test]
-fn session_route_reports_id_state_and_ip() {
-    let d = demo();
+fn session_route_reports_id_state_and_ip(d: &Demo) {
     let mut c = Client::new(d.addr);
     let none_yet = c.get("/api/session").json();
     // First request creates the session (standard mode) and reports it.
@@ -49,9 +78,7 @@ fn session_route_reports_id_state_and_ip() {
     assert_eq!(info["ip"], "127.0.0.1");
 }
 
-#[test]
-fn posting_a_message_stores_it_and_promotes_the_session() {
-    let d = demo();
+fn posting_a_message_stores_it_and_promotes_the_session(d: &Demo) {
     let mut c = Client::new(d.addr);
     c.get("/");
     assert_eq!(
@@ -63,9 +90,7 @@ fn posting_a_message_stores_it_and_promotes_the_session() {
     assert_eq!(c.get("/api/session").json()["state"], "permanent");
 }
 
-#[test]
-fn bad_message_body_is_400() {
-    let d = demo();
+fn bad_message_body_is_400(d: &Demo) {
     let mut c = Client::new(d.addr);
     for body in [
         "",
@@ -80,9 +105,7 @@ fn bad_message_body_is_400() {
     assert_eq!(c.post_json("/api/messages", &long).status, 400);
 }
 
-#[test]
-fn concurrent_posts_of_one_visitor_are_all_kept() {
-    let d = demo();
+fn concurrent_posts_of_one_visitor_are_all_kept(d: &Demo) {
     let mut c = Client::new(d.addr);
     c.get("/");
     let posts: Vec<_> = (0..20)
@@ -110,9 +133,7 @@ fn concurrent_posts_of_one_visitor_are_all_kept() {
     assert_eq!(texts, expected);
 }
 
-#[test]
-fn reset_unbinds_the_browser() {
-    let d = demo();
+fn reset_unbinds_the_browser(d: &Demo) {
     let mut c = Client::new(d.addr);
     c.get("/");
     let before = c.session_cookie().unwrap().to_owned();
@@ -124,9 +145,7 @@ fn reset_unbinds_the_browser() {
     assert_ne!(after["id"].as_str(), Some(before.as_str()));
 }
 
-#[test]
-fn admin_routes_need_the_bearer_token() {
-    let d = demo();
+fn admin_routes_need_the_bearer_token(d: &Demo) {
     let id = "session_1b4e28ba-2fa1-41d2-883f-0016d3cca427";
     for (method, path) in [
         ("DELETE", format!("/admin/sessions/{id}")),
@@ -140,9 +159,7 @@ fn admin_routes_need_the_bearer_token() {
     }
 }
 
-#[test]
-fn admin_sees_the_ip_log_and_deletes_the_session() {
-    let d = demo();
+fn admin_sees_the_ip_log_and_deletes_the_session(d: &Demo) {
     let mut c = Client::new(d.addr);
     c.post_json("/api/messages", r#"{"text":"please call me back"}"#);
     let id = c.session_cookie().unwrap().to_owned();
@@ -180,9 +197,7 @@ fn admin_sees_the_ip_log_and_deletes_the_session() {
     assert_eq!(gone.status, 404);
 }
 
-#[test]
-fn admin_rejects_a_malformed_id() {
-    let d = demo();
+fn admin_rejects_a_malformed_id(d: &Demo) {
     let r = raw_request(
         d.addr,
         "DELETE",
@@ -259,8 +274,26 @@ fn bad_environment_value_stops_the_demo_naming_the_variable() {
         ("SESSION_COOKIE_DOMAIN", "not a domain"),
         ("BIND", "nowhere"),
         ("ADMIN_TOKEN", " "),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("REDIS_URL", "redis://[bad"),
+        ("REDIS_CLUSTER_NODES", "redis://127.0.0.1:7000"),
     ] {
         let stderr = start_fails(&[(var, value)]);
         assert!(stderr.contains(var), "{var}={value}: {stderr}");
     }
+}
+
+#[test]
+fn demo_with_redis_down_at_start_up_serves_pages_without_a_session() {
+    let port = support::demo::free_port();
+    let d = Demo::start(&[("REDIS_URL", &format!("redis://127.0.0.1:{port}"))]);
+    let mut c = Client::new(d.addr);
+    let page = c.get("/");
+    assert_eq!(page.status, 200, "fail-open: the page is served");
+    assert!(page.set_cookies().is_empty());
+    assert_eq!(
+        c.post_json("/api/messages", r#"{"text":"hi"}"#).status,
+        503,
+        "the write is not faked"
+    );
 }

@@ -20,7 +20,7 @@ use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use visitor_session::store::SessionStore;
+use visitor_session::store::{RedisConfig, RedisStore, SessionStore};
 use visitor_session::{MemoryStore, Session, SessionConfig, SessionError, SessionId, SessionLayer};
 
 const WIDGET: &str = include_str!("widget.html");
@@ -119,12 +119,28 @@ async fn run() -> Result<(), String> {
 }
 
 async fn store_from_env() -> Result<Arc<dyn SessionStore>, String> {
-    if std::env::var_os("REDIS_CLUSTER_NODES").is_some() || std::env::var_os("REDIS_URL").is_some()
-    {
-        return Err("REDIS_URL / REDIS_CLUSTER_NODES: this build has the memory store only".into());
+    if std::env::var_os("REDIS_CLUSTER_NODES").is_some() {
+        return Err(
+            "REDIS_CLUSTER_NODES: Redis Cluster is not supported by this version; use REDIS_URL"
+                .into(),
+        );
     }
-    tracing::info!("session store: memory (set REDIS_URL for Redis)");
-    Ok(Arc::new(MemoryStore::new()))
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        tracing::info!("session store: memory (set REDIS_URL for Redis)");
+        return Ok(Arc::new(MemoryStore::new()));
+    };
+    if !url.starts_with("redis://") && !url.starts_with("unix://") {
+        return Err(format!("REDIS_URL: {url:?} is not a redis:// URL"));
+    }
+    let store =
+        RedisStore::new(RedisConfig::new(url.as_str())).map_err(|e| format!("REDIS_URL: {e}"))?;
+    // Best effort: with Redis down at start-up the demo still serves (fail-open)
+    // and picks Redis up when it comes back.
+    match store.load_scripts().await {
+        Ok(()) => tracing::info!("session store: Redis"),
+        Err(e) => tracing::warn!(error = %e, "session store: Redis, not reachable yet"),
+    }
+    Ok(Arc::new(store))
 }
 
 async fn page(session: Session) -> Html<&'static str> {
