@@ -136,49 +136,47 @@ async fn forged_forwarded_for_is_ignored_without_a_trusted_proxy() {
     assert_eq!(res.body(), &format!("Some({PEER})"));
 }
 
-#[tokio::test]
-async fn trusted_proxy_supplies_the_client_ip() {
+/// The client IP bound for a request from `peer` with `X-Forwarded-For: xff`,
+/// behind the trusted proxies 10.0.0.0/8.
+async fn bound_ip(peer: &str, xff: &str) -> String {
     let (_, _, proxied) = echo_ip();
-    let proxy: IpAddr = "10.0.0.2".parse().unwrap();
     let res = send(
         &proxied,
-        from_ip(proxy).header("x-forwarded-for", "198.51.100.7, 10.0.0.5"),
+        from_ip(peer.parse().unwrap()).header("x-forwarded-for", xff),
     )
     .await;
-    assert_eq!(res.body(), "Some(198.51.100.7)");
+    assert_eq!(res.status(), StatusCode::OK);
+    res.into_body()
+}
+
+#[tokio::test]
+async fn trusted_proxy_supplies_the_client_ip() {
+    assert_eq!(
+        bound_ip("10.0.0.2", "198.51.100.7, 10.0.0.5").await,
+        "Some(198.51.100.7)"
+    );
 }
 
 #[tokio::test]
 async fn untrusted_peer_cannot_forge_its_ip_even_when_proxies_are_configured() {
-    let (_, _, proxied) = echo_ip();
-    let res = send(&proxied, request().header("x-forwarded-for", "1.2.3.4")).await;
-    assert_eq!(res.body(), &format!("Some({PEER})"));
+    assert_eq!(bound_ip(PEER, "1.2.3.4").await, format!("Some({PEER})"));
 }
 
 #[tokio::test]
 async fn client_prepended_hops_do_not_fool_the_right_to_left_walk() {
-    let (_, _, proxied) = echo_ip();
-    let proxy: IpAddr = "10.0.0.2".parse().unwrap();
     // The client sent "X-Forwarded-For: 1.2.3.4"; the proxy appended the real peer.
-    let res = send(
-        &proxied,
-        from_ip(proxy).header("x-forwarded-for", "1.2.3.4, 198.51.100.7"),
-    )
-    .await;
-    assert_eq!(res.body(), "Some(198.51.100.7)");
+    assert_eq!(
+        bound_ip("10.0.0.2", "1.2.3.4, 198.51.100.7").await,
+        "Some(198.51.100.7)"
+    );
 }
 
 #[tokio::test]
 async fn malformed_forwarding_header_falls_back_to_the_peer() {
-    let (_, _, proxied) = echo_ip();
-    let proxy: IpAddr = "10.0.0.2".parse().unwrap();
-    let res = send(
-        &proxied,
-        from_ip(proxy).header("x-forwarded-for", "not-an-ip, ,,["),
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.body(), "Some(10.0.0.2)");
+    assert_eq!(
+        bound_ip("10.0.0.2", "not-an-ip, ,,[").await,
+        "Some(10.0.0.2)"
+    );
 }
 
 #[tokio::test]

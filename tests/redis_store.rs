@@ -26,6 +26,17 @@ fn store(server: &RedisServer) -> RedisStore {
     .unwrap()
 }
 
+/// An access with no IP, now, under the tests' idle TTL.
+fn access() -> Access {
+    Access {
+        ip: None,
+        at_ms: Access::now_ms(),
+        idle_ttl: IDLE,
+        permanent_retention: None,
+        ip_log_retention: None,
+    }
+}
+
 fn session_key(id: &SessionId) -> String {
     format!("vs:{{{}}}", id.uuid_str())
 }
@@ -204,13 +215,7 @@ async fn temporary_session_and_its_ip_are_gone_after_the_idle_ttl() {
         0,
         "nothing, the IP included, outlives the session"
     );
-    let access = Access {
-        ip: None,
-        at_ms: Access::now_ms(),
-        idle_ttl: IDLE,
-        permanent_retention: None,
-        ip_log_retention: None,
-    };
+    let access = access();
     assert_eq!(store.touch(&id, &access).await.unwrap(), None);
     let fresh = bound_id(&send(&svc, at("/", Some(&id))).await).unwrap();
     assert_ne!(fresh, id);
@@ -338,13 +343,7 @@ async fn commit_racing_an_agent_deletion_does_not_resurrect_the_session() {
     );
     assert_eq!(server.dbsize(), 0, "nothing was written back");
     // The store call on its own, too.
-    let access = Access {
-        ip: None,
-        at_ms: Access::now_ms(),
-        idle_ttl: IDLE,
-        permanent_retention: None,
-        ip_log_retention: None,
-    };
+    let access = access();
     let changes = Changes {
         data: [("k".to_owned(), Some("1".to_owned()))].into(),
         promote: true,

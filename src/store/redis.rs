@@ -487,6 +487,14 @@ fn millis(d: Option<Duration>) -> u64 {
     d.map_or(0, |d| d.as_millis().max(1) as u64)
 }
 
+/// The hash fields and values a commit or creation sets (removals left out).
+fn data_sets(changes: &Changes) -> impl Iterator<Item = (String, &String)> {
+    changes
+        .data
+        .iter()
+        .filter_map(|(key, value)| Some((format!("d:{key}"), value.as_ref()?)))
+}
+
 fn parse_record(fields: HashMap<String, String>) -> Result<SessionRecord, StoreError> {
     let meta = |name: &str| fields.get(name).map(String::as_str);
     let state = match meta("m:state") {
@@ -569,10 +577,8 @@ impl SessionStore for RedisStore {
                 .arg(limit.map_or(0, |l| l.max))
                 .arg(millis(limit.map(|l| l.window)))
                 .arg(if changes.promote { "1" } else { "0" });
-            for (key, value) in &changes.data {
-                if let Some(value) = value {
-                    invocation.arg(format!("d:{key}")).arg(value);
-                }
+            for (field, value) in data_sets(changes) {
+                invocation.arg(field).arg(value);
             }
             let (code, retry_ms): (i64, i64) = self.run("create", invocation).await?;
             match code {
@@ -594,7 +600,7 @@ impl SessionStore for RedisStore {
     ) -> StoreFuture<'a, Committed> {
         Box::pin(async move {
             let mut invocation = self.scripts.commit.prepare_invoke();
-            let sets = changes.data.values().filter(|v| v.is_some()).count();
+            let sets = data_sets(changes).count();
             invocation
                 .key(self.session_key(id))
                 .key(self.ip_log_key(id))
@@ -603,15 +609,11 @@ impl SessionStore for RedisStore {
                 .arg(millis(access.permanent_retention))
                 .arg(if changes.promote { "1" } else { "0" })
                 .arg(sets);
-            for (key, value) in &changes.data {
-                if let Some(value) = value {
-                    invocation.arg(format!("d:{key}")).arg(value);
-                }
+            for (field, value) in data_sets(changes) {
+                invocation.arg(field).arg(value);
             }
-            for (key, value) in &changes.data {
-                if value.is_none() {
-                    invocation.arg(format!("d:{key}"));
-                }
+            for (key, _) in changes.data.iter().filter(|(_, v)| v.is_none()) {
+                invocation.arg(format!("d:{key}"));
             }
             let applied: i64 = self.run("commit", invocation).await?;
             Ok(if applied == 1 {
