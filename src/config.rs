@@ -12,6 +12,10 @@ use crate::error::ConfigError;
 pub const DEFAULT_COOKIE_MAX_AGE: Duration = Duration::from_secs(15_768_000);
 /// Idle lifetime of a temporary session by default: 30 minutes (SPEC §3.1).
 pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(30 * 60);
+/// Longest cookie `Max-Age` accepted: 400 days, the cap browsers apply anyway.
+pub const MAX_COOKIE_MAX_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
+/// Longest duration accepted for any TTL, retention or window: 100 years.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// Shortest IP-log retention accepted: one year, for legal requests (SPEC §3.3).
 pub const MIN_IP_LOG_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -425,11 +429,29 @@ impl SessionConfig {
             }
         }
         let secs = self.cookie_max_age.as_secs();
-        if secs == 0 || self.cookie_max_age.subsec_nanos() != 0 || secs > i64::MAX as u64 / 2 {
+        if secs == 0
+            || self.cookie_max_age.subsec_nanos() != 0
+            || self.cookie_max_age > MAX_COOKIE_MAX_AGE
+        {
             return Err(ConfigError::new(
                 "SESSION_COOKIE_EXPIRE",
-                "the cookie max-age is a whole number of seconds above 0",
+                "the cookie max-age is a whole number of seconds from 1 to 34560000 (400 days, \
+                 the longest browsers keep a cookie)",
             ));
+        }
+        for (setting, value) in [
+            ("SESSION_IDLE_TTL", Some(self.idle_ttl)),
+            ("permanent_retention", self.permanent_retention),
+            ("ip_log_retention", self.ip_log_retention),
+            (
+                "SESSION_NEW_PER_IP",
+                self.new_session_limit.map(|l| l.window),
+            ),
+            ("store_timeout", Some(self.store_timeout)),
+        ] {
+            if value.is_some_and(|v| v > MAX_DURATION) {
+                return Err(ConfigError::new(setting, "durations are at most 100 years"));
+            }
         }
         if let CookieDomain::Fixed(d) = &self.domain {
             let d = d.trim_start_matches('.');
@@ -583,6 +605,9 @@ mod tests {
             ("SESSION_COOKIE_EXPIRE", "soon"),
             ("SESSION_COOKIE_DOMAIN", "exa mple.com"),
             ("SESSION_IDLE_TTL", "-5"),
+            ("SESSION_IDLE_TTL", "18446744073709551615"),
+            ("SESSION_COOKIE_EXPIRE", "34560001"),
+            ("SESSION_NEW_PER_IP", "1/18446744073709551615"),
             ("SESSION_PRIVACY", "paranoid"),
             ("SESSION_SECURE", "yes please"),
             ("TRUSTED_PROXIES", "10.0.0.0/99"),

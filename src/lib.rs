@@ -114,7 +114,7 @@ pub mod store;
 pub use client_ip::{PeerAddr, TrustedProxies};
 pub use config::{
     CookieDomain, DEFAULT_COOKIE_MAX_AGE, DEFAULT_IDLE_TTL, FailureMode, LimitAction,
-    MIN_IP_LOG_RETENTION, NewSessionLimit, PrivacyMode, SessionConfig,
+    MAX_COOKIE_MAX_AGE, MIN_IP_LOG_RETENTION, NewSessionLimit, PrivacyMode, SessionConfig,
 };
 pub use cookie::registrable_domain;
 pub use error::{ConfigError, SessionError, StoreError, StoreErrorKind};

@@ -252,7 +252,16 @@ impl Session {
             return;
         }
         match std::mem::replace(&mut inner.binding, Binding::None) {
-            Binding::Existing { id, state } => inner.unbound = Some((id, state)),
+            // Promoted in this request only: the stored session is still
+            // temporary, and resetting it deletes it (the store re-checks).
+            Binding::Existing { id, state } => {
+                let stored = if inner.promote {
+                    SessionState::Temporary
+                } else {
+                    state
+                };
+                inner.unbound = Some((id, stored));
+            }
             Binding::Unavailable(e) => inner.binding = Binding::Unavailable(e),
             Binding::New { .. } | Binding::None => {}
         }

@@ -23,6 +23,11 @@ fn actions(store: Counting<MemoryStore>, config: visitor_session::SessionConfig)
                 Ok(())
             }
             "/write" => session.insert("note", "hello"),
+            "/promote-then-reset" => {
+                session.promote().unwrap();
+                session.reset();
+                Ok(())
+            }
             "/reset-then-write" => {
                 session.reset();
                 session.insert("note", "fresh")
@@ -369,4 +374,92 @@ async fn concurrent_requests_changing_different_keys_all_keep_their_change() {
     });
     let res = send(&keys, at("/", Some(&id))).await;
     assert_eq!(res.body().split(',').count(), 50, "{}", res.body());
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_after_promote_in_the_same_request_deletes_the_temporary_session() {
+    let (store, svc) = setup(config());
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let res = send(&svc, at("/promote-then-reset", Some(&id))).await;
+    assert!(removes_cookie(&res));
+    assert_eq!(
+        store.inner.peek(&id),
+        None,
+        "the promotion was never stored"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn write_racing_an_agent_deletion_is_refused_not_reported_as_kept() {
+    // SPEC §3.4: no resurrection; SPEC §4: a failed write is never a success.
+    let store = MemoryStore::new();
+    let admin = store.clone();
+    let svc = service(store.clone(), config(), move |session, _| {
+        let admin = admin.clone();
+        async move {
+            admin.delete(&session.id().unwrap()).await.unwrap();
+            session.insert("message", "hello").unwrap();
+            "stored".to_owned()
+        }
+    });
+    let plain = actions(Counting::new(store.clone()), config());
+    let id = bound_id(&send(&plain, request()).await).unwrap();
+    let res = send(&svc, at("/", Some(&id))).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(removes_cookie(&res));
+    assert!(store.is_empty(), "the deleted session was not recreated");
+}
+
+#[tokio::test]
+async fn concurrent_writes_cannot_exceed_the_key_limit_together() {
+    // Each request alone is within max_keys; the store enforces the sum.
+    let store = MemoryStore::new();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(3));
+    let svc = service(store.clone(), config().max_keys(2), move |session, req| {
+        let barrier = barrier.clone();
+        async move {
+            let key = req.uri().path().trim_start_matches('/').to_owned();
+            if !key.is_empty() {
+                session.insert(&key, &1).unwrap();
+                // All three have loaded the empty session before any commits.
+                barrier.wait().await;
+            }
+            String::new()
+        }
+    });
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let tasks: Vec<_> = ["/a", "/b", "/c"]
+        .into_iter()
+        .map(|path| {
+            let svc = svc.clone();
+            tokio::spawn(async move { send(&svc, at(path, Some(&id))).await.status() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::PAYLOAD_TOO_LARGE
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_cookie_is_cleared_when_no_new_session_can_be_made() {
+    let limit = visitor_session::NewSessionLimit {
+        max: 1,
+        window: Duration::from_secs(60),
+        action: visitor_session::LimitAction::Skip,
+    };
+    let (_, svc) = setup(config().new_session_limit(Some(limit)));
+    send(&svc, request()).await;
+    let res = send(&svc, at("/", Some(&visitor_session::SessionId::generate()))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(removes_cookie(&res), "{:?}", set_cookies(&res));
 }

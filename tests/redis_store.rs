@@ -34,6 +34,8 @@ fn access() -> Access {
         idle_ttl: IDLE,
         permanent_retention: None,
         ip_log_retention: None,
+        max_keys: 64,
+        max_data_bytes: 64 * 1024,
     }
 }
 
@@ -337,6 +339,11 @@ async fn commit_racing_an_agent_deletion_does_not_resurrect_the_session() {
     let plain = service(store.clone(), config(), act);
     let id = bound_id(&send(&plain, request()).await).unwrap();
     let res = send(&svc, at("/", Some(&id))).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::CONFLICT,
+        "the client learns its write was not kept"
+    );
     assert!(
         removes_cookie(&res),
         "the vanished session's cookie is cleared"
@@ -472,4 +479,87 @@ fn key_prefix_with_braces_is_a_config_error() {
         RedisStore::new(RedisConfig::new("redis://127.0.0.1").key_prefix("a{b}")).unwrap_err();
     assert_eq!(err.setting(), "key_prefix");
     assert!(RedisStore::new(RedisConfig::new("not a url")).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_cannot_exceed_the_data_limits_together() {
+    let server = RedisServer::start();
+    let store = store(&server);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(3));
+    let svc = service(
+        store.clone(),
+        config().max_keys(2),
+        move |session: Session, req| {
+            let barrier = barrier.clone();
+            async move {
+                let key = req.uri().path().trim_start_matches('/').to_owned();
+                if !key.is_empty() {
+                    session.insert(&key, &1).unwrap();
+                    // All three have loaded the empty session before any commits.
+                    barrier.wait().await;
+                }
+                String::new()
+            }
+        },
+    );
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let tasks: Vec<_> = ["/a", "/b", "/c"]
+        .into_iter()
+        .map(|path| {
+            let svc = svc.clone();
+            tokio::spawn(async move { send(&svc, at(path, Some(&id))).await.status() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::PAYLOAD_TOO_LARGE
+        ]
+    );
+    let fields = server.raw(&["HKEYS", &session_key(&id)]).unwrap();
+    assert_eq!(fields.matches("d:").count(), 2, "{fields}");
+}
+
+#[tokio::test]
+async fn commit_over_the_size_limit_writes_nothing() {
+    let server = RedisServer::start();
+    let (store, svc) = layer_over(&server, config());
+    let id = bound_id(&send(&svc, at("/write", None)).await).unwrap();
+    let mut small = access();
+    small.max_data_bytes = 20;
+    let changes = Changes {
+        data: [
+            ("big".to_owned(), Some("\"0123456789\"".to_owned())),
+            ("note".to_owned(), None),
+        ]
+        .into(),
+        promote: true,
+    };
+    // "note" (4 + 7 bytes) goes and "big" (3 + 12 bytes) comes: 15 bytes fit in 20.
+    assert_eq!(
+        store.commit(&id, &small, &changes).await.unwrap(),
+        Committed::Applied
+    );
+    small.max_data_bytes = 16;
+    let more = Changes {
+        data: [("more".to_owned(), Some("1".to_owned()))].into(),
+        promote: false,
+    };
+    // 15 + 4 + 1 = 20 bytes would not fit in 16.
+    assert_eq!(
+        store.commit(&id, &small, &more).await.unwrap(),
+        Committed::OverLimit
+    );
+    let fields = server.raw(&["HKEYS", &session_key(&id)]).unwrap();
+    assert!(
+        fields.contains("d:big") && !fields.contains("d:more") && !fields.contains("d:note"),
+        "{fields}"
+    );
 }

@@ -275,28 +275,50 @@ async fn with_timeout<T>(
 }
 
 /// Runs the store calls of a finished request and decides its outcome.
-/// A write that fails is never reported as success: the response becomes a 503.
 async fn commit(ctx: RequestContext, plan: Plan) -> Outcome {
-    let store = ctx.shared.store.clone();
+    let unbinds = plan.unbound.is_some() || ctx.stale_cookie;
+    let mut outcome = store_changes(&ctx, plan).await;
+    // The browser's session is gone (reset, deleted, expired) and no new one
+    // was bound: clear the cookie, or every later request pays a lookup.
+    if unbinds && outcome.set_cookies.is_empty() {
+        outcome
+            .set_cookies
+            .push(ctx.shared.codec.removal(ctx.domain.as_deref()));
+    }
+    outcome
+}
+
+/// The store calls of a finished request. A write that fails is never
+/// reported as success: the handler's response is replaced by an error.
+async fn store_changes(ctx: &RequestContext, plan: Plan) -> Outcome {
+    let store = &ctx.shared.store;
     let access = &ctx.access;
     let mut outcome = Outcome::default();
     if let Some((old, SessionState::Temporary)) = &plan.unbound {
-        if let Err(error) = with_timeout(&ctx, "reset", store.reset(old)).await {
+        if let Err(error) = with_timeout(ctx, "reset", store.reset(old)).await {
             // The browser is unbound all the same; the session ends with its idle TTL.
             tracing::warn!(session = %old, %error, "deleting a reset temporary session failed");
         }
     }
     match plan.binding {
         Binding::Existing { id, .. } if !plan.changes.is_empty() => {
-            match with_timeout(&ctx, "commit", store.commit(&id, access, &plan.changes)).await {
-                Ok(Committed::Applied) => bind(&ctx, &mut outcome, &id),
+            match with_timeout(ctx, "commit", store.commit(&id, access, &plan.changes)).await {
+                Ok(Committed::Applied) => bind(ctx, &mut outcome, &id),
                 Ok(Committed::Missing) => {
                     // Deleted or expired while the handler ran: the deletion
-                    // wins and the session is not recreated (SPEC §3.4).
+                    // wins, the session is not recreated (SPEC §3.4), and the
+                    // client learns that its write was not kept.
                     tracing::info!(session = %id, "session vanished before its changes were committed");
+                    outcome = Outcome::replaced(StatusCode::CONFLICT, None);
                     outcome
                         .set_cookies
                         .push(ctx.shared.codec.removal(ctx.domain.as_deref()));
+                }
+                Ok(Committed::OverLimit) => {
+                    // Concurrent requests filled the session meanwhile.
+                    tracing::info!(session = %id, "session changes refused: data limits");
+                    outcome = Outcome::replaced(StatusCode::PAYLOAD_TOO_LARGE, None);
+                    bind(ctx, &mut outcome, &id);
                 }
                 Err(error) => {
                     tracing::error!(session = %id, %error, "committing session changes failed");
@@ -304,18 +326,18 @@ async fn commit(ctx: RequestContext, plan: Plan) -> Outcome {
                 }
             }
         }
-        Binding::Existing { id, .. } => bind(&ctx, &mut outcome, &id),
+        Binding::Existing { id, .. } => bind(ctx, &mut outcome, &id),
         Binding::New { id, explicit, .. } => {
             let limit = ctx.shared.create_limit(access.ip);
             let created = with_timeout(
-                &ctx,
+                ctx,
                 "create",
                 store.create(&id, access, &plan.changes, limit.as_ref()),
             )
             .await;
             let wrote = explicit || !plan.changes.is_empty();
             match created {
-                Ok(Created::Created) => bind(&ctx, &mut outcome, &id),
+                Ok(Created::Created) => bind(ctx, &mut outcome, &id),
                 Ok(Created::Limited { retry_after }) => {
                     let action = ctx.shared.config.new_session_limit.map(|l| l.action);
                     tracing::info!(ip = ?access.ip, "new-session limit reached");
@@ -337,11 +359,6 @@ async fn commit(ctx: RequestContext, plan: Plan) -> Outcome {
                     }
                 }
             }
-        }
-        Binding::None if plan.unbound.is_some() || ctx.stale_cookie => {
-            outcome
-                .set_cookies
-                .push(ctx.shared.codec.removal(ctx.domain.as_deref()));
         }
         Binding::None | Binding::Unavailable(_) => {}
     }

@@ -132,6 +132,8 @@ impl Shared {
                 idle_ttl: config.idle_ttl,
                 permanent_retention: config.permanent_retention,
                 ip_log_retention: config.ip_log_retention,
+                max_keys: config.max_keys,
+                max_data_bytes: config.max_data_bytes,
             },
             domain: self.codec.domain_for(host.as_deref()),
             host,

@@ -62,9 +62,10 @@ impl Stored {
 
     /// Applies the TTL of the current state, measured from `now`.
     fn refresh_ttl(&mut self, now: Instant, access: &Access) {
+        // A TTL too long for the clock is no TTL.
         self.expires_at = match self.record.state {
-            SessionState::Temporary => Some(now + access.idle_ttl),
-            SessionState::Permanent => access.permanent_retention.map(|r| now + r),
+            SessionState::Temporary => now.checked_add(access.idle_ttl),
+            SessionState::Permanent => access.permanent_retention.and_then(|r| now.checked_add(r)),
         };
     }
 
@@ -86,6 +87,24 @@ impl Stored {
             let cutoff = access.at_ms.saturating_sub(retention.as_millis() as u64);
             self.ip_log.retain(|e| e.last_seen_ms >= cutoff);
         }
+    }
+
+    /// Whether the data after `changes` stays within the access's limits.
+    fn fits(&self, changes: &Changes, access: &Access) -> bool {
+        let data = &self.record.data;
+        let mut keys = data.len();
+        let mut bytes: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+        for (key, value) in &changes.data {
+            if let Some(old) = data.get(key) {
+                keys -= 1;
+                bytes -= key.len() + old.len();
+            }
+            if let Some(new) = value {
+                keys += 1;
+                bytes += key.len() + new.len();
+            }
+        }
+        keys <= access.max_keys && bytes <= access.max_data_bytes
     }
 
     fn apply(&mut self, changes: &Changes) {
@@ -256,6 +275,9 @@ impl SessionStore for MemoryStore {
         let Some(stored) = inner.live(id, now) else {
             return ready(Committed::Missing);
         };
+        if !stored.fits(changes, access) {
+            return ready(Committed::OverLimit);
+        }
         let was_permanent = stored.record.state == SessionState::Permanent;
         stored.apply(changes);
         if changes.promote && !was_permanent {

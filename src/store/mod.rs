@@ -67,6 +67,10 @@ pub struct Access {
     pub permanent_retention: Option<Duration>,
     /// IP-log entries last seen longer ago than this are dropped, if set.
     pub ip_log_retention: Option<Duration>,
+    /// Most data keys a session may hold after a commit.
+    pub max_keys: usize,
+    /// Most bytes (keys plus JSON values) a session's data may take after a commit.
+    pub max_data_bytes: usize,
 }
 
 impl Access {
@@ -143,6 +147,10 @@ pub enum Committed {
     Applied,
     /// The session expired or was deleted meanwhile; nothing was written (no resurrection).
     Missing,
+    /// The changes, together with what concurrent requests stored meanwhile,
+    /// would exceed [`Access::max_keys`] or [`Access::max_data_bytes`];
+    /// nothing was written.
+    OverLimit,
 }
 
 /// One entry of a permanent session's IP log (SPEC §3.3).
@@ -185,7 +193,8 @@ pub trait SessionStore: Send + Sync + 'static {
         limit: Option<&'a CreateLimit>,
     ) -> StoreFuture<'a, Created>;
 
-    /// Writes only the changed keys (and promotion) of a live session.
+    /// Writes only the changed keys (and promotion) of a live session, all or
+    /// nothing: refused when the result would exceed the access's data limits.
     fn commit<'a>(
         &'a self,
         id: &'a SessionId,

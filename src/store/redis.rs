@@ -23,8 +23,8 @@
 //! | operation | keys | what the script does |
 //! |---|---|---|
 //! | touch | session, IP log | nothing if the session is gone; else record IP and last seen, slide the TTL if temporary, log the IP if permanent, return all fields |
-//! | create | session, IP log, network counter | refuse an existing id; count against the new-session limit; write metadata and the first data; TTL if temporary |
-//! | commit | session, IP log | nothing if the session is gone (no resurrection); `HSET` the changed keys, `HDEL` the removed ones; promote with `PERSIST` and a first IP-log entry |
+//! | create | session, IP log (+ network counter with a new-session limit) | refuse an existing id; count against the new-session limit; write metadata and the first data; TTL if temporary |
+//! | commit | session, IP log | nothing if the session is gone (no resurrection) or if the result would break the data limits; else `HSET` the changed keys, `HDEL` the removed ones; promote with `PERSIST` and a first IP-log entry |
 //! | reset | session, IP log | delete both if the session is temporary |
 //! | delete | session, IP log | delete both |
 //! | IP log | session, IP log | the log, if the session exists |
@@ -129,9 +129,35 @@ return {1, 0}
 const COMMIT: &str = r#"
 local state = redis.call('HGET', KEYS[1], 'm:state')
 if not state then return 0 end
-local sets = tonumber(ARGV[5])
-local first_removal = 6 + 2 * sets
-if sets > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 6, first_removal - 1)) end
+local sets = tonumber(ARGV[7])
+local first_removal = 8 + 2 * sets
+-- The data limits hold for the result, counting what concurrent requests
+-- stored since this one loaded: key bytes (without 'd:') plus value bytes.
+local stored = redis.call('HGETALL', KEYS[1])
+local keys, bytes, size = 0, 0, {}
+for i = 1, #stored, 2 do
+  if string.sub(stored[i], 1, 2) == 'd:' then
+    keys = keys + 1
+    bytes = bytes + #stored[i] - 2 + #stored[i + 1]
+    size[stored[i]] = #stored[i + 1]
+  end
+end
+local function drop(field)
+  if size[field] then
+    keys = keys - 1
+    bytes = bytes - (#field - 2) - size[field]
+    size[field] = nil
+  end
+end
+for i = 8, first_removal - 1, 2 do
+  drop(ARGV[i])
+  keys = keys + 1
+  bytes = bytes + #ARGV[i] - 2 + #ARGV[i + 1]
+  size[ARGV[i]] = #ARGV[i + 1]
+end
+for i = first_removal, #ARGV do drop(ARGV[i]) end
+if keys > tonumber(ARGV[5]) or bytes > tonumber(ARGV[6]) then return 2 end
+if sets > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 8, first_removal - 1)) end
 if #ARGV >= first_removal then redis.call('HDEL', KEYS[1], unpack(ARGV, first_removal, #ARGV)) end
 if ARGV[4] == '1' and state == 't' then
   local now, ip = ARGV[1], ARGV[2]
@@ -562,14 +588,14 @@ impl SessionStore for RedisStore {
     ) -> StoreFuture<'a, Created> {
         Box::pin(async move {
             let mut invocation = self.scripts.create.prepare_invoke();
-            let network_key = match limit {
-                Some(l) => self.network_key(l.network),
-                None => self.network_key(IpAddr::from([0, 0, 0, 0])),
-            };
             invocation
                 .key(self.session_key(id))
-                .key(self.ip_log_key(id))
-                .key(network_key)
+                .key(self.ip_log_key(id));
+            if let Some(limit) = limit {
+                // Only with a limit: this key is outside the session's slot.
+                invocation.key(self.network_key(limit.network));
+            }
+            invocation
                 .arg(access.at_ms)
                 .arg(ip_arg(access.ip))
                 .arg(millis(Some(access.idle_ttl)))
@@ -608,6 +634,8 @@ impl SessionStore for RedisStore {
                 .arg(ip_arg(access.ip))
                 .arg(millis(access.permanent_retention))
                 .arg(if changes.promote { "1" } else { "0" })
+                .arg(access.max_keys)
+                .arg(access.max_data_bytes)
                 .arg(sets);
             for (field, value) in data_sets(changes) {
                 invocation.arg(field).arg(value);
@@ -615,12 +643,12 @@ impl SessionStore for RedisStore {
             for (key, _) in changes.data.iter().filter(|(_, v)| v.is_none()) {
                 invocation.arg(format!("d:{key}"));
             }
-            let applied: i64 = self.run("commit", invocation).await?;
-            Ok(if applied == 1 {
-                Committed::Applied
-            } else {
-                Committed::Missing
-            })
+            match self.run::<i64>("commit", invocation).await? {
+                0 => Ok(Committed::Missing),
+                1 => Ok(Committed::Applied),
+                2 => Ok(Committed::OverLimit),
+                other => Err(protocol("commit", format!("unexpected answer {other}"))),
+            }
         })
     }
 
