@@ -406,14 +406,19 @@ async fn slow_store_times_out_and_fails_open() {
     assert_eq!(res.body(), "Some(Timeout)");
 }
 
+/// At most `max` new sessions per network per minute.
+fn per_minute(max: u32, action: LimitAction) -> NewSessionLimit {
+    NewSessionLimit {
+        max,
+        window: Duration::from_secs(60),
+        action,
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn new_session_limit_skip_serves_without_a_session() {
     // SPEC §3.6, action `skip`.
-    let limit = NewSessionLimit {
-        max: 2,
-        window: Duration::from_secs(60),
-        action: LimitAction::Skip,
-    };
+    let limit = per_minute(2, LimitAction::Skip);
     let svc = service(
         MemoryStore::new(),
         config().new_session_limit(Some(limit)),
@@ -441,11 +446,7 @@ async fn new_session_limit_skip_serves_without_a_session() {
 
 #[tokio::test(start_paused = true)]
 async fn new_session_limit_429_answers_with_retry_after() {
-    let limit = NewSessionLimit {
-        max: 1,
-        window: Duration::from_secs(60),
-        action: LimitAction::TooManyRequests,
-    };
+    let limit = per_minute(1, LimitAction::TooManyRequests);
     let svc = service(
         MemoryStore::new(),
         config().new_session_limit(Some(limit)),
@@ -459,11 +460,7 @@ async fn new_session_limit_429_answers_with_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn new_session_limit_groups_ipv6_by_64() {
-    let limit = NewSessionLimit {
-        max: 1,
-        window: Duration::from_secs(60),
-        action: LimitAction::Skip,
-    };
+    let limit = per_minute(1, LimitAction::Skip);
     let svc = service(
         MemoryStore::new(),
         config().new_session_limit(Some(limit)),
@@ -480,11 +477,7 @@ async fn new_session_limit_groups_ipv6_by_64() {
 
 #[tokio::test(start_paused = true)]
 async fn write_over_the_new_session_limit_is_refused_not_dropped() {
-    let limit = NewSessionLimit {
-        max: 1,
-        window: Duration::from_secs(60),
-        action: LimitAction::Skip,
-    };
+    let limit = per_minute(1, LimitAction::Skip);
     let svc = service(
         MemoryStore::new(),
         config()

@@ -413,33 +413,9 @@ async fn write_racing_an_agent_deletion_is_refused_not_reported_as_kept() {
 #[tokio::test]
 async fn concurrent_writes_cannot_exceed_the_key_limit_together() {
     // Each request alone is within max_keys; the store enforces the sum.
-    let store = MemoryStore::new();
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(3));
-    let svc = service(store.clone(), config().max_keys(2), move |session, req| {
-        let barrier = barrier.clone();
-        async move {
-            let key = req.uri().path().trim_start_matches('/').to_owned();
-            if !key.is_empty() {
-                session.insert(&key, &1).unwrap();
-                // All three have loaded the empty session before any commits.
-                barrier.wait().await;
-            }
-            String::new()
-        }
-    });
+    let (store, svc) = setup(config());
     let id = bound_id(&send(&svc, request()).await).unwrap();
-    let tasks: Vec<_> = ["/a", "/b", "/c"]
-        .into_iter()
-        .map(|path| {
-            let svc = svc.clone();
-            tokio::spawn(async move { send(&svc, at(path, Some(&id))).await.status() })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    statuses.sort();
+    let statuses = three_writers_over_a_two_key_limit(store.inner.clone(), id).await;
     assert_eq!(
         statuses,
         [

@@ -477,6 +477,15 @@ impl RedisStore {
         }
     }
 
+    /// `script` prepared with the two keys of session `id`: its hash and its IP log.
+    fn invocation<'s>(&self, script: &'s Script, id: &SessionId) -> redis::ScriptInvocation<'s> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(self.session_key(id))
+            .key(self.ip_log_key(id));
+        invocation
+    }
+
     /// Runs `invocation` of one script on a pooled connection: one round trip.
     async fn run<T: FromRedisValue>(
         &self,
@@ -565,10 +574,8 @@ impl SessionStore for RedisStore {
         access: &'a Access,
     ) -> StoreFuture<'a, Option<SessionRecord>> {
         Box::pin(async move {
-            let mut invocation = self.scripts.touch.prepare_invoke();
+            let mut invocation = self.invocation(&self.scripts.touch, id);
             invocation
-                .key(self.session_key(id))
-                .key(self.ip_log_key(id))
                 .arg(access.at_ms)
                 .arg(ip_arg(access.ip))
                 .arg(millis(Some(access.idle_ttl)))
@@ -587,10 +594,7 @@ impl SessionStore for RedisStore {
         limit: Option<&'a CreateLimit>,
     ) -> StoreFuture<'a, Created> {
         Box::pin(async move {
-            let mut invocation = self.scripts.create.prepare_invoke();
-            invocation
-                .key(self.session_key(id))
-                .key(self.ip_log_key(id));
+            let mut invocation = self.invocation(&self.scripts.create, id);
             if let Some(limit) = limit {
                 // Only with a limit: this key is outside the session's slot.
                 invocation.key(self.network_key(limit.network));
@@ -625,11 +629,9 @@ impl SessionStore for RedisStore {
         changes: &'a Changes,
     ) -> StoreFuture<'a, Committed> {
         Box::pin(async move {
-            let mut invocation = self.scripts.commit.prepare_invoke();
+            let mut invocation = self.invocation(&self.scripts.commit, id);
             let sets = data_sets(changes).count();
             invocation
-                .key(self.session_key(id))
-                .key(self.ip_log_key(id))
                 .arg(access.at_ms)
                 .arg(ip_arg(access.ip))
                 .arg(millis(access.permanent_retention))
@@ -654,10 +656,7 @@ impl SessionStore for RedisStore {
 
     fn reset<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut invocation = self.scripts.reset.prepare_invoke();
-            invocation
-                .key(self.session_key(id))
-                .key(self.ip_log_key(id));
+            let invocation = self.invocation(&self.scripts.reset, id);
             let deleted: i64 = self.run("reset", invocation).await?;
             Ok(deleted == 1)
         })
@@ -665,10 +664,7 @@ impl SessionStore for RedisStore {
 
     fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut invocation = self.scripts.delete.prepare_invoke();
-            invocation
-                .key(self.session_key(id))
-                .key(self.ip_log_key(id));
+            let invocation = self.invocation(&self.scripts.delete, id);
             let deleted: i64 = self.run("delete", invocation).await?;
             Ok(deleted > 0)
         })
@@ -676,10 +672,7 @@ impl SessionStore for RedisStore {
 
     fn ip_log<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>> {
         Box::pin(async move {
-            let mut invocation = self.scripts.ip_log.prepare_invoke();
-            invocation
-                .key(self.session_key(id))
-                .key(self.ip_log_key(id));
+            let invocation = self.invocation(&self.scripts.ip_log, id);
             let fields: Option<HashMap<String, String>> = self.run("ip_log", invocation).await?;
             Ok(fields.map(parse_ip_log))
         })

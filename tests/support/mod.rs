@@ -178,5 +178,36 @@ pub fn removes_cookie(res: &Response<String>) -> bool {
         .any(|c| c.starts_with("crisp-client%2Fsession%2Ftest=;") && c.contains("Max-Age=0"))
 }
 
+/// Three requests of session `id` that each write their own key, all loaded
+/// before any commits, under `max_keys(2)`: the statuses they got, sorted.
+pub async fn three_writers_over_a_two_key_limit<St: SessionStore>(
+    store: St,
+    id: SessionId,
+) -> Vec<http::StatusCode> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(3));
+    let svc = service(store, config().max_keys(2), move |session, req| {
+        let barrier = barrier.clone();
+        async move {
+            session.insert(req.uri().path(), &1).unwrap();
+            barrier.wait().await;
+            String::new()
+        }
+    });
+    let tasks: Vec<_> = ["/a", "/b", "/c"]
+        .into_iter()
+        .map(|path| {
+            let svc = svc.clone();
+            let req = request().uri(path).header(header::COOKIE, cookie_for(&id));
+            tokio::spawn(async move { send(&svc, req).await.status() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    statuses.sort();
+    statuses
+}
+
 pub mod demo;
 pub mod redis_server;
