@@ -415,15 +415,19 @@ fn per_minute(max: u32, action: LimitAction) -> NewSessionLimit {
     }
 }
 
+/// A handler answering "page", behind `per_minute(max, action)`.
+fn page_behind_limit(max: u32, action: LimitAction) -> TestService {
+    service(
+        MemoryStore::new(),
+        config().new_session_limit(Some(per_minute(max, action))),
+        |_, _| async { "page".to_owned() },
+    )
+}
+
 #[tokio::test(start_paused = true)]
 async fn new_session_limit_skip_serves_without_a_session() {
     // SPEC §3.6, action `skip`.
-    let limit = per_minute(2, LimitAction::Skip);
-    let svc = service(
-        MemoryStore::new(),
-        config().new_session_limit(Some(limit)),
-        |_, _| async { "page".to_owned() },
-    );
+    let svc = page_behind_limit(2, LimitAction::Skip);
     assert!(bound_id(&send(&svc, request()).await).is_some());
     assert!(bound_id(&send(&svc, request()).await).is_some());
     let res = send(&svc, request()).await;
@@ -446,12 +450,7 @@ async fn new_session_limit_skip_serves_without_a_session() {
 
 #[tokio::test(start_paused = true)]
 async fn new_session_limit_429_answers_with_retry_after() {
-    let limit = per_minute(1, LimitAction::TooManyRequests);
-    let svc = service(
-        MemoryStore::new(),
-        config().new_session_limit(Some(limit)),
-        |_, _| async { "page".to_owned() },
-    );
+    let svc = page_behind_limit(1, LimitAction::TooManyRequests);
     send(&svc, request()).await;
     let res = send(&svc, request()).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -460,12 +459,7 @@ async fn new_session_limit_429_answers_with_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn new_session_limit_groups_ipv6_by_64() {
-    let limit = per_minute(1, LimitAction::Skip);
-    let svc = service(
-        MemoryStore::new(),
-        config().new_session_limit(Some(limit)),
-        |_, _| async { String::new() },
-    );
+    let svc = page_behind_limit(1, LimitAction::Skip);
     let a: IpAddr = "2001:db8:0:1::1".parse().unwrap();
     let b: IpAddr = "2001:db8:0:1:ffff::2".parse().unwrap();
     assert!(bound_id(&send(&svc, from_ip(a)).await).is_some());

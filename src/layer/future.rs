@@ -226,23 +226,25 @@ fn finish(ctx: RequestContext) -> Finish {
     if needs_store {
         Finish::Later(Box::pin(commit(ctx, plan)))
     } else {
-        Finish::Now(cookies_only(&ctx, &plan))
+        // Renewal, removal or nothing.
+        let mut outcome = Outcome::default();
+        if let Binding::Existing { id, .. } = &plan.binding {
+            bind(&ctx, &mut outcome, id);
+        }
+        clear_if_unbound(&ctx, &plan, &mut outcome);
+        Finish::Now(outcome)
     }
 }
 
-/// The outcome of a request that needs no store call: renewal, removal or nothing.
-fn cookies_only(ctx: &RequestContext, plan: &Plan) -> Outcome {
-    let mut outcome = Outcome::default();
-    match &plan.binding {
-        Binding::Existing { id, .. } => bind(ctx, &mut outcome, id),
-        Binding::None if plan.unbound.is_some() || ctx.stale_cookie => {
-            outcome
-                .set_cookies
-                .push(ctx.shared.codec.removal(ctx.domain.as_deref()));
-        }
-        _ => {}
+/// Clears the cookie when the browser's session is gone (reset, deleted,
+/// expired) and no session was bound in its place, or every later request
+/// pays a lookup.
+fn clear_if_unbound(ctx: &RequestContext, plan: &Plan, outcome: &mut Outcome) {
+    if (plan.unbound.is_some() || ctx.stale_cookie) && outcome.set_cookies.is_empty() {
+        outcome
+            .set_cookies
+            .push(ctx.shared.codec.removal(ctx.domain.as_deref()));
     }
-    outcome
 }
 
 /// Adds the `Set-Cookie` binding the browser to `id` (and clears a
@@ -276,21 +278,14 @@ async fn with_timeout<T>(
 
 /// Runs the store calls of a finished request and decides its outcome.
 async fn commit(ctx: RequestContext, plan: Plan) -> Outcome {
-    let unbinds = plan.unbound.is_some() || ctx.stale_cookie;
-    let mut outcome = store_changes(&ctx, plan).await;
-    // The browser's session is gone (reset, deleted, expired) and no new one
-    // was bound: clear the cookie, or every later request pays a lookup.
-    if unbinds && outcome.set_cookies.is_empty() {
-        outcome
-            .set_cookies
-            .push(ctx.shared.codec.removal(ctx.domain.as_deref()));
-    }
+    let mut outcome = store_changes(&ctx, &plan).await;
+    clear_if_unbound(&ctx, &plan, &mut outcome);
     outcome
 }
 
 /// The store calls of a finished request. A write that fails is never
 /// reported as success: the handler's response is replaced by an error.
-async fn store_changes(ctx: &RequestContext, plan: Plan) -> Outcome {
+async fn store_changes(ctx: &RequestContext, plan: &Plan) -> Outcome {
     let store = &ctx.shared.store;
     let access = &ctx.access;
     let mut outcome = Outcome::default();
@@ -300,10 +295,10 @@ async fn store_changes(ctx: &RequestContext, plan: Plan) -> Outcome {
             tracing::warn!(session = %old, %error, "deleting a reset temporary session failed");
         }
     }
-    match plan.binding {
+    match &plan.binding {
         Binding::Existing { id, .. } if !plan.changes.is_empty() => {
-            match with_timeout(ctx, "commit", store.commit(&id, access, &plan.changes)).await {
-                Ok(Committed::Applied) => bind(ctx, &mut outcome, &id),
+            match with_timeout(ctx, "commit", store.commit(id, access, &plan.changes)).await {
+                Ok(Committed::Applied) => bind(ctx, &mut outcome, id),
                 Ok(Committed::Missing) => {
                     // Deleted or expired while the handler ran: the deletion
                     // wins, the session is not recreated (SPEC §3.4), and the
@@ -318,7 +313,7 @@ async fn store_changes(ctx: &RequestContext, plan: Plan) -> Outcome {
                     // Concurrent requests filled the session meanwhile.
                     tracing::info!(session = %id, "session changes refused: data limits");
                     outcome = Outcome::replaced(StatusCode::PAYLOAD_TOO_LARGE, None);
-                    bind(ctx, &mut outcome, &id);
+                    bind(ctx, &mut outcome, id);
                 }
                 Err(error) => {
                     tracing::error!(session = %id, %error, "committing session changes failed");
@@ -326,18 +321,18 @@ async fn store_changes(ctx: &RequestContext, plan: Plan) -> Outcome {
                 }
             }
         }
-        Binding::Existing { id, .. } => bind(ctx, &mut outcome, &id),
+        Binding::Existing { id, .. } => bind(ctx, &mut outcome, id),
         Binding::New { id, explicit, .. } => {
             let limit = ctx.shared.create_limit(access.ip);
             let created = with_timeout(
                 ctx,
                 "create",
-                store.create(&id, access, &plan.changes, limit.as_ref()),
+                store.create(id, access, &plan.changes, limit.as_ref()),
             )
             .await;
-            let wrote = explicit || !plan.changes.is_empty();
+            let wrote = *explicit || !plan.changes.is_empty();
             match created {
-                Ok(Created::Created) => bind(ctx, &mut outcome, &id),
+                Ok(Created::Created) => bind(ctx, &mut outcome, id),
                 Ok(Created::Limited { retry_after }) => {
                     let action = ctx.shared.config.new_session_limit.map(|l| l.action);
                     tracing::info!(ip = ?access.ip, "new-session limit reached");
