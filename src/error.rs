@@ -33,21 +33,45 @@ impl ConfigError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreErrorKind {
-    /// The store did not answer within the configured timeout.
+    /// The store did not answer within the configured timeout; nothing was
+    /// changed by a read. (A write that timed out is [`OutcomeUnknown`](Self::OutcomeUnknown).)
     Timeout,
-    /// The store could not be reached (connection refused, reset, pool exhausted).
+    /// The store could not be reached or refused the call (connection
+    /// refused, no connection in time, server loading or out of memory): a
+    /// write was not applied.
     Unavailable,
+    /// A write was sent but its answer never came (timeout, connection lost
+    /// after sending): it may or may not have been applied. The store
+    /// operations are idempotent, so the client can safely repeat its request.
+    OutcomeUnknown,
     /// The store answered with something this crate did not expect.
     Protocol,
 }
 
-/// A failed store call, with its kind and the underlying cause.
+impl StoreErrorKind {
+    /// `"timeout"`, `"unavailable"`, `"outcome_unknown"` or `"protocol"`: a
+    /// stable name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::OutcomeUnknown => "outcome_unknown",
+            Self::Protocol => "protocol",
+        }
+    }
+}
+
+type Source = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A failed store call: its kind, the operation, and the underlying cause.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("session store {op} failed ({kind:?}): {message}")]
+#[error("session store {op} failed ({}): {message}", kind.as_str())]
 pub struct StoreError {
     kind: StoreErrorKind,
     op: &'static str,
     message: String,
+    #[source]
+    source: Option<Source>,
 }
 
 impl StoreError {
@@ -57,16 +81,28 @@ impl StoreError {
             kind,
             op,
             message: message.into(),
+            source: None,
         }
     }
 
-    /// A store call that did not finish within `after`.
-    pub fn timeout(op: &'static str, after: Duration) -> Self {
-        Self::new(
-            StoreErrorKind::Timeout,
-            op,
-            format!("no answer within {after:?}"),
-        )
+    /// The same error, caused by `source` (returned by [`std::error::Error::source`]).
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(std::sync::Arc::new(source));
+        self
+    }
+
+    /// A store call that did not finish within `after`: a
+    /// [`Timeout`](StoreErrorKind::Timeout) for a read, an
+    /// [`OutcomeUnknown`](StoreErrorKind::OutcomeUnknown) for a write (it may
+    /// have been applied).
+    pub fn timeout(op: &'static str, after: Duration, writes: bool) -> Self {
+        let kind = if writes {
+            StoreErrorKind::OutcomeUnknown
+        } else {
+            StoreErrorKind::Timeout
+        };
+        Self::new(kind, op, format!("no answer within {after:?}"))
     }
 
     /// What kind of failure this was.

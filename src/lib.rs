@@ -97,6 +97,7 @@
 //! - `axum` (default): the [`Session`] extractor and `ConnectInfo<SocketAddr>`
 //!   as the client-IP source.
 //! - `redis` (default): `store::RedisStore` on deadpool-redis.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

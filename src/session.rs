@@ -466,7 +466,7 @@ mod tests {
 
     #[test]
     fn unavailable_session_refuses_writes_with_the_store_error() {
-        let err = StoreError::timeout("touch", std::time::Duration::from_secs(1));
+        let err = StoreError::timeout("touch", std::time::Duration::from_secs(1), false);
         let s = Session::unavailable(err, None, LIMITS);
         assert!(matches!(
             s.insert("a", &1),

@@ -6,17 +6,18 @@ mod support;
 use std::thread;
 
 use support::demo::{Client, Demo, raw_request, start_fails};
-use support::redis_server::RedisServer;
+use support::redis_servers::RedisServer;
 
 fn demo() -> Demo {
     Demo::start(&[("ADMIN_TOKEN", "let-me-in")])
 }
 
-/// The demo on Redis, with the server it talks to (kept alive as long as the demo).
-fn demo_on_redis() -> (Demo, RedisServer) {
-    let server = RedisServer::start();
-    let demo = Demo::start(&[("ADMIN_TOKEN", "let-me-in"), ("REDIS_URL", &server.url())]);
-    (demo, server)
+/// The demo on the test binary's shared redis-server.
+fn demo_on_redis() -> Demo {
+    Demo::start(&[
+        ("ADMIN_TOKEN", "let-me-in"),
+        ("REDIS_URL", &RedisServer::shared().url()),
+    ])
 }
 
 /// One test per store for each scenario.
@@ -26,7 +27,7 @@ macro_rules! on_both_stores {
             $(#[test] fn $scenario() { super::$scenario(&super::demo()); })*
         }
         mod redis {
-            $(#[test] fn $scenario() { let (d, _server) = super::demo_on_redis(); super::$scenario(&d); })*
+            $(#[test] fn $scenario() { super::$scenario(&super::demo_on_redis()); })*
         }
     };
 }
@@ -276,7 +277,8 @@ fn bad_environment_value_stops_the_demo_naming_the_variable() {
         ("ADMIN_TOKEN", " "),
         ("REDIS_URL", "http://127.0.0.1:6379"),
         ("REDIS_URL", "redis://[bad"),
-        ("REDIS_CLUSTER_NODES", "redis://127.0.0.1:7000"),
+        ("REDIS_CLUSTER_NODES", "http://127.0.0.1:7000"),
+        ("REDIS_SENTINEL_NODES", "redis://127.0.0.1:26379"),
     ] {
         let stderr = start_fails(&[(var, value)]);
         assert!(stderr.contains(var), "{var}={value}: {stderr}");

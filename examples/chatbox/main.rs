@@ -118,29 +118,86 @@ async fn run() -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
+/// The session store the environment asks for: Redis Cluster
+/// (`REDIS_CLUSTER_NODES`), Redis behind Sentinel (`REDIS_SENTINEL_NODES` and
+/// `REDIS_SENTINEL_MASTER`), one Redis server (`REDIS_URL`), or memory.
 async fn store_from_env() -> Result<Arc<dyn SessionStore>, String> {
-    if std::env::var_os("REDIS_CLUSTER_NODES").is_some() {
-        return Err(
-            "REDIS_CLUSTER_NODES: Redis Cluster is not supported by this version; use REDIS_URL"
-                .into(),
-        );
-    }
-    let Ok(url) = std::env::var("REDIS_URL") else {
+    let list = |name: &str| -> Option<Vec<String>> {
+        let value = std::env::var(name).ok()?;
+        Some(
+            value
+                .split(',')
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect(),
+        )
+    };
+    let (config, var, what) = if let Some(nodes) = list("REDIS_CLUSTER_NODES") {
+        (
+            cluster_config(nodes)?,
+            "REDIS_CLUSTER_NODES",
+            "Redis Cluster",
+        )
+    } else if let Some(nodes) = list("REDIS_SENTINEL_NODES") {
+        let master = std::env::var("REDIS_SENTINEL_MASTER").map_err(|_| {
+            "REDIS_SENTINEL_MASTER: set it, with REDIS_SENTINEL_NODES, to the name the \
+             Sentinels monitor the primary under"
+                .to_owned()
+        })?;
+        (
+            sentinel_config(nodes, master)?,
+            "REDIS_SENTINEL_NODES",
+            "Redis via Sentinel",
+        )
+    } else if let Ok(url) = std::env::var("REDIS_URL") {
+        if !url.starts_with("redis://") && !url.starts_with("redis+unix://") {
+            return Err(format!("REDIS_URL: {url:?} is not a redis:// URL"));
+        }
+        (RedisConfig::new(url), "REDIS_URL", "Redis")
+    } else {
         tracing::info!("session store: memory (set REDIS_URL for Redis)");
         return Ok(Arc::new(MemoryStore::new()));
     };
-    if !url.starts_with("redis://") && !url.starts_with("unix://") {
-        return Err(format!("REDIS_URL: {url:?} is not a redis:// URL"));
-    }
-    let store =
-        RedisStore::new(RedisConfig::new(url.as_str())).map_err(|e| format!("REDIS_URL: {e}"))?;
+    let store = RedisStore::new(config).map_err(|e| format!("{var}: {e}"))?;
     // Best effort: with Redis down at start-up the demo still serves (fail-open)
     // and picks Redis up when it comes back.
     match store.load_scripts().await {
-        Ok(()) => tracing::info!("session store: Redis"),
-        Err(e) => tracing::warn!(error = %e, "session store: Redis, not reachable yet"),
+        Ok(()) => tracing::info!("session store: {what}"),
+        Err(e) => tracing::warn!(error = %e, "session store: {what}, not reachable yet"),
     }
     Ok(Arc::new(store))
+}
+
+#[cfg(feature = "cluster")]
+fn cluster_config(nodes: Vec<String>) -> Result<RedisConfig, String> {
+    if nodes.is_empty() {
+        return Err("REDIS_CLUSTER_NODES: name at least one node URL".into());
+    }
+    Ok(RedisConfig::cluster(nodes))
+}
+
+#[cfg(not(feature = "cluster"))]
+fn cluster_config(_: Vec<String>) -> Result<RedisConfig, String> {
+    Err(
+        "REDIS_CLUSTER_NODES: this build has no Redis Cluster support; \
+         run with `--features cluster`"
+            .into(),
+    )
+}
+
+#[cfg(feature = "sentinel")]
+fn sentinel_config(nodes: Vec<String>, master: String) -> Result<RedisConfig, String> {
+    if nodes.is_empty() {
+        return Err("REDIS_SENTINEL_NODES: name at least one Sentinel URL".into());
+    }
+    Ok(RedisConfig::sentinel(nodes, master))
+}
+
+#[cfg(not(feature = "sentinel"))]
+fn sentinel_config(_: Vec<String>, _: String) -> Result<RedisConfig, String> {
+    Err("REDIS_SENTINEL_NODES: this build has no Sentinel support; \
+         run with `--features sentinel`"
+        .into())
 }
 
 async fn page(session: Session) -> Html<&'static str> {

@@ -11,7 +11,7 @@ use tower_service::Service;
 use super::{RequestContext, layer_response};
 use crate::config::{FailureMode, LimitAction};
 use crate::cookie::registrable_domain;
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreErrorKind};
 use crate::id::SessionId;
 use crate::session::{Binding, Plan, Session};
 use crate::store::{Committed, Created, SessionRecord, SessionState};
@@ -75,7 +75,7 @@ where
         let load = Box::pin(async move {
             tokio::time::timeout(timeout, store.touch(&id, &access))
                 .await
-                .unwrap_or_else(|_| Err(StoreError::timeout("touch", timeout)))
+                .unwrap_or_else(|_| Err(StoreError::timeout("touch", timeout, false)))
         });
         Self {
             state: State::Loading {
@@ -265,6 +265,8 @@ fn bind(ctx: &RequestContext, outcome: &mut Outcome, id: &SessionId) {
     }
 }
 
+/// Bounds a write to the store by the layer's `store_timeout`; a write cut
+/// short may still have been applied, so it fails as an unknown outcome.
 async fn with_timeout<T>(
     ctx: &RequestContext,
     op: &'static str,
@@ -273,7 +275,7 @@ async fn with_timeout<T>(
     let timeout = ctx.shared.config.store_timeout;
     tokio::time::timeout(timeout, call)
         .await
-        .unwrap_or_else(|_| Err(StoreError::timeout(op, timeout)))
+        .unwrap_or_else(|_| Err(StoreError::timeout(op, timeout, true)))
 }
 
 /// Runs the store calls of a finished request and decides its outcome.
@@ -316,7 +318,7 @@ async fn store_changes(ctx: &RequestContext, plan: &Plan) -> Outcome {
                     bind(ctx, &mut outcome, id);
                 }
                 Err(error) => {
-                    tracing::error!(session = %id, %error, "committing session changes failed");
+                    log_failed_write(id, &error, "committing session changes");
                     return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
                 }
             }
@@ -348,7 +350,7 @@ async fn store_changes(ctx: &RequestContext, plan: &Plan) -> Outcome {
                     }
                 }
                 Err(error) => {
-                    tracing::error!(session = %id, %error, "creating the session failed");
+                    log_failed_write(id, &error, "creating the session");
                     if wrote || ctx.shared.config.failure_mode == FailureMode::Closed {
                         return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
                     }
@@ -358,4 +360,13 @@ async fn store_changes(ctx: &RequestContext, plan: &Plan) -> Outcome {
         Binding::None | Binding::Unavailable(_) => {}
     }
     outcome
+}
+
+/// Logs a failed write, saying whether it may have been applied.
+fn log_failed_write(id: &SessionId, error: &StoreError, what: &str) {
+    if error.kind() == StoreErrorKind::OutcomeUnknown {
+        tracing::error!(session = %id, %error, "{what}: outcome unknown, it may have been applied");
+    } else {
+        tracing::error!(session = %id, %error, "{what} failed, nothing was applied");
+    }
 }

@@ -89,11 +89,13 @@ impl Stored {
         }
     }
 
-    /// Whether the data after `changes` stays within the access's limits.
+    /// Whether the data after `changes` stays within the access's limits
+    /// (a limit refuses only a commit that grows what it limits).
     fn fits(&self, changes: &Changes, access: &Access) -> bool {
         let data = &self.record.data;
-        let mut keys = data.len();
-        let mut bytes: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let keys0 = data.len();
+        let bytes0: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let (mut keys, mut bytes) = (keys0, bytes0);
         for (key, value) in &changes.data {
             if let Some(old) = data.get(key) {
                 keys -= 1;
@@ -104,7 +106,8 @@ impl Stored {
                 bytes += key.len() + new.len();
             }
         }
-        keys <= access.max_keys && bytes <= access.max_data_bytes
+        (keys <= access.max_keys || keys <= keys0)
+            && (bytes <= access.max_data_bytes || bytes <= bytes0)
     }
 
     fn apply(&mut self, changes: &Changes) {
@@ -227,8 +230,14 @@ impl SessionStore for MemoryStore {
         let now = Instant::now();
         let mut inner = self.lock();
         inner.sweep(now);
-        if inner.live(id, now).is_some() {
-            return ready(Created::Exists);
+        if let Some(existing) = inner.live(id, now) {
+            // The same creation again, as after a lost reply: it did create.
+            let same = existing.record.created_ms == access.at_ms;
+            return ready(if same {
+                Created::Created
+            } else {
+                Created::Exists
+            });
         }
         if let Some(limit) = limit {
             let counter = inner

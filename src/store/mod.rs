@@ -214,3 +214,46 @@ pub trait SessionStore: Send + Sync + 'static {
     /// `None` when the session does not exist.
     fn ip_log<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>>;
 }
+
+/// A shared store is a store: the layer and an admin API can hold one
+/// `Arc<dyn SessionStore>`.
+impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
+    fn touch<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+    ) -> StoreFuture<'a, Option<SessionRecord>> {
+        (**self).touch(id, access)
+    }
+
+    fn create<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+        changes: &'a Changes,
+        limit: Option<&'a CreateLimit>,
+    ) -> StoreFuture<'a, Created> {
+        (**self).create(id, access, changes, limit)
+    }
+
+    fn commit<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+        changes: &'a Changes,
+    ) -> StoreFuture<'a, Committed> {
+        (**self).commit(id, access, changes)
+    }
+
+    fn reset<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
+        (**self).reset(id)
+    }
+
+    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
+        (**self).delete(id)
+    }
+
+    fn ip_log<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>> {
+        (**self).ip_log(id)
+    }
+}

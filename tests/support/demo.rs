@@ -51,7 +51,7 @@ impl Demo {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn the chatbox example");
+        let mut child = super::process::spawn(cmd).expect("spawn the chatbox example");
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(addr).is_err() {
             if let Ok(Some(status)) = child.try_wait() {

@@ -209,5 +209,35 @@ pub async fn three_writers_over_a_two_key_limit<St: SessionStore>(
     statuses
 }
 
+/// A handler that does what the request path says, and answers with what it
+/// saw as JSON: `error` (the error of the action, if any), `state`, `note`
+/// (the key the `/write` action sets), `ip`, and `store_error` (the kind of
+/// a load failure, in fail-open mode).
+pub async fn act(session: Session, req: Request<String>) -> String {
+    let path = req.uri().path().to_owned();
+    let result = match path.as_str() {
+        "/write" => session.insert("note", "hello"),
+        "/promote" => session.promote(),
+        "/start" => session.start(),
+        "/reset" => {
+            session.reset();
+            Ok(())
+        }
+        p if p.starts_with("/key/") => session.insert(&p[5..], &true),
+        _ => Ok(()),
+    };
+    serde_json::json!({
+        "error": result.err().map(|e| e.to_string()),
+        "state": session.state().map(|s| s.as_str()),
+        "note": session.get::<String>("note").ok().flatten(),
+        "ip": session.client_ip().map(|ip| ip.to_string()),
+        "store_error": session.error().map(|e| e.kind().as_str()),
+    })
+    .to_string()
+}
+
+pub mod conformance;
 pub mod demo;
-pub mod redis_server;
+pub mod process;
+pub mod redis_servers;
+pub mod redis_suite;

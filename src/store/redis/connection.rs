@@ -1,0 +1,430 @@
+//! The connections of [`RedisStore`](super::RedisStore): opened through
+//! redis-rs with the store's timeouts, pooled by deadpool, shared by every
+//! concurrent call.
+//!
+//! A Redis connection is multiplexed: many calls pipeline on one socket. So
+//! a call takes a connection from the pool, clones the handle and gives the
+//! connection back at once; no call holds a connection to itself while it
+//! waits for Redis. The pool keeps at most `pool_size` connections and hands
+//! them out in turn.
+//!
+//! # Dead connections
+//!
+//! A call that fails because its connection broke (reset, closed, a server
+//! that restarted, a primary demoted to replica) marks every connection
+//! opened before the failure as stale; the pool drops them instead of
+//! handing them out again, and the call is retried once on a connection
+//! opened afterwards. Every script is safe to run twice with the same
+//! arguments, so the retry is correct even when the first attempt was
+//! applied and only its reply was lost. A connection whose command timed out
+//! is pinged before it is used again.
+//!
+//! # Outcomes
+//!
+//! A write that failed before it could reach Redis (no connection, refused
+//! by the server) is [`StoreErrorKind::Unavailable`]; one that may have been
+//! applied (timed out, or its connection broke after sending, and the retry
+//! did not settle it) is [`StoreErrorKind::OutcomeUnknown`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use deadpool::managed::{self, Metrics, Pool, PoolError, QueueMode, RecycleResult, Timeouts};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Cmd, RedisError, RedisFuture, Value};
+
+use super::config::{RedisConfig, Servers};
+use super::scripts::LuaScript;
+#[cfg(feature = "sentinel")]
+use super::sentinel;
+use crate::error::{ConfigError, StoreError, StoreErrorKind};
+
+/// A store operation, as named in errors and logs.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Op {
+    pub(super) name: &'static str,
+    /// Changes data, so a lost reply leaves its outcome unknown.
+    pub(super) writes: bool,
+}
+
+/// How connections to the configured deployment are opened.
+enum Opener {
+    Standalone(redis::Client),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster::ClusterClient),
+    #[cfg(feature = "sentinel")]
+    Sentinel(Arc<sentinel::Primary>),
+}
+
+/// A connection handle; clones share the connection.
+#[derive(Clone)]
+enum Conn {
+    Single(MultiplexedConnection),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            #[cfg(feature = "cluster")]
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            #[cfg(feature = "cluster")]
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            #[cfg(feature = "cluster")]
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// What the pool holds: a connection, when it was opened, and whether a
+/// command on it timed out since it was last checked.
+struct Pooled {
+    conn: Conn,
+    generation: u64,
+    suspect: Arc<AtomicBool>,
+}
+
+struct Manager {
+    opener: Opener,
+    config: AsyncConnectionConfig,
+    /// Bumped when a connection is found broken: connections opened before
+    /// are retired (see the module docs).
+    generation: Arc<AtomicU64>,
+    ping_after_idle: Duration,
+    /// The connect timeout, for the Sentinel queries.
+    #[cfg_attr(not(feature = "sentinel"), allow(dead_code))]
+    config_timeout: Duration,
+}
+
+impl managed::Manager for Manager {
+    type Type = Pooled;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<Pooled, RedisError> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let conn = match &self.opener {
+            Opener::Standalone(client) => Conn::Single(
+                client
+                    .get_multiplexed_async_connection_with_config(&self.config)
+                    .await?,
+            ),
+            #[cfg(feature = "cluster")]
+            Opener::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
+            #[cfg(feature = "sentinel")]
+            Opener::Sentinel(primary) => Conn::Single(
+                primary
+                    .connect(&self.config, &self.generation, self.config_timeout)
+                    .await?,
+            ),
+        };
+        Ok(Pooled {
+            conn,
+            generation,
+            suspect: Arc::default(),
+        })
+    }
+
+    async fn recycle(&self, pooled: &mut Pooled, metrics: &Metrics) -> RecycleResult<RedisError> {
+        if pooled.generation < self.generation.load(Ordering::Acquire) {
+            return Err(managed::RecycleError::message(
+                "opened before a connection failure",
+            ));
+        }
+        if !pooled.suspect.load(Ordering::Relaxed) && metrics.last_used() < self.ping_after_idle {
+            // In use moments ago and nothing went wrong since: no round trip.
+            return Ok(());
+        }
+        // Bounded by the connection's response timeout.
+        let _: () = redis::cmd("PING").query_async(&mut pooled.conn).await?;
+        pooled.suspect.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The pool and the rules above.
+pub(super) struct Connections {
+    pool: Pool<Manager>,
+    generation: Arc<AtomicU64>,
+}
+
+/// A connection taken from the pool and already given back.
+struct Checkout {
+    conn: Conn,
+    generation: u64,
+    suspect: Arc<AtomicBool>,
+}
+
+impl Connections {
+    pub(super) fn new(config: &RedisConfig) -> Result<Self, ConfigError> {
+        let opener = opener(config)?;
+        let generation = Arc::new(AtomicU64::new(0));
+        let manager = Manager {
+            opener,
+            config: AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(config.connect_timeout))
+                .set_response_timeout(Some(config.command_timeout)),
+            generation: generation.clone(),
+            ping_after_idle: config.ping_after_idle,
+            config_timeout: config.connect_timeout,
+        };
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .queue_mode(QueueMode::Fifo)
+            .runtime(deadpool::Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(config.wait_timeout),
+                // redis-rs applies the same connect timeout to each attempt;
+                // this one also covers a Sentinel lookup before it.
+                create: Some(config.connect_timeout),
+                // The PING of a recycle has the connection's response timeout.
+                recycle: None,
+            })
+            .build()
+            .map_err(|e| ConfigError::new("pool_size", e.to_string()))?;
+        Ok(Self { pool, generation })
+    }
+
+    /// Connections open now, and the most the pool keeps.
+    pub(super) fn status(&self) -> deadpool::Status {
+        self.pool.status()
+    }
+
+    async fn checkout(&self, op: Op) -> Result<Checkout, StoreError> {
+        let pooled = self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(_) => StoreError::new(
+                StoreErrorKind::Timeout,
+                op.name,
+                "no Redis connection available in time",
+            ),
+            PoolError::Backend(e) => not_sent(op, e),
+            other => StoreError::new(StoreErrorKind::Unavailable, op.name, other.to_string()),
+        })?;
+        Ok(Checkout {
+            conn: pooled.conn.clone(),
+            generation: pooled.generation,
+            suspect: pooled.suspect.clone(),
+        })
+        // `pooled` goes back to the pool here, ready for the next call.
+    }
+
+    /// Marks every connection opened up to `generation` as stale.
+    fn retire(&self, generation: u64) {
+        self.generation.fetch_max(generation + 1, Ordering::AcqRel);
+    }
+
+    /// Runs `cmd` (an `EVALSHA` of `script`): one round trip, one more if the
+    /// server lacks the script (then sent whole, with `EVAL`), and a single
+    /// retry on a fresh connection if the first one turned out broken.
+    pub(super) async fn run(
+        &self,
+        op: Op,
+        script: &LuaScript,
+        cmd: &Cmd,
+    ) -> Result<Value, StoreError> {
+        let first = self.checkout(op).await?;
+        let error = match attempt(first.conn.clone(), script, cmd).await {
+            Ok(value) => return Ok(value),
+            Err(e) if needs_new_connection(&e) => e,
+            Err(e) => return Err(self.failed(op, &first, e)),
+        };
+        self.retire(first.generation);
+        tracing::debug!(op = op.name, error = %error, "Redis connection broken; retrying once on a new one");
+        let second = match self.checkout(op).await {
+            Ok(second) => second,
+            // The first attempt may have been applied before its connection broke.
+            Err(e) if op.writes => {
+                tracing::debug!(op = op.name, error = %e, "no new Redis connection for the retry");
+                return Err(maybe_applied(op, error));
+            }
+            Err(e) => return Err(e),
+        };
+        attempt(second.conn.clone(), script, cmd)
+            .await
+            .map_err(|e| self.failed(op, &second, e))
+    }
+
+    /// Loads `script` into the server's cache (on a cluster: every primary's).
+    pub(super) async fn load(&self, op: Op, script: &LuaScript) -> Result<(), StoreError> {
+        let mut checkout = self.checkout(op).await?;
+        send(&mut checkout.conn, &script.load_cmd())
+            .await
+            .map(drop)
+            .map_err(|e| self.failed(op, &checkout, e))
+    }
+
+    /// Classifies the failure of a command sent on `checkout`, and takes note
+    /// of what it says about the connection.
+    fn failed(&self, op: Op, checkout: &Checkout, error: RedisError) -> StoreError {
+        if needs_new_connection(&error) {
+            self.retire(checkout.generation);
+        } else if error.is_timeout() {
+            checkout.suspect.store(true, Ordering::Relaxed);
+        }
+        if refused(&error) {
+            return not_sent(op, error);
+        }
+        if error.is_timeout() || error.is_io_error() {
+            return if op.writes {
+                maybe_applied(op, error)
+            } else {
+                let kind = if error.is_timeout() {
+                    StoreErrorKind::Timeout
+                } else {
+                    StoreErrorKind::Unavailable
+                };
+                StoreError::new(kind, op.name, "no answer from Redis").with_source(error)
+            };
+        }
+        StoreError::new(
+            StoreErrorKind::Protocol,
+            op.name,
+            "unexpected answer from Redis",
+        )
+        .with_source(error)
+    }
+}
+
+/// One `EVALSHA`, and the `EVAL` of the whole script if the server does not
+/// have it cached (restart, `SCRIPT FLUSH`, a promoted replica).
+async fn attempt(mut conn: Conn, script: &LuaScript, cmd: &Cmd) -> Result<Value, RedisError> {
+    match send(&mut conn, cmd).await {
+        Err(e) if e.code() == Some("NOSCRIPT") => send(&mut conn, &script.eval_instead(cmd)).await,
+        result => result,
+    }
+}
+
+/// Sends one command; an error reply is an `Err` (redis-rs hands it over as
+/// a value). Our scripts answer errors only at the top level.
+async fn send(conn: &mut Conn, cmd: &Cmd) -> Result<Value, RedisError> {
+    match conn.req_packed_command(cmd).await? {
+        Value::ServerError(e) => Err(e.into()),
+        value => Ok(value),
+    }
+}
+
+/// The connection cannot serve this call, though another one may: it broke,
+/// or it leads to a primary that was demoted to replica (after a Sentinel
+/// failover).
+fn needs_new_connection(error: &RedisError) -> bool {
+    (error.is_io_error() && !error.is_timeout())
+        || error.is_connection_dropped()
+        || error.code() == Some("READONLY")
+}
+
+/// The server answered without running the command.
+fn refused(error: &RedisError) -> bool {
+    matches!(
+        error.code(),
+        Some(
+            "READONLY"
+                | "LOADING"
+                | "MASTERDOWN"
+                | "CLUSTERDOWN"
+                | "TRYAGAIN"
+                | "OOM"
+                | "BUSY"
+                | "NOPERM"
+                | "NOAUTH"
+                | "WRONGPASS"
+        )
+    ) || error.is_connection_refusal()
+}
+
+fn not_sent(op: Op, error: RedisError) -> StoreError {
+    StoreError::new(StoreErrorKind::Unavailable, op.name, "Redis is unavailable").with_source(error)
+}
+
+fn maybe_applied(op: Op, error: RedisError) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::OutcomeUnknown,
+        op.name,
+        "sent to Redis, but no answer came back: it may or may not have been applied",
+    )
+    .with_source(error)
+}
+
+fn opener(config: &RedisConfig) -> Result<Opener, ConfigError> {
+    match &config.servers {
+        Servers::Standalone(url) => redis::Client::open(url.as_str())
+            .map(Opener::Standalone)
+            .map_err(|e| bad_url("url", url, &e)),
+        #[cfg(feature = "cluster")]
+        Servers::Cluster(nodes) => {
+            if nodes.is_empty() {
+                return Err(ConfigError::new(
+                    "cluster",
+                    "name at least one cluster node",
+                ));
+            }
+            let infos = nodes
+                .iter()
+                .map(|n| {
+                    redis::IntoConnectionInfo::into_connection_info(n.as_str())
+                        .map_err(|e| bad_url("cluster", n, &e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            redis::cluster::ClusterClientBuilder::new(infos)
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.command_timeout)
+                .build()
+                .map(Opener::Cluster)
+                .map_err(|e| ConfigError::new("cluster", format!("not a usable cluster: {e}")))
+        }
+        #[cfg(feature = "sentinel")]
+        Servers::Sentinel { nodes, master } => {
+            if nodes.is_empty() {
+                return Err(ConfigError::new("sentinel", "name at least one Sentinel"));
+            }
+            if master.is_empty() {
+                return Err(ConfigError::new(
+                    "sentinel",
+                    "name the primary the Sentinels monitor",
+                ));
+            }
+            for node in nodes {
+                redis::IntoConnectionInfo::into_connection_info(node.as_str())
+                    .map_err(|e| bad_url("sentinel", node, &e))?;
+            }
+            redis::sentinel::SentinelClient::build(
+                nodes.clone(),
+                master.clone(),
+                None,
+                redis::sentinel::SentinelServerType::Master,
+            )
+            .map(|client| {
+                Opener::Sentinel(Arc::new(sentinel::Primary::new(client, master.clone())))
+            })
+            .map_err(|e| ConfigError::new("sentinel", format!("not a usable Sentinel setup: {e}")))
+        }
+    }
+}
+
+fn bad_url(setting: &'static str, url: &str, error: &RedisError) -> ConfigError {
+    ConfigError::new(
+        setting,
+        format!(
+            "{} is not a Redis URL ({error})",
+            super::config::redacted(url)
+        ),
+    )
+}

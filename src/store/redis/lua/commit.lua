@@ -1,0 +1,43 @@
+-- commit: write a request's changed keys, and promotion, to a live session
+-- (SPEC §3.4), all or nothing.
+-- KEYS: session hash, IP log.
+-- ARGV: now (ms), client IP ('' for none), retention of a permanent session
+-- (ms, 0: none), IP-log retention (ms, 0: keep), promote ('1'/'0'), max
+-- keys, max bytes, number of keys set; then that many field/value pairs,
+-- then the fields removed.
+-- Returns 1 applied, 0 the session is gone (nothing written: no
+-- resurrection), 2 over the data limits (nothing written).
+local meta = redis.call('HMGET', KEYS[1], 'm:state', 'm:keys', 'm:bytes')
+local state = meta[1]
+if not state then return 0 end
+local keys0, bytes0 = data_size(meta[2], meta[3])
+local keys, bytes = keys0, bytes0
+local first_set = 9
+local first_removal = first_set + 2 * tonumber(ARGV[8])
+local function forget(field)
+  local old = redis.call('HSTRLEN', KEYS[1], field)
+  if old > 0 then
+    keys = keys - 1
+    bytes = bytes - entry_size(field, old)
+  end
+end
+for i = first_set, first_removal - 1, 2 do
+  forget(ARGV[i])
+  keys = keys + 1
+  bytes = bytes + entry_size(ARGV[i], #ARGV[i + 1])
+end
+for i = first_removal, #ARGV do forget(ARGV[i]) end
+if not within_limits(keys0, bytes0, keys, bytes, tonumber(ARGV[6]), tonumber(ARGV[7])) then
+  return 2
+end
+if first_removal > first_set then call_with_args('HSET', KEYS[1], first_set, first_removal - 1) end
+if #ARGV >= first_removal then call_with_args('HDEL', KEYS[1], first_removal, #ARGV) end
+local promote = ARGV[5] == '1' and state == 't'
+if promote then
+  redis.call('HSET', KEYS[1], 'm:keys', keys, 'm:bytes', bytes, 'm:state', 'p')
+  log_ip(ARGV[1], ARGV[2], tonumber(ARGV[4]))
+  apply_retention(tonumber(ARGV[3]), true)
+else
+  redis.call('HSET', KEYS[1], 'm:keys', keys, 'm:bytes', bytes)
+end
+return 1

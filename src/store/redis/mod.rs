@@ -1,0 +1,450 @@
+//! [`RedisStore`]: sessions in Redis (a single server, Sentinel, or Redis
+//! Cluster), one round trip per store operation (SPEC §4).
+//!
+//! # Data layout
+//!
+//! Every key of one session carries the session's UUID as its hash tag, so
+//! each operation is a script on one slot: on Redis Cluster it runs on one
+//! node, as on a single server. With the default prefix `vs:`:
+//!
+//! | key | type | content | TTL |
+//! |---|---|---|---|
+//! | `vs:{<uuid>}` | hash | `m:state` (`t` temporary, `p` permanent), `m:created` and `m:seen` (ms since the Unix epoch), `m:ip` (current client IP), `m:keys` and `m:bytes` (size of the data, kept up to date by every write); `d:<key>` per handler key, holding JSON | temporary: `idle_ttl`, slid by every access; permanent: none, or the configured retention |
+//! | `vs:{<uuid>}:ips` | hash | permanent sessions only: `<ip>` → `<first seen ms>,<last seen ms>` | as the session |
+//! | `vs:new:{<network>}` | set | with a new-session limit only: the creations admitted from an IPv4 address or IPv6 /64 in the current window (random tokens, not session ids) | the window |
+//!
+//! # Scripts
+//!
+//! Each operation is one Lua script (`src/store/redis/lua/`), called by SHA
+//! (`EVALSHA`). A server without the script cached (restart, `SCRIPT FLUSH`,
+//! a freshly promoted replica) answers `NOSCRIPT`; the call is then sent
+//! once more with the whole script (`EVAL`), which caches it again.
+//! [`RedisStore::load_scripts`] loads them all ahead of traffic.
+//!
+//! | operation | keys | what the script does |
+//! |---|---|---|
+//! | touch | session, IP log | nothing if the session is gone; else record IP and last seen, slide the TTL if temporary, log the IP if permanent, return all fields |
+//! | create | session, IP log (+ the limit's set, standalone) | answer "exists" for a taken id (but "created" for its own retry); admit under the new-session limit; write metadata, first data and size; TTL if temporary |
+//! | commit | session, IP log | nothing if the session is gone (no resurrection) or if the result would break the data limits (checked against the kept size, O(changed keys)); else `HSET` the changed keys, `HDEL` the removed ones; promote with `PERSIST` and a first IP-log entry |
+//! | admit | the limit's set | Redis Cluster with a new-session limit only: the limit, in its own slot, before the create |
+//! | reset | session, IP log | delete both if the session is temporary |
+//! | delete | session, IP log | delete both |
+//! | IP log | session, IP log | the log, if the session exists |
+//!
+//! Every script gives the same result when run twice with the same arguments,
+//! so a call retried after a lost reply is correct.
+//!
+//! # Connections and timeouts
+//!
+//! See [`RedisConfig`] for the settings and the `connection` module for the
+//! rules: concurrent calls share multiplexed connections; a broken connection
+//! is replaced and its call retried once; a write whose reply was lost fails
+//! with [`StoreErrorKind::OutcomeUnknown`](crate::StoreErrorKind::OutcomeUnknown).
+
+mod config;
+mod connection;
+mod scripts;
+#[cfg(feature = "sentinel")]
+mod sentinel;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::FromRedisValue;
+
+pub use config::RedisConfig;
+use config::Servers;
+use connection::{Connections, Op};
+use scripts::{LuaScript, Scripts};
+
+use super::{
+    Access, Changes, Committed, CreateLimit, Created, IpLogEntry, SessionRecord, SessionState,
+    SessionStore, StoreFuture,
+};
+use crate::error::{ConfigError, StoreError, StoreErrorKind};
+use crate::id::SessionId;
+
+const TOUCH: Op = Op {
+    name: "touch",
+    writes: false,
+};
+const CREATE: Op = Op {
+    name: "create",
+    writes: true,
+};
+const COMMIT: Op = Op {
+    name: "commit",
+    writes: true,
+};
+const RESET: Op = Op {
+    name: "reset",
+    writes: true,
+};
+const DELETE: Op = Op {
+    name: "delete",
+    writes: true,
+};
+const IP_LOG: Op = Op {
+    name: "ip_log",
+    writes: false,
+};
+const LOAD_SCRIPTS: Op = Op {
+    name: "load_scripts",
+    writes: false,
+};
+
+/// A [`SessionStore`] on Redis: a single server, a primary found through
+/// Sentinel (feature `sentinel`), or Redis Cluster (feature `cluster`).
+///
+/// Building it does no I/O: a server that is down at start-up only makes the
+/// first requests fail (fail-open or fail-closed, as the layer is configured),
+/// and the store recovers by itself when the server comes back. Clones share
+/// the connections.
+///
+/// ```no_run
+/// use visitor_session::{SessionConfig, SessionLayer};
+/// use visitor_session::store::{RedisConfig, RedisStore};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::new(RedisConfig::new("redis://127.0.0.1:6379"))?;
+/// store.load_scripts().await?; // optional: saves a NOSCRIPT retry on first use
+/// let layer = SessionLayer::new(store, SessionConfig::new())?;
+/// # let _ = layer; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connections: Connections,
+    scripts: Scripts,
+    prefix: String,
+    /// The new-session limit is its own call (its key is in another slot).
+    limit_apart: bool,
+    config: RedisConfig,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("config", &self.inner.config)
+            .field("pool", &self.inner.connections.status())
+            .finish()
+    }
+}
+
+impl RedisStore {
+    /// A store for `config`; checks the settings, connects lazily.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the setting when a URL does not parse, the key
+    /// prefix contains `{` or `}`, a timeout is zero or the pool is empty.
+    pub fn new(config: RedisConfig) -> Result<Self, ConfigError> {
+        if config.key_prefix.contains(['{', '}']) {
+            return Err(ConfigError::new(
+                "key_prefix",
+                "the key prefix may not contain `{` or `}`: they delimit the hash tag",
+            ));
+        }
+        for (name, value) in [
+            ("connect_timeout", config.connect_timeout),
+            ("wait_timeout", config.wait_timeout),
+            ("command_timeout", config.command_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(name, "Redis timeouts are above 0"));
+            }
+        }
+        if config.pool_size == 0 {
+            return Err(ConfigError::new(
+                "pool_size",
+                "the pool holds at least one connection",
+            ));
+        }
+        let limit_apart = match config.servers {
+            Servers::Standalone(_) => false,
+            #[cfg(feature = "sentinel")]
+            Servers::Sentinel { .. } => false,
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(_) => true,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                connections: Connections::new(&config)?,
+                scripts: Scripts::new(),
+                prefix: config.key_prefix.clone(),
+                limit_apart,
+                config,
+            }),
+        })
+    }
+
+    /// Loads every script into the server's cache (`SCRIPT LOAD`; on a
+    /// cluster, into every primary), so that the first calls need no `EVAL`.
+    ///
+    /// # Errors
+    ///
+    /// The [`StoreError`] of the first script that could not be loaded.
+    pub async fn load_scripts(&self) -> Result<(), StoreError> {
+        for script in self.inner.scripts.all() {
+            self.inner
+                .connections
+                .load(LOAD_SCRIPTS, script)
+                .await
+                .map_err(|e| {
+                    tracing::debug!(script = script.name(), error = %e, "loading a script failed");
+                    e
+                })?;
+        }
+        Ok(())
+    }
+
+    fn session_key(&self, id: &SessionId) -> String {
+        format!("{}{{{}}}", self.inner.prefix, id.uuid_str())
+    }
+
+    fn ip_log_key(&self, id: &SessionId) -> String {
+        format!("{}{{{}}}:ips", self.inner.prefix, id.uuid_str())
+    }
+
+    fn limit_key(&self, network: IpAddr) -> String {
+        format!("{}new:{{{network}}}", self.inner.prefix)
+    }
+
+    /// `script` called with the two keys of session `id`: its hash and its IP log.
+    fn session_call(&self, script: &LuaScript, id: &SessionId) -> redis::Cmd {
+        script.call(&[&self.session_key(id), &self.ip_log_key(id)])
+    }
+
+    async fn run<T: FromRedisValue>(
+        &self,
+        op: Op,
+        script: &LuaScript,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let value = self.inner.connections.run(op, script, cmd).await?;
+        T::from_redis_value(value).map_err(|e| {
+            StoreError::new(StoreErrorKind::Protocol, op.name, "unexpected answer").with_source(e)
+        })
+    }
+
+    /// The new-session limit as its own call (Redis Cluster): `None` when
+    /// admitted, else how long until the window ends.
+    async fn admit(
+        &self,
+        limit: &CreateLimit,
+        member: &str,
+    ) -> Result<Option<Duration>, StoreError> {
+        let script = &self.inner.scripts.admit;
+        let mut cmd = script.call(&[&self.limit_key(limit.network)]);
+        cmd.arg(limit.max).arg(millis(limit.window)).arg(member);
+        let wait_ms: u64 = self.run(CREATE, script, &cmd).await?;
+        Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
+    }
+}
+
+fn ip_arg(ip: Option<IpAddr>) -> String {
+    ip.map(|ip| ip.to_string()).unwrap_or_default()
+}
+
+/// Milliseconds for a script argument; at least 1, since 0 means "none" there.
+fn millis(d: Duration) -> u64 {
+    d.as_millis().clamp(1, u128::from(u64::MAX)) as u64
+}
+
+fn optional_millis(d: Option<Duration>) -> u64 {
+    d.map_or(0, millis)
+}
+
+/// A random token naming one creation in the new-session limit's set.
+fn creation_token() -> String {
+    format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0)
+}
+
+/// Appends the data fields a creation or commit sets (removals left out).
+fn push_sets(cmd: &mut redis::Cmd, changes: &Changes) {
+    for (key, value) in &changes.data {
+        if let Some(value) = value {
+            cmd.arg(format!("d:{key}")).arg(value.as_str());
+        }
+    }
+}
+
+fn protocol(op: &'static str, what: impl Into<String>) -> StoreError {
+    StoreError::new(StoreErrorKind::Protocol, op, what)
+}
+
+fn parse_record(
+    fields: HashMap<String, String>,
+    access: &Access,
+) -> Result<SessionRecord, StoreError> {
+    let state = match fields.get("m:state").map(String::as_str) {
+        Some("t") => SessionState::Temporary,
+        Some("p") => SessionState::Permanent,
+        other => return Err(protocol("touch", format!("bad session state {other:?}"))),
+    };
+    let created_ms = fields
+        .get("m:created")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let data = fields
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("d:")?.to_owned(), v)))
+        .collect();
+    Ok(SessionRecord {
+        state,
+        created_ms,
+        // The script answers with the fields as they were before this access,
+        // which it recorded.
+        last_seen_ms: access.at_ms,
+        ip: access.ip,
+        data,
+    })
+}
+
+fn parse_ip_log(fields: HashMap<String, String>) -> Vec<IpLogEntry> {
+    let mut log: Vec<IpLogEntry> = fields
+        .into_iter()
+        .filter_map(|(ip, seen)| {
+            let (first, last) = seen.split_once(',')?;
+            Some(IpLogEntry {
+                ip: ip.parse().ok()?,
+                first_seen_ms: first.parse().ok()?,
+                last_seen_ms: last.parse().ok()?,
+            })
+        })
+        .collect();
+    log.sort_by_key(|e| (e.first_seen_ms, e.ip));
+    log
+}
+
+impl SessionStore for RedisStore {
+    fn touch<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+    ) -> StoreFuture<'a, Option<SessionRecord>> {
+        Box::pin(async move {
+            let script = &self.inner.scripts.touch;
+            let mut cmd = self.session_call(script, id);
+            cmd.arg(access.at_ms)
+                .arg(ip_arg(access.ip))
+                .arg(millis(access.idle_ttl))
+                .arg(optional_millis(access.permanent_retention))
+                .arg(optional_millis(access.ip_log_retention));
+            let fields: Option<HashMap<String, String>> = self.run(TOUCH, script, &cmd).await?;
+            fields.map(|f| parse_record(f, access)).transpose()
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+        changes: &'a Changes,
+        limit: Option<&'a CreateLimit>,
+    ) -> StoreFuture<'a, Created> {
+        Box::pin(async move {
+            let token = limit.map(|_| creation_token());
+            if let (Some(limit), Some(token), true) = (limit, &token, self.inner.limit_apart) {
+                if let Some(retry_after) = self.admit(limit, token).await? {
+                    return Ok(Created::Limited { retry_after });
+                }
+            }
+            let script = &self.inner.scripts.create;
+            let mut cmd = match limit {
+                Some(limit) if !self.inner.limit_apart => script.call(&[
+                    &self.session_key(id),
+                    &self.ip_log_key(id),
+                    &self.limit_key(limit.network),
+                ]),
+                _ => self.session_call(script, id),
+            };
+            cmd.arg(access.at_ms)
+                .arg(ip_arg(access.ip))
+                .arg(millis(access.idle_ttl))
+                .arg(optional_millis(access.permanent_retention))
+                .arg(optional_millis(access.ip_log_retention))
+                .arg(if changes.promote { "1" } else { "0" })
+                .arg(limit.map_or(0, |l| l.max))
+                .arg(limit.map_or(0, |l| millis(l.window)))
+                .arg(token.as_deref().unwrap_or(""));
+            push_sets(&mut cmd, changes);
+            let (code, retry_ms): (i64, u64) = self.run(CREATE, script, &cmd).await?;
+            match code {
+                0 => Ok(Created::Exists),
+                1 => Ok(Created::Created),
+                2 => Ok(Created::Limited {
+                    retry_after: Duration::from_millis(retry_ms.max(1)),
+                }),
+                other => Err(protocol("create", format!("unexpected answer {other}"))),
+            }
+        })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        id: &'a SessionId,
+        access: &'a Access,
+        changes: &'a Changes,
+    ) -> StoreFuture<'a, Committed> {
+        Box::pin(async move {
+            let script = &self.inner.scripts.commit;
+            let mut cmd = self.session_call(script, id);
+            let sets = changes.data.values().filter(|v| v.is_some()).count();
+            cmd.arg(access.at_ms)
+                .arg(ip_arg(access.ip))
+                .arg(optional_millis(access.permanent_retention))
+                .arg(optional_millis(access.ip_log_retention))
+                .arg(if changes.promote { "1" } else { "0" })
+                .arg(access.max_keys)
+                .arg(access.max_data_bytes)
+                .arg(sets);
+            push_sets(&mut cmd, changes);
+            for (key, _) in changes.data.iter().filter(|(_, v)| v.is_none()) {
+                cmd.arg(format!("d:{key}"));
+            }
+            match self.run::<i64>(COMMIT, script, &cmd).await? {
+                0 => Ok(Committed::Missing),
+                1 => Ok(Committed::Applied),
+                2 => Ok(Committed::OverLimit),
+                other => Err(protocol("commit", format!("unexpected answer {other}"))),
+            }
+        })
+    }
+
+    fn reset<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let script = &self.inner.scripts.reset;
+            let deleted: i64 = self
+                .run(RESET, script, &self.session_call(script, id))
+                .await?;
+            Ok(deleted == 1)
+        })
+    }
+
+    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let script = &self.inner.scripts.delete;
+            let deleted: i64 = self
+                .run(DELETE, script, &self.session_call(script, id))
+                .await?;
+            Ok(deleted > 0)
+        })
+    }
+
+    fn ip_log<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>> {
+        Box::pin(async move {
+            let script = &self.inner.scripts.ip_log;
+            let fields: Option<HashMap<String, String>> = self
+                .run(IP_LOG, script, &self.session_call(script, id))
+                .await?;
+            Ok(fields.map(parse_ip_log))
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! The Lua scripts of [`RedisStore`](super::RedisStore), one per store
+//! operation, from the `.lua` files next to this one. Pieces that several
+//! scripts share live in `lua/lib/` and are prepended to each script that
+//! uses them.
+
+use redis::{Arg, Cmd};
+
+/// `lua/<name>.lua`, preceded by the `lua/lib/` pieces it uses.
+macro_rules! lua {
+    ($name:literal $(, $lib:literal)*) => {
+        LuaScript::new(
+            $name,
+            concat!(
+                $(include_str!(concat!("lua/lib/", $lib, ".lua")), "\n",)*
+                include_str!(concat!("lua/", $name, ".lua"))
+            ),
+        )
+    };
+}
+
+/// One script: its source and the SHA-1 that `EVALSHA` calls it by.
+pub(super) struct LuaScript {
+    name: &'static str,
+    source: &'static str,
+    sha: String,
+}
+
+impl LuaScript {
+    fn new(name: &'static str, source: &'static str) -> Self {
+        Self {
+            name,
+            source,
+            sha: redis::Script::new(source).get_hash().to_owned(),
+        }
+    }
+
+    /// The script's name (its file name without `.lua`).
+    pub(super) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// `EVALSHA <sha> <keys...>`, to which the caller appends the arguments.
+    pub(super) fn call(&self, keys: &[&str]) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.sha.as_str()).arg(keys.len()).arg(keys);
+        cmd
+    }
+
+    /// The same call as `evalsha`, sending the whole script (`EVAL`), for a
+    /// server that does not have it cached; Redis caches it on the way.
+    pub(super) fn eval_instead(&self, evalsha: &Cmd) -> Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(self.source);
+        // Skip `EVALSHA` and the SHA; keep the key count, keys and arguments.
+        for arg in evalsha.args_iter().skip(2) {
+            if let Arg::Simple(bytes) = arg {
+                cmd.arg(bytes);
+            }
+        }
+        cmd
+    }
+
+    /// `SCRIPT LOAD <source>`.
+    pub(super) fn load_cmd(&self) -> Cmd {
+        let mut cmd = redis::cmd("SCRIPT");
+        cmd.arg("LOAD").arg(self.source);
+        cmd
+    }
+}
+
+/// Every script of the store.
+pub(super) struct Scripts {
+    pub(super) touch: LuaScript,
+    pub(super) create: LuaScript,
+    pub(super) commit: LuaScript,
+    pub(super) admit: LuaScript,
+    pub(super) reset: LuaScript,
+    pub(super) delete: LuaScript,
+    pub(super) ip_log: LuaScript,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Self {
+        Self {
+            touch: lua!("touch", "permanent"),
+            create: lua!("create", "args", "data", "permanent", "admit"),
+            commit: lua!("commit", "args", "data", "permanent"),
+            admit: lua!("admit", "admit"),
+            reset: lua!("reset"),
+            delete: lua!("delete"),
+            ip_log: lua!("ip_log"),
+        }
+    }
+
+    pub(super) fn all(&self) -> [&LuaScript; 7] {
+        [
+            &self.touch,
+            &self.create,
+            &self.commit,
+            &self.admit,
+            &self.reset,
+            &self.delete,
+            &self.ip_log,
+        ]
+    }
+}

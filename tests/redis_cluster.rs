@@ -1,0 +1,187 @@
+//! `RedisStore` on a Redis Cluster of three primaries with one replica each,
+//! started by the test (SPEC §4): the store conformance suite, round trips
+//! counted with `MONITOR` on every primary, and failover.
+#![cfg(feature = "cluster")]
+
+mod support;
+
+use support::redis_suite::Cluster;
+
+store_conformance!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    Cluster
+);
+redis_conformance!(Cluster);
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use support::demo::{Client, Demo};
+use support::redis_servers::{RedisCluster, quiet, traffic, unique_prefix};
+use support::redis_suite::{RedisBackend, counted, keys_of};
+use support::*;
+use visitor_session::store::{RedisConfig, RedisStore};
+use visitor_session::{LimitAction, NewSessionLimit, SessionId};
+
+fn at(path: &str, id: Option<&SessionId>) -> http::request::Builder {
+    let b = request().uri(path);
+    match id {
+        Some(id) => b.header(http::header::COOKIE, cookie_for(id)),
+        None => b,
+    }
+}
+
+fn body(res: &http::Response<String>) -> serde_json::Value {
+    serde_json::from_str(res.body()).unwrap()
+}
+
+/// Every key of a session carries its hash tag: one slot, one node, so each
+/// store call is one atomic script there; and sessions spread over every
+/// primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_a_session_share_one_slot_and_sessions_spread_over_the_primaries() {
+    let _traffic = traffic().await;
+    let cluster = RedisCluster::shared();
+    let prefix = unique_prefix("slot");
+    let store = RedisStore::new(Cluster.config().key_prefix(prefix.as_str())).unwrap();
+    let svc = service(store, config(), act);
+    let mut primaries = HashSet::new();
+    for _ in 0..24 {
+        // A permanent session has both keys: its hash and its IP log.
+        let id = bound_id(&send(&svc, at("/promote", None)).await).unwrap();
+        let [hash, log] = keys_of(&prefix, &id);
+        let slot = |key: &str| cluster.nodes[0].query::<i64>(&["CLUSTER", "KEYSLOT", key]);
+        assert_eq!(slot(&hash), slot(&log), "{hash} and {log}");
+        let node = cluster.primary_for(&hash);
+        assert_eq!(
+            node.query::<i64>(&["EXISTS", &hash, &log]),
+            2,
+            "both keys live on the node that owns the slot"
+        );
+        primaries.insert(node.port);
+    }
+    assert_eq!(primaries.len(), 3, "24 sessions landed on every primary");
+}
+
+/// The new-session limit's key is per network, not per session: on a
+/// cluster it lives in its own slot, so a limited creation costs two calls;
+/// without a limit, one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_session_limit_costs_its_own_call_on_a_cluster() {
+    let _quiet = quiet().await;
+    let limit = NewSessionLimit {
+        max: 100,
+        window: Duration::from_secs(60),
+        action: LimitAction::TooManyRequests,
+    };
+    let c = counted(&Cluster, config().new_session_limit(Some(limit))).await;
+    let (res, sent) = c.measure(request()).await;
+    assert!(bound_id(&res).is_some());
+    assert_eq!(sent.commands.get("evalsha"), Some(&2), "{sent:?}");
+    assert_eq!(sent.round_trips(), 2, "the limit, then the creation");
+    let c = counted(&Cluster, config()).await;
+    let (_, sent) = c.measure(request()).await;
+    assert_eq!(sent.round_trips(), 1);
+}
+
+/// `kill -9` of a primary under load: its replica is promoted, and every
+/// session is served again, with its data, without restarting the service.
+/// Meanwhile the sessions on the failed primary were served without a
+/// session (fail-open); the others kept working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_session_is_served_again_after_a_primary_fails_over() {
+    let mut cluster = RedisCluster::start();
+    let store = RedisStore::new(RedisConfig::cluster(cluster.urls()).key_prefix("fo:")).unwrap();
+    let svc = service(store, config(), act);
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(bound_id(&send(&svc, at("/write", None)).await).unwrap());
+    }
+    tokio::task::block_in_place(|| cluster.wait_replicated());
+    let victim = cluster.primary_for(&keys_of("fo:", &ids[0])[0]).port;
+    let ids = Arc::new(ids);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..8)
+        .map(|worker| {
+            let (svc, ids, stop) = (svc.clone(), ids.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut log = Vec::new();
+                let mut n = worker;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = ids[n % ids.len()];
+                    let started = Instant::now();
+                    let res = send(&svc, at("/", Some(&id))).await;
+                    let ok = body(&res)["store_error"].is_null() && body(&res)["note"] == "hello";
+                    log.push((started, Instant::now(), ok));
+                    n += 8;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                log
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = Instant::now();
+    cluster.kill(victim);
+    tokio::task::block_in_place(|| cluster.wait_ready(Duration::from_secs(30)));
+    let promoted = killed.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut log = Vec::new();
+    for worker in load {
+        log.extend(worker.await.unwrap());
+    }
+    let failed: Vec<_> = log.iter().filter(|(_, _, ok)| !ok).collect();
+    let last_failure = failed
+        .iter()
+        .map(|(_, finished, _)| finished.duration_since(killed))
+        .max()
+        .unwrap_or_default();
+    let after = log
+        .iter()
+        .filter(|(s, _, _)| *s > killed + last_failure)
+        .count();
+    eprintln!(
+        "cluster failover: replica promoted {promoted:?} after the kill; last failed request \
+         ended {last_failure:?} after it; {} of {} requests failed open meanwhile, {after} \
+         succeeded after",
+        failed.len(),
+        log.len()
+    );
+    assert!(!failed.is_empty(), "the failure was seen");
+    assert!(
+        last_failure < promoted + Duration::from_secs(2),
+        "sessions were served again within 2 s of the promotion \
+         (promoted after {promoted:?}, last failure {last_failure:?})"
+    );
+    assert!(after > 100, "the load went on ({after} requests after)");
+    for id in ids.iter() {
+        let res = send(&svc, at("/", Some(id))).await;
+        assert_eq!(body(&res)["note"], "hello", "every session kept its data");
+    }
+}
+
+#[test]
+fn demo_serves_sessions_on_the_cluster() {
+    let nodes = RedisCluster::shared().urls().join(",");
+    let demo = Demo::start(&[("REDIS_CLUSTER_NODES", &nodes)]);
+    let mut client = Client::new(demo.addr);
+    assert_eq!(client.get("/").status, 200);
+    assert!(client.session_cookie().is_some());
+    assert_eq!(
+        client
+            .post_json("/api/messages", r#"{"text":"hello from a cluster"}"#)
+            .status,
+        201
+    );
+    let session = client.get("/api/session").json();
+    assert_eq!(session["state"], "permanent");
+    assert_eq!(
+        client.get("/api/messages").json()[0]["text"],
+        "hello from a cluster"
+    );
+    let _ = StatusCode::OK;
+}

@@ -1,0 +1,161 @@
+//! `RedisStore` on a primary and a replica watched by Redis Sentinel, started
+//! by the test (SPEC §4): the store conformance suite, round trips counted
+//! with `MONITOR`, and a forced failover.
+#![cfg(feature = "sentinel")]
+
+mod support;
+
+use support::redis_suite::Sentinel;
+
+store_conformance!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    Sentinel
+);
+redis_conformance!(Sentinel);
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use support::demo::{Client, Demo};
+use support::redis_servers::{RedisSentinel, SENTINEL_MASTER, replicas_caught_up};
+use support::redis_suite::keys_of;
+use support::*;
+use visitor_session::SessionId;
+use visitor_session::store::{RedisConfig, RedisStore};
+
+fn at(path: &str, id: Option<&SessionId>) -> http::request::Builder {
+    let b = request().uri(path);
+    match id {
+        Some(id) => b.header(http::header::COOKIE, cookie_for(id)),
+        None => b,
+    }
+}
+
+fn body(res: &http::Response<String>) -> serde_json::Value {
+    serde_json::from_str(res.body()).unwrap()
+}
+
+/// `SENTINEL FAILOVER` under load: the service follows the promoted replica
+/// without a restart. Writes acknowledged after it followed are on the new
+/// primary; every session written before the failover is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_failover_is_followed_without_a_restart() {
+    let setup = RedisSentinel::start();
+    let store = RedisStore::new(
+        RedisConfig::sentinel(setup.sentinel_urls(), SENTINEL_MASTER).key_prefix("fo:"),
+    )
+    .unwrap();
+    let svc = service(store, config().max_keys(10_000), act);
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(bound_id(&send(&svc, at("/write", None)).await).unwrap());
+    }
+    let old_primary = setup.primary_port();
+    tokio::task::block_in_place(|| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !replicas_caught_up(setup.primary()) {
+            assert!(Instant::now() < deadline, "the replica did not catch up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let ids = Arc::new(ids);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|worker| {
+            let (svc, ids, stop) = (svc.clone(), ids.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut log = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = ids[(worker + 4 * n) % ids.len()];
+                    let key = format!("w{worker}-{n}");
+                    let started = Instant::now();
+                    let res = send(&svc, at(&format!("/key/{key}"), Some(&id))).await;
+                    let ok = res.status() == http::StatusCode::OK
+                        && body(&res)["store_error"].is_null()
+                        && body(&res)["error"].is_null();
+                    log.push((started, ok, id, key));
+                    n += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                log
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started_failover = Instant::now();
+    let new_primary = tokio::task::block_in_place(|| setup.failover());
+    let switched = started_failover.elapsed();
+    assert_ne!(new_primary, old_primary);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut log = Vec::new();
+    for worker in load {
+        log.extend(worker.await.unwrap());
+    }
+    // The store follows within one watch period (500 ms) of the Sentinel's
+    // switch; give it a second.
+    let followed = started_failover + switched + Duration::from_secs(1);
+    let new = setup
+        .servers
+        .iter()
+        .find(|s| s.port == new_primary)
+        .unwrap();
+    let (mut after, mut lost_in_window, mut failed) = (0, 0, 0);
+    for (started, ok, id, key) in &log {
+        let on_new_primary = || {
+            let [hash, _] = keys_of("fo:", id);
+            new.query::<i64>(&["HEXISTS", &hash, &format!("d:{key}")]) == 1
+        };
+        if *started >= followed {
+            after += 1;
+            assert!(
+                ok,
+                "a write after the service followed the new primary failed"
+            );
+            assert!(
+                on_new_primary(),
+                "{key} went elsewhere than the new primary"
+            );
+        } else if !ok {
+            failed += 1;
+        } else if *started >= started_failover && !on_new_primary() {
+            lost_in_window += 1;
+        }
+    }
+    eprintln!(
+        "sentinel failover: the Sentinel named the new primary {switched:?} after \
+         SENTINEL FAILOVER; {failed} writes failed meanwhile, {lost_in_window} acknowledged \
+         writes went to the old primary (asynchronous replication), {after} writes after"
+    );
+    assert!(after > 50, "the load went on ({after} writes after)");
+    for id in ids.iter() {
+        let res = send(&svc, at("/", Some(id))).await;
+        assert!(body(&res)["store_error"].is_null());
+        assert_eq!(
+            body(&res)["note"],
+            "hello",
+            "sessions from before the failover are there"
+        );
+    }
+}
+
+#[test]
+fn demo_serves_sessions_through_sentinel() {
+    let setup = RedisSentinel::shared();
+    let demo = Demo::start(&[
+        ("REDIS_SENTINEL_NODES", &setup.sentinel_urls().join(",")),
+        ("REDIS_SENTINEL_MASTER", SENTINEL_MASTER),
+    ]);
+    let mut client = Client::new(demo.addr);
+    assert_eq!(client.get("/").status, 200);
+    assert!(client.session_cookie().is_some());
+    assert_eq!(
+        client
+            .post_json("/api/messages", r#"{"text":"hello via sentinel"}"#)
+            .status,
+        201
+    );
+    assert_eq!(client.get("/api/session").json()["state"], "permanent");
+}

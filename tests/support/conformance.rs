@@ -1,0 +1,587 @@
+//! The store conformance suite: every lifecycle, TTL, concurrency and limit
+//! scenario of SPEC §3 and §4, written once and run on every store by
+//! [`store_conformance!`](crate::store_conformance): `MemoryStore` on
+//! tokio's paused clock, `RedisStore` on a standalone server, Redis Cluster
+//! and Sentinel in real time with a short idle TTL.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::Value;
+use visitor_session::store::{Access, Changes, Committed, Created, SessionStore};
+use visitor_session::{LimitAction, NewSessionLimit, SessionConfig, SessionId, SessionState};
+
+use super::*;
+
+/// One test's store, and a way to look into it.
+pub struct Case {
+    pub store: Arc<dyn SessionStore>,
+    /// Whether the store still holds anything of session `id` (data, IP, IP log).
+    pub holds: Box<dyn Fn(&SessionId) -> bool + Send + Sync>,
+}
+
+/// A kind of store the suite runs on.
+pub trait Backend: Send + Sync {
+    /// A store of this kind, kept apart from every other test's.
+    fn case(&self) -> Case;
+    /// The idle TTL the scenarios give temporary sessions.
+    fn idle(&self) -> Duration;
+    /// Held for the whole test (Redis: shared-server traffic, see `support::redis_servers`).
+    fn enter(
+        &self,
+    ) -> impl Future<Output = Option<tokio::sync::RwLockReadGuard<'static, ()>>> + Send {
+        async { Some(super::redis_servers::traffic().await) }
+    }
+}
+
+/// Generates one `#[tokio::test]` per scenario for `$backend`.
+#[macro_export]
+macro_rules! store_conformance {
+    (#[$test:meta] $backend:expr) => {
+        $crate::store_conformance!(@each #[$test] $backend;
+            returning_visitor_keeps_its_session_and_data,
+            temporary_session_and_its_ip_are_gone_after_the_idle_ttl,
+            temporary_session_lives_until_the_idle_ttl_has_passed,
+            each_access_slides_the_idle_ttl,
+            promoted_session_outlives_the_idle_ttl,
+            permanent_session_logs_every_ip_it_was_used_from,
+            ip_log_drops_entries_past_their_retention,
+            agent_deletion_removes_everything_and_the_cookie_gets_a_fresh_session,
+            reset_deletes_a_temporary_session_and_keeps_a_permanent_one,
+            concurrent_requests_writing_different_keys_all_keep_their_change,
+            commit_racing_an_agent_deletion_does_not_resurrect_the_session,
+            concurrent_writes_cannot_exceed_the_data_limits_together,
+            data_limits_agree_on_every_store,
+            session_over_a_lowered_limit_can_still_shed_data,
+            create_run_twice_with_the_same_arguments_creates_once,
+            commit_run_twice_with_the_same_changes_is_applied_once,
+            touch_of_an_unknown_session_finds_nothing_and_creates_nothing,
+            new_session_limit_answers_429_with_retry_after
+        );
+    };
+    (@each #[$test:meta] $backend:expr; $($scenario:ident),*) => {
+        $(
+            #[$test]
+            async fn $scenario() {
+                let backend = $backend;
+                let _guard = $crate::support::conformance::Backend::enter(&backend).await;
+                $crate::support::conformance::$scenario(&backend).await;
+            }
+        )*
+    };
+}
+
+/// What the conformance handler saw, as JSON.
+fn body(res: &http::Response<String>) -> Value {
+    serde_json::from_str(res.body()).unwrap_or_else(|e| panic!("{e}: {:?}", res.body()))
+}
+
+fn at(path: &str, id: Option<&SessionId>) -> http::request::Builder {
+    let b = request().uri(path);
+    match id {
+        Some(id) => b.header(http::header::COOKIE, cookie_for(id)),
+        None => b,
+    }
+}
+
+fn setup<B: Backend>(b: &B, config: SessionConfig) -> (Case, TestService) {
+    let case = b.case();
+    let svc = service(case.store.clone(), config.idle_ttl(b.idle()), act);
+    (case, svc)
+}
+
+/// A new session from the conformance handler; returns its id.
+async fn new_session(svc: &TestService, path: &str) -> SessionId {
+    let res = send(svc, at(path, None)).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.body());
+    bound_id(&res).expect("a new session is bound")
+}
+
+fn access_at(at_ms: u64, ip: Option<IpAddr>) -> Access {
+    Access {
+        ip,
+        at_ms,
+        idle_ttl: Duration::from_secs(60),
+        permanent_retention: None,
+        ip_log_retention: None,
+        max_keys: 64,
+        max_data_bytes: 64 * 1024,
+    }
+}
+
+fn changes(sets: &[(&str, &str)], removes: &[&str], promote: bool) -> Changes {
+    let mut data: std::collections::BTreeMap<String, Option<String>> = sets
+        .iter()
+        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+        .collect();
+    data.extend(removes.iter().map(|k| (k.to_string(), None)));
+    Changes { data, promote }
+}
+
+pub async fn returning_visitor_keeps_its_session_and_data<B: Backend>(b: &B) {
+    let (_case, svc) = setup(b, config());
+    let id = new_session(&svc, "/write").await;
+    let res = send(&svc, at("/", Some(&id))).await;
+    assert_eq!(
+        bound_id(&res),
+        Some(id),
+        "the cookie is renewed for the same session"
+    );
+    let seen = body(&res);
+    assert_eq!(seen["note"], "hello");
+    assert_eq!(seen["state"], "temporary");
+    assert_eq!(seen["ip"], PEER);
+}
+
+pub async fn temporary_session_and_its_ip_are_gone_after_the_idle_ttl<B: Backend>(b: &B) {
+    let (case, svc) = setup(b, config());
+    let id = new_session(&svc, "/write").await;
+    assert!((case.holds)(&id));
+    tokio::time::sleep(b.idle() + Duration::from_millis(150)).await;
+    assert!(
+        !(case.holds)(&id),
+        "nothing of the session, its IP included, is left"
+    );
+    let access = access_at(Access::now_ms(), None);
+    assert_eq!(case.store.touch(&id, &access).await.unwrap(), None);
+    let res = send(&svc, at("/", Some(&id))).await;
+    let fresh = bound_id(&res).expect("a fresh session replaces the expired one");
+    assert_ne!(fresh, id);
+    assert_eq!(body(&res)["note"], Value::Null);
+}
+
+pub async fn temporary_session_lives_until_the_idle_ttl_has_passed<B: Backend>(b: &B) {
+    let (case, svc) = setup(b, config());
+    let id = new_session(&svc, "/").await;
+    tokio::time::sleep(b.idle() - Duration::from_millis(250)).await;
+    assert!(
+        (case.holds)(&id),
+        "still alive just before the idle TTL ends"
+    );
+}
+
+pub async fn each_access_slides_the_idle_ttl<B: Backend>(b: &B) {
+    let (case, svc) = setup(b, config());
+    let id = new_session(&svc, "/").await;
+    for _ in 0..4 {
+        tokio::time::sleep(b.idle() * 6 / 10).await;
+        let res = send(&svc, at("/", Some(&id))).await;
+        assert_eq!(bound_id(&res), Some(id));
+    }
+    assert!(
+        (case.holds)(&id),
+        "alive after 2.4 idle TTLs of regular visits"
+    );
+}
+
+pub async fn promoted_session_outlives_the_idle_ttl<B: Backend>(b: &B) {
+    let (case, svc) = setup(b, config());
+    let id = new_session(&svc, "/").await;
+    send(&svc, at("/promote", Some(&id))).await;
+    tokio::time::sleep(b.idle() * 2).await;
+    assert!((case.holds)(&id));
+    let res = send(&svc, at("/", Some(&id))).await;
+    assert_eq!(bound_id(&res), Some(id));
+    assert_eq!(body(&res)["state"], "permanent");
+}
+
+pub async fn permanent_session_logs_every_ip_it_was_used_from<B: Backend>(b: &B) {
+    let (case, svc) = setup(b, config());
+    let id = new_session(&svc, "/promote").await;
+    let other: IpAddr = "2001:db8::7".parse().unwrap();
+    send(
+        &svc,
+        from_ip(other).header(http::header::COOKIE, cookie_for(&id)),
+    )
+    .await;
+    send(&svc, at("/", Some(&id))).await;
+    let log = case
+        .store
+        .ip_log(&id)
+        .await
+        .unwrap()
+        .expect("the session exists");
+    let ips: Vec<String> = log.iter().map(|e| e.ip.to_string()).collect();
+    assert_eq!(ips, [PEER, "2001:db8::7"], "oldest first");
+    assert!(
+        log[0].last_seen_ms >= log[1].first_seen_ms,
+        "the latest access from the first IP updated its last-seen time"
+    );
+}
+
+pub async fn ip_log_drops_entries_past_their_retention<B: Backend>(b: &B) {
+    let case = b.case();
+    let id = SessionId::generate();
+    let old: IpAddr = "192.0.2.1".parse().unwrap();
+    let new: IpAddr = "192.0.2.2".parse().unwrap();
+    let t0 = Access::now_ms();
+    let mut access = access_at(t0, Some(old));
+    access.ip_log_retention = Some(Duration::from_secs(10));
+    let promoted = changes(&[], &[], true);
+    let created = case.store.create(&id, &access, &promoted, None).await;
+    assert_eq!(created.unwrap(), Created::Created);
+    // Eleven seconds later on the access clock, from another IP.
+    let mut later = access.clone();
+    later.at_ms = t0 + 11_000;
+    later.ip = Some(new);
+    case.store.touch(&id, &later).await.unwrap().expect("alive");
+    let log = case.store.ip_log(&id).await.unwrap().expect("alive");
+    let ips: Vec<IpAddr> = log.iter().map(|e| e.ip).collect();
+    assert_eq!(
+        ips,
+        [new],
+        "the entry last seen 11 s ago is past a 10 s retention"
+    );
+}
+
+pub async fn agent_deletion_removes_everything_and_the_cookie_gets_a_fresh_session<B: Backend>(
+    b: &B,
+) {
+    let (case, svc) = setup(b, config());
+    let id = new_session(&svc, "/promote").await;
+    send(&svc, at("/write", Some(&id))).await;
+    assert!(case.store.delete(&id).await.unwrap());
+    assert!(!(case.holds)(&id), "data and IP log are gone");
+    assert!(
+        !case.store.delete(&id).await.unwrap(),
+        "nothing left to delete"
+    );
+    let res = send(&svc, at("/", Some(&id))).await;
+    let fresh = bound_id(&res).expect("a fresh session");
+    assert_ne!(fresh, id);
+    assert_eq!(body(&res)["note"], Value::Null);
+}
+
+pub async fn reset_deletes_a_temporary_session_and_keeps_a_permanent_one<B: Backend>(b: &B) {
+    let (case, svc) = setup(b, config());
+    let temporary = new_session(&svc, "/").await;
+    let res = send(&svc, at("/reset", Some(&temporary))).await;
+    assert!(removes_cookie(&res));
+    assert!(!(case.holds)(&temporary));
+    let permanent = new_session(&svc, "/promote").await;
+    let res = send(&svc, at("/reset", Some(&permanent))).await;
+    assert!(removes_cookie(&res));
+    assert!(
+        (case.holds)(&permanent),
+        "the agents still see the conversation"
+    );
+}
+
+pub async fn concurrent_requests_writing_different_keys_all_keep_their_change<B: Backend>(b: &B) {
+    let (case, svc) = setup(b, config());
+    let id = new_session(&svc, "/").await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let svc = svc.clone();
+            tokio::spawn(async move { send(&svc, at(&format!("/key/k{i}"), Some(&id))).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().status(), StatusCode::OK);
+    }
+    let access = access_at(Access::now_ms(), None);
+    let record = case
+        .store
+        .touch(&id, &access)
+        .await
+        .unwrap()
+        .expect("alive");
+    for i in 0..50 {
+        assert!(record.data.contains_key(&format!("k{i}")), "k{i} was lost");
+    }
+}
+
+pub async fn commit_racing_an_agent_deletion_does_not_resurrect_the_session<B: Backend>(b: &B) {
+    let case = b.case();
+    let admin = case.store.clone();
+    let racing = service(
+        case.store.clone(),
+        config(),
+        move |session: visitor_session::Session, _| {
+            let admin = admin.clone();
+            async move {
+                // The agent deletes the session while this request is running.
+                admin.delete(&session.id().unwrap()).await.unwrap();
+                session.insert("late", "write").unwrap();
+                session.promote().unwrap();
+                String::new()
+            }
+        },
+    );
+    let plain = service(case.store.clone(), config(), act);
+    let id = new_session(&plain, "/").await;
+    let res = send(&racing, at("/", Some(&id))).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::CONFLICT,
+        "the client learns its write was not kept"
+    );
+    assert!(
+        removes_cookie(&res),
+        "the vanished session's cookie is cleared"
+    );
+    assert!(!(case.holds)(&id), "nothing was written back");
+    let access = access_at(Access::now_ms(), None);
+    let late = changes(&[("k", "1")], &[], true);
+    assert_eq!(
+        case.store.commit(&id, &access, &late).await.unwrap(),
+        Committed::Missing
+    );
+    assert!(!(case.holds)(&id));
+}
+
+pub async fn concurrent_writes_cannot_exceed_the_data_limits_together<B: Backend>(b: &B) {
+    let case = b.case();
+    let plain = service(case.store.clone(), config(), act);
+    let id = new_session(&plain, "/").await;
+    let statuses = three_writers_over_a_two_key_limit(case.store.clone(), id).await;
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::PAYLOAD_TOO_LARGE
+        ]
+    );
+    let access = access_at(Access::now_ms(), None);
+    let record = case
+        .store
+        .touch(&id, &access)
+        .await
+        .unwrap()
+        .expect("alive");
+    assert_eq!(record.data.len(), 2);
+}
+
+/// Commits run against the same data and limits on every store; each store
+/// must give the answers below (SPEC §3.4). On Redis this runs the Lua twin
+/// of the Rust size rule, so the two are kept in step.
+pub async fn data_limits_agree_on_every_store<B: Backend>(b: &B) {
+    struct Limit {
+        keys: usize,
+        bytes: usize,
+    }
+    type LimitCase<'a> = (&'a [(&'a str, &'a str)], Changes, Limit, Committed);
+    let cases: &[LimitCase<'_>] = &[
+        // "note" (4 + 7 bytes) goes, "big" (3 + 12 bytes) comes: 15 bytes fit in 20.
+        (
+            &[("note", "\"hello\"")],
+            changes(&[("big", "\"0123456789\"")], &["note"], false),
+            Limit { keys: 8, bytes: 20 },
+            Committed::Applied,
+        ),
+        // 11 + 4 + 1 = 16 bytes do not fit in 15.
+        (
+            &[("note", "\"hello\"")],
+            changes(&[("more", "1")], &[], false),
+            Limit { keys: 8, bytes: 15 },
+            Committed::OverLimit,
+        ),
+        // Exactly at the byte limit.
+        (
+            &[("note", "\"hello\"")],
+            changes(&[("more", "1")], &[], false),
+            Limit { keys: 8, bytes: 16 },
+            Committed::Applied,
+        ),
+        // Overwriting a key replaces its size: 4 + 7 bytes instead of 4 + 3.
+        (
+            &[("note", "\"a\"")],
+            changes(&[("note", "\"hello\"")], &[], false),
+            Limit { keys: 1, bytes: 11 },
+            Committed::Applied,
+        ),
+        (
+            &[("note", "\"a\"")],
+            changes(&[("note", "\"hello\"")], &[], false),
+            Limit { keys: 1, bytes: 10 },
+            Committed::OverLimit,
+        ),
+        // A second key over a one-key limit.
+        (
+            &[("note", "\"hello\"")],
+            changes(&[("other", "1")], &[], false),
+            Limit {
+                keys: 1,
+                bytes: 1000,
+            },
+            Committed::OverLimit,
+        ),
+        // Removing a key that is not there changes nothing.
+        (
+            &[("note", "\"hello\"")],
+            changes(&[], &["absent"], false),
+            Limit { keys: 1, bytes: 11 },
+            Committed::Applied,
+        ),
+        // Multi-byte characters count in bytes: "é" is 2 bytes, 4 with quotes.
+        (
+            &[],
+            changes(&[("é", "\"é\"")], &[], false),
+            Limit { keys: 1, bytes: 5 },
+            Committed::OverLimit,
+        ),
+    ];
+    let store = b.case().store;
+    for (i, (data, commit, limit, expected)) in cases.iter().enumerate() {
+        let id = SessionId::generate();
+        let access = access_at(Access::now_ms(), None);
+        let initial = changes(data, &[], false);
+        let created = store.create(&id, &access, &initial, None).await;
+        assert_eq!(created.unwrap(), Created::Created);
+        let mut limited = access.clone();
+        limited.max_keys = limit.keys;
+        limited.max_data_bytes = limit.bytes;
+        let answer = store.commit(&id, &limited, commit).await.unwrap();
+        assert_eq!(answer, *expected, "case {i}");
+    }
+}
+
+pub async fn session_over_a_lowered_limit_can_still_shed_data<B: Backend>(b: &B) {
+    let store = b.case().store;
+    let id = SessionId::generate();
+    let access = access_at(Access::now_ms(), None);
+    let data = changes(
+        &[("a", "\"aaaa\""), ("b", "\"bbbb\""), ("c", "1")],
+        &[],
+        false,
+    );
+    assert_eq!(
+        store.create(&id, &access, &data, None).await.unwrap(),
+        Created::Created
+    );
+    let mut lowered = access.clone();
+    lowered.max_keys = 1;
+    lowered.max_data_bytes = 4;
+    assert_eq!(
+        store
+            .commit(&id, &lowered, &changes(&[], &["a"], false))
+            .await
+            .unwrap(),
+        Committed::Applied,
+        "a commit that only sheds data is never refused"
+    );
+    assert_eq!(
+        store
+            .commit(&id, &lowered, &changes(&[("d", "1")], &[], false))
+            .await
+            .unwrap(),
+        Committed::OverLimit,
+        "growing stays refused"
+    );
+}
+
+pub async fn create_run_twice_with_the_same_arguments_creates_once<B: Backend>(b: &B) {
+    let store = b.case().store;
+    let id = SessionId::generate();
+    let access = access_at(Access::now_ms(), Some(PEER.parse().unwrap()));
+    let first = changes(&[("a", "1")], &[], false);
+    assert_eq!(
+        store.create(&id, &access, &first, None).await.unwrap(),
+        Created::Created
+    );
+    // The same call again, as after a lost reply: it did create.
+    assert_eq!(
+        store.create(&id, &access, &first, None).await.unwrap(),
+        Created::Created
+    );
+    // Another creation of the same id is refused and writes nothing.
+    let mut other = access.clone();
+    other.at_ms += 1;
+    assert_eq!(
+        store
+            .create(&id, &other, &changes(&[("b", "2")], &[], true), None)
+            .await
+            .unwrap(),
+        Created::Exists
+    );
+    let record = store.touch(&id, &access).await.unwrap().expect("alive");
+    assert_eq!(record.state, SessionState::Temporary);
+    assert_eq!(record.data.keys().collect::<Vec<_>>(), ["a"]);
+}
+
+pub async fn commit_run_twice_with_the_same_changes_is_applied_once<B: Backend>(b: &B) {
+    let store = b.case().store;
+    let id = SessionId::generate();
+    let access = access_at(Access::now_ms(), None);
+    let created = store.create(&id, &access, &Changes::default(), None).await;
+    assert_eq!(created.unwrap(), Created::Created);
+    // "a" + "\"0123456789\"" is 13 bytes.
+    let write = changes(&[("a", "\"0123456789\"")], &[], true);
+    let mut limited = access.clone();
+    limited.max_data_bytes = 20;
+    for _ in 0..2 {
+        assert_eq!(
+            store.commit(&id, &limited, &write).await.unwrap(),
+            Committed::Applied
+        );
+    }
+    // Counted once: 13 + "b" + "\"12345\"" (8) = 21 would not fit, 13 + 7 = 20 fits.
+    let fits = changes(&[("b", "\"1234\"")], &[], false);
+    assert_eq!(
+        store.commit(&id, &limited, &fits).await.unwrap(),
+        Committed::Applied
+    );
+    let record = store.touch(&id, &access).await.unwrap().expect("alive");
+    assert_eq!(record.state, SessionState::Permanent);
+    assert_eq!(record.data.len(), 2);
+}
+
+pub async fn touch_of_an_unknown_session_finds_nothing_and_creates_nothing<B: Backend>(b: &B) {
+    let case = b.case();
+    let id = SessionId::generate();
+    let access = access_at(Access::now_ms(), Some(PEER.parse().unwrap()));
+    assert_eq!(case.store.touch(&id, &access).await.unwrap(), None);
+    assert!(!(case.holds)(&id));
+    let write = changes(&[("a", "1")], &[], true);
+    assert_eq!(
+        case.store.commit(&id, &access, &write).await.unwrap(),
+        Committed::Missing
+    );
+    assert!(!(case.holds)(&id));
+}
+
+pub async fn new_session_limit_answers_429_with_retry_after<B: Backend>(b: &B) {
+    let limit = NewSessionLimit {
+        max: 2,
+        window: Duration::from_secs(60),
+        action: LimitAction::TooManyRequests,
+    };
+    let (_case, svc) = setup(b, config().new_session_limit(Some(limit)));
+    assert_eq!(send(&svc, request()).await.status(), StatusCode::OK);
+    assert_eq!(send(&svc, request()).await.status(), StatusCode::OK);
+    let res = send(&svc, request()).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()[http::header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+}
+
+/// The embedded store, on tokio's paused clock (`start_paused = true`).
+#[derive(Clone, Copy)]
+pub struct Memory;
+
+impl Backend for Memory {
+    fn case(&self) -> Case {
+        let store = visitor_session::MemoryStore::new();
+        let probe = store.clone();
+        Case {
+            store: Arc::new(store),
+            holds: Box::new(move |id| probe.peek(id).is_some()),
+        }
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+
+    async fn enter(&self) -> Option<tokio::sync::RwLockReadGuard<'static, ()>> {
+        None
+    }
+}

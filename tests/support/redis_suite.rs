@@ -1,0 +1,375 @@
+//! What every Redis deployment (standalone, Cluster, Sentinel) must show on
+//! top of the store conformance suite: one round trip per request counted
+//! with `MONITOR` on every primary (SPEC §4), the key layout and TTLs, and
+//! script recovery. Instantiated with [`redis_conformance!`](crate::redis_conformance).
+
+use std::time::Duration;
+
+use http::StatusCode;
+use redis::ConnectionLike;
+use visitor_session::store::{Access, RedisConfig, RedisStore, SessionStore};
+use visitor_session::{PrivacyMode, SessionConfig, SessionId};
+
+use super::conformance::{Backend, Case};
+use super::redis_servers::{
+    Monitor, RedisCluster, RedisSentinel, RedisServer, SENTINEL_MASTER, Sent, count, quiet,
+    unique_prefix,
+};
+use super::*;
+
+/// A Redis deployment the suites run on.
+pub trait RedisBackend: Copy + Send + Sync + 'static {
+    /// Where the deployment is, with the tests' timeouts.
+    fn config(&self) -> RedisConfig;
+    /// The ports of the servers that take client commands (the primaries).
+    fn primaries(&self) -> Vec<u16>;
+    /// A plain connection that sends each command where its key lives.
+    fn conn(&self) -> Box<dyn ConnectionLike + Send>;
+    /// Sends a command that concerns no key to every primary.
+    fn on_every_primary(&self, args: &[&str]) {
+        for port in self.primaries() {
+            let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                .and_then(|c| c.get_connection())
+                .expect("connect to a primary");
+            redis::cmd(args[0])
+                .arg(&args[1..])
+                .exec(&mut conn)
+                .unwrap_or_else(|e| panic!("{args:?} on {port}: {e}"));
+        }
+    }
+}
+
+/// The keys of session `id` under `prefix`: its hash and its IP log.
+pub fn keys_of(prefix: &str, id: &SessionId) -> [String; 2] {
+    let hash = format!("{prefix}{{{}}}", id.uuid_str());
+    let log = format!("{hash}:ips");
+    [hash, log]
+}
+
+/// Runs one command on `backend`, routed by its key.
+pub fn query<T: redis::FromRedisValue, B: RedisBackend>(backend: &B, args: &[&str]) -> T {
+    redis::cmd(args[0])
+        .arg(&args[1..])
+        .query(&mut *backend.conn())
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+impl<B: RedisBackend> Backend for B {
+    fn case(&self) -> Case {
+        let prefix = unique_prefix("case");
+        let store = RedisStore::new(self.config().key_prefix(prefix.as_str())).unwrap();
+        let backend = *self;
+        Case {
+            store: std::sync::Arc::new(store),
+            holds: Box::new(move |id| {
+                let [hash, log] = keys_of(&prefix, id);
+                query::<i64, _>(&backend, &["EXISTS", &hash, &log]) > 0
+            }),
+        }
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+/// Generates one test per Redis scenario for `$backend` (on top of
+/// `store_conformance!`).
+#[macro_export]
+macro_rules! redis_conformance {
+    ($backend:expr) => {
+        $crate::redis_conformance!(@each $backend;
+            returning_visitor_costs_one_round_trip,
+            response_with_changes_costs_one_more_round_trip,
+            new_visitor_costs_one_round_trip_with_or_without_data,
+            privacy_visitor_without_cookie_costs_no_round_trip,
+            malformed_cookie_costs_no_lookup,
+            commit_cost_does_not_grow_with_the_session,
+            scripts_the_server_lost_are_sent_again_whole,
+            temporary_session_is_one_hash_with_the_idle_ttl,
+            permanent_session_has_no_ttl
+        );
+    };
+    (@each $backend:expr; $($scenario:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                $crate::support::redis_suite::$scenario(&$backend).await;
+            }
+        )*
+    };
+}
+
+pub struct Counted {
+    pub store: RedisStore,
+    pub svc: TestService,
+    pub monitors: Vec<Monitor>,
+}
+
+/// A store and service warmed up (scripts loaded, connections open), and a
+/// `MONITOR` on every primary. Hold [`quiet`] while it is in use.
+pub async fn counted<B: RedisBackend>(backend: &B, config: SessionConfig) -> Counted {
+    let prefix = unique_prefix("count");
+    let store = RedisStore::new(backend.config().key_prefix(prefix.as_str())).unwrap();
+    store.load_scripts().await.unwrap();
+    let svc = service(store.clone(), config, act);
+    // Open the pool's connections with a few concurrent lookups.
+    let warm: Vec<_> = (0..8)
+        .map(|_| {
+            let svc = svc.clone();
+            let req = request().header(http::header::COOKIE, cookie_for(&SessionId::generate()));
+            tokio::spawn(async move { send(&svc, req).await })
+        })
+        .collect();
+    for w in warm {
+        w.await.unwrap();
+    }
+    let monitors = backend
+        .primaries()
+        .into_iter()
+        .map(Monitor::start)
+        .collect();
+    Counted {
+        store,
+        svc,
+        monitors,
+    }
+}
+
+impl Counted {
+    /// Sends `req` and returns the response with what the store sent for it.
+    pub async fn measure(&self, req: http::request::Builder) -> (http::Response<String>, Sent) {
+        let monitors: Vec<&Monitor> = self.monitors.iter().collect();
+        count(&monitors, send(&self.svc, req)).await
+    }
+}
+
+fn at(path: &str, id: Option<&SessionId>) -> http::request::Builder {
+    let b = request().uri(path);
+    match id {
+        Some(id) => b.header(http::header::COOKIE, cookie_for(id)),
+        None => b,
+    }
+}
+
+fn only(command: &str, n: u64) -> Vec<(String, u64)> {
+    vec![(command.to_owned(), n)]
+}
+
+fn sent(s: &Sent) -> Vec<(String, u64)> {
+    s.commands.iter().map(|(k, v)| (k.clone(), *v)).collect()
+}
+
+pub async fn returning_visitor_costs_one_round_trip<B: RedisBackend>(backend: &B) {
+    let _quiet = quiet().await;
+    let c = counted(backend, config()).await;
+    let id = bound_id(&send(&c.svc, request()).await).unwrap();
+    let (res, s) = c.measure(at("/", Some(&id))).await;
+    assert_eq!(bound_id(&res), Some(id));
+    assert_eq!(
+        sent(&s),
+        only("evalsha", 1),
+        "touch only: no PING, no UNWATCH"
+    );
+}
+
+pub async fn response_with_changes_costs_one_more_round_trip<B: RedisBackend>(backend: &B) {
+    let _quiet = quiet().await;
+    let c = counted(backend, config()).await;
+    let id = bound_id(&send(&c.svc, request()).await).unwrap();
+    let (res, s) = c.measure(at("/write", Some(&id))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(sent(&s), only("evalsha", 2), "touch + commit");
+    let (_, s) = c.measure(at("/promote", Some(&id))).await;
+    assert_eq!(sent(&s), only("evalsha", 2), "touch + commit (promotion)");
+}
+
+pub async fn new_visitor_costs_one_round_trip_with_or_without_data<B: RedisBackend>(backend: &B) {
+    let _quiet = quiet().await;
+    let c = counted(backend, config()).await;
+    let (res, s) = c.measure(request()).await;
+    assert!(bound_id(&res).is_some());
+    assert_eq!(sent(&s), only("evalsha", 1));
+    let (res, s) = c.measure(at("/write", None)).await;
+    assert!(bound_id(&res).is_some());
+    assert_eq!(
+        sent(&s),
+        only("evalsha", 1),
+        "the creation carries the first data"
+    );
+}
+
+pub async fn privacy_visitor_without_cookie_costs_no_round_trip<B: RedisBackend>(backend: &B) {
+    let _quiet = quiet().await;
+    let c = counted(backend, config().privacy(PrivacyMode::Total)).await;
+    let (res, s) = c.measure(request()).await;
+    assert!(set_cookies(&res).is_empty());
+    assert_eq!(s.round_trips(), 0);
+}
+
+pub async fn malformed_cookie_costs_no_lookup<B: RedisBackend>(backend: &B) {
+    let _quiet = quiet().await;
+    let bad = "crisp-client%2Fsession%2Ftest=session_1234; crisp-client%2Fsession%2Ftest=x";
+    let c = counted(backend, config().privacy(PrivacyMode::Total)).await;
+    let (_, s) = c.measure(with_cookie(bad)).await;
+    assert_eq!(s.round_trips(), 0, "privacy mode: no lookup, no creation");
+    let c = counted(backend, config()).await;
+    let (res, s) = c.measure(with_cookie(bad)).await;
+    assert!(bound_id(&res).is_some());
+    assert_eq!(
+        sent(&s),
+        only("evalsha", 1),
+        "standard mode: the creation only"
+    );
+}
+
+/// The commit checks the data limits against the size kept in the hash: its
+/// work inside Redis does not grow with the number of keys stored.
+pub async fn commit_cost_does_not_grow_with_the_session<B: RedisBackend>(backend: &B) {
+    let _quiet = quiet().await;
+    let c = counted(backend, config().max_keys(2000)).await;
+    let id = SessionId::generate();
+    let access = Access {
+        ip: None,
+        at_ms: Access::now_ms(),
+        idle_ttl: Duration::from_secs(60),
+        permanent_retention: None,
+        ip_log_retention: None,
+        max_keys: 2000,
+        max_data_bytes: 1 << 20,
+    };
+    let many = visitor_session::store::Changes {
+        data: (0..1000)
+            .map(|i| (format!("k{i}"), Some("\"value\"".to_owned())))
+            .collect(),
+        promote: false,
+    };
+    c.store.create(&id, &access, &many, None).await.unwrap();
+    let one = visitor_session::store::Changes {
+        data: [("k1".to_owned(), Some("\"other\"".to_owned()))].into(),
+        promote: false,
+    };
+    let monitors: Vec<&Monitor> = c.monitors.iter().collect();
+    let (committed, s) = count(&monitors, c.store.commit(&id, &access, &one)).await;
+    assert_eq!(
+        committed.unwrap(),
+        visitor_session::store::Committed::Applied
+    );
+    assert_eq!(sent(&s), only("evalsha", 1));
+    let internal: u64 = s.script_internal.values().sum();
+    assert!(
+        internal <= 4 && !s.script_internal.contains_key("hgetall"),
+        "a one-key commit on a 1000-key session ran {:?}",
+        s.script_internal
+    );
+}
+
+pub async fn scripts_the_server_lost_are_sent_again_whole<B: RedisBackend>(backend: &B) {
+    let _quiet = quiet().await;
+    let c = counted(backend, config()).await;
+    let id = bound_id(&send(&c.svc, request()).await).unwrap();
+    backend.on_every_primary(&["SCRIPT", "FLUSH"]);
+    let (res, s) = c.measure(at("/", Some(&id))).await;
+    assert_eq!(bound_id(&res), Some(id));
+    assert_eq!(
+        sent(&s),
+        vec![("eval".to_owned(), 1), ("evalsha".to_owned(), 1)],
+        "NOSCRIPT, then the whole script once"
+    );
+    let (_, s) = c.measure(at("/", Some(&id))).await;
+    assert_eq!(sent(&s), only("evalsha", 1), "cached again");
+}
+
+pub async fn temporary_session_is_one_hash_with_the_idle_ttl<B: RedisBackend>(backend: &B) {
+    let _traffic = super::redis_servers::traffic().await;
+    let prefix = unique_prefix("layout");
+    let store = RedisStore::new(backend.config().key_prefix(prefix.as_str())).unwrap();
+    let svc = service(store, config().idle_ttl(Duration::from_secs(30)), act);
+    let id = bound_id(&send(&svc, at("/write", None)).await).unwrap();
+    let [hash, log] = keys_of(&prefix, &id);
+    let fields: std::collections::HashMap<String, String> = query(backend, &["HGETALL", &hash]);
+    assert_eq!(fields["m:state"], "t");
+    assert_eq!(fields["m:ip"], PEER);
+    assert_eq!(fields["d:note"], "\"hello\"");
+    assert_eq!(fields["m:keys"], "1");
+    assert_eq!(fields["m:bytes"], "11", "\"note\" + \"\\\"hello\\\"\"");
+    let pttl: i64 = query(backend, &["PTTL", &hash]);
+    assert!(pttl > 29_000 && pttl <= 30_000, "PTTL {pttl}");
+    assert_eq!(
+        query::<i64, _>(backend, &["EXISTS", &log]),
+        0,
+        "no IP log while temporary"
+    );
+}
+
+pub async fn permanent_session_has_no_ttl<B: RedisBackend>(backend: &B) {
+    let _traffic = super::redis_servers::traffic().await;
+    let prefix = unique_prefix("permanent");
+    let store = RedisStore::new(backend.config().key_prefix(prefix.as_str())).unwrap();
+    let svc = service(store, config().idle_ttl(Duration::from_secs(30)), act);
+    let id = bound_id(&send(&svc, at("/", None)).await).unwrap();
+    send(&svc, at("/promote", Some(&id))).await;
+    let [hash, log] = keys_of(&prefix, &id);
+    assert_eq!(query::<i64, _>(backend, &["PTTL", &hash]), -1);
+    assert_eq!(query::<i64, _>(backend, &["PTTL", &log]), -1);
+    let state: String = query(backend, &["HGET", &hash, "m:state"]);
+    assert_eq!(state, "p");
+}
+
+/// The test binary's shared standalone server.
+#[derive(Clone, Copy)]
+pub struct Standalone;
+
+impl RedisBackend for Standalone {
+    fn config(&self) -> RedisConfig {
+        RedisConfig::new(RedisServer::shared().url())
+    }
+
+    fn primaries(&self) -> Vec<u16> {
+        vec![RedisServer::shared().port]
+    }
+
+    fn conn(&self) -> Box<dyn ConnectionLike + Send> {
+        Box::new(RedisServer::shared().conn())
+    }
+}
+
+/// The test binary's shared Redis Cluster.
+#[derive(Clone, Copy)]
+pub struct Cluster;
+
+impl RedisBackend for Cluster {
+    fn config(&self) -> RedisConfig {
+        RedisConfig::cluster(RedisCluster::shared().urls())
+    }
+
+    fn primaries(&self) -> Vec<u16> {
+        RedisCluster::shared()
+            .primaries()
+            .iter()
+            .map(|p| p.port)
+            .collect()
+    }
+
+    fn conn(&self) -> Box<dyn ConnectionLike + Send> {
+        Box::new(RedisCluster::shared().conn())
+    }
+}
+
+/// The test binary's shared primary + replica + Sentinel.
+#[derive(Clone, Copy)]
+pub struct Sentinel;
+
+impl RedisBackend for Sentinel {
+    fn config(&self) -> RedisConfig {
+        RedisConfig::sentinel(RedisSentinel::shared().sentinel_urls(), SENTINEL_MASTER)
+    }
+
+    fn primaries(&self) -> Vec<u16> {
+        vec![RedisSentinel::shared().primary_port()]
+    }
+
+    fn conn(&self) -> Box<dyn ConnectionLike + Send> {
+        Box::new(RedisSentinel::shared().primary().conn())
+    }
+}
