@@ -288,11 +288,24 @@ pub async fn temporary_session_is_one_hash_with_the_idle_ttl<B: RedisBackend>(ba
     let id = bound_id(&send(&svc, at("/write", None)).await).unwrap();
     let [hash, log] = keys_of(&prefix, &id);
     let fields: std::collections::HashMap<String, String> = query(backend, &["HGETALL", &hash]);
-    assert_eq!(fields["m:state"], "t");
-    assert_eq!(fields["m:ip"], PEER);
+    let meta: Vec<&str> = fields["m"].split(',').collect();
+    assert_eq!(meta[0], "t", "temporary");
+    let created: u64 = meta[1].parse().unwrap();
+    assert!(
+        created.abs_diff(Access::now_ms()) < 60_000,
+        "created {created}"
+    );
+    assert_eq!(
+        meta[2..],
+        ["1", "11"],
+        "one key of 4 + 7 bytes: \"note\", \"\\\"hello\\\"\""
+    );
+    assert!(
+        fields["a"].ends_with(&format!(",{PEER}")),
+        "last access and IP: {}",
+        fields["a"]
+    );
     assert_eq!(fields["d:note"], "\"hello\"");
-    assert_eq!(fields["m:keys"], "1");
-    assert_eq!(fields["m:bytes"], "11", "\"note\" + \"\\\"hello\\\"\"");
     let pttl: i64 = query(backend, &["PTTL", &hash]);
     assert!(pttl > 29_000 && pttl <= 30_000, "PTTL {pttl}");
     assert_eq!(
@@ -312,8 +325,8 @@ pub async fn permanent_session_has_no_ttl<B: RedisBackend>(backend: &B) {
     let [hash, log] = keys_of(&prefix, &id);
     assert_eq!(query::<i64, _>(backend, &["PTTL", &hash]), -1);
     assert_eq!(query::<i64, _>(backend, &["PTTL", &log]), -1);
-    let state: String = query(backend, &["HGET", &hash, "m:state"]);
-    assert_eq!(state, "p");
+    let meta: String = query(backend, &["HGET", &hash, "m"]);
+    assert!(meta.starts_with("p,"), "permanent: {meta}");
 }
 
 /// The test binary's shared standalone server.

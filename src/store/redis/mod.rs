@@ -9,7 +9,7 @@
 //!
 //! | key | type | content | TTL |
 //! |---|---|---|---|
-//! | `vs:{<uuid>}` | hash | `m:state` (`t` temporary, `p` permanent), `m:created` and `m:seen` (ms since the Unix epoch), `m:ip` (current client IP), `m:keys` and `m:bytes` (size of the data, kept up to date by every write); `d:<key>` per handler key, holding JSON | temporary: `idle_ttl`, slid by every access; permanent: none, or the configured retention |
+//! | `vs:{<uuid>}` | hash | `m`: `<state>,<created>,<keys>,<bytes>` (state `t` temporary or `p` permanent; creation time in ms since the Unix epoch; size of the data, kept up to date by every write); `a`: `<last access>,<client IP>` (rewritten by every access); `d:<key>` per handler key, holding JSON | temporary: `idle_ttl`, slid by every access; permanent: none, or the configured retention |
 //! | `vs:{<uuid>}:ips` | hash | permanent sessions only: `<ip>` → `<first seen ms>,<last seen ms>` | as the session |
 //! | `vs:new:{<network>}` | set | with a new-session limit only: the creations admitted from an IPv4 address or IPv6 /64 in the current window (random tokens, not session ids) | the window |
 //!
@@ -53,7 +53,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::FromRedisValue;
+use redis::{FromRedisValue, Value};
 
 pub use config::RedisConfig;
 use config::Servers;
@@ -252,6 +252,14 @@ fn ip_arg(ip: Option<IpAddr>) -> String {
     ip.map(|ip| ip.to_string()).unwrap_or_default()
 }
 
+/// The `a` field of an access: `<ms>,<ip>` (the IP empty when unknown).
+fn last_access(access: &Access) -> String {
+    match access.ip {
+        Some(ip) => format!("{},{ip}", access.at_ms),
+        None => format!("{},", access.at_ms),
+    }
+}
+
 /// Milliseconds for a script argument; at least 1, since 0 means "none" there.
 fn millis(d: Duration) -> u64 {
     d.as_millis().clamp(1, u128::from(u64::MAX)) as u64
@@ -279,32 +287,50 @@ fn protocol(op: &'static str, what: impl Into<String>) -> StoreError {
     StoreError::new(StoreErrorKind::Protocol, op, what)
 }
 
-fn parse_record(
-    fields: HashMap<String, String>,
-    access: &Access,
-) -> Result<SessionRecord, StoreError> {
-    let state = match fields.get("m:state").map(String::as_str) {
-        Some("t") => SessionState::Temporary,
-        Some("p") => SessionState::Permanent,
-        other => return Err(protocol("touch", format!("bad session state {other:?}"))),
+/// The session answered by the touch script: its fields before this access
+/// (`m`, `a`, `d:<key>`...), or nil when it is gone.
+fn parse_record(reply: Value, access: &Access) -> Result<Option<SessionRecord>, StoreError> {
+    let bad = |what: &str| protocol("touch", format!("unexpected answer: {what}"));
+    let items = match reply {
+        Value::Nil => return Ok(None),
+        Value::Array(items) => items,
+        _ => return Err(bad("not a list of fields")),
     };
-    let created_ms = fields
-        .get("m:created")
-        .and_then(|v| v.parse().ok())
+    let mut meta = None;
+    let mut data = HashMap::with_capacity(items.len() / 2);
+    let mut items = items.into_iter();
+    while let (Some(field), Some(value)) = (items.next(), items.next()) {
+        let (Value::BulkString(field), Value::BulkString(value)) = (field, value) else {
+            return Err(bad("a field that is not a string"));
+        };
+        if let Some(key) = field.strip_prefix(b"d:") {
+            let key = std::str::from_utf8(key).map_err(|_| bad("a key that is not UTF-8"))?;
+            let value = String::from_utf8(value).map_err(|_| bad("a value that is not UTF-8"))?;
+            data.insert(key.to_owned(), value);
+        } else if field == b"m" {
+            meta = Some(value);
+        }
+    }
+    let meta = meta.ok_or_else(|| bad("no metadata"))?;
+    let mut parts = meta.split(|&b| b == b',');
+    let state = match parts.next() {
+        Some(b"t") => SessionState::Temporary,
+        Some(b"p") => SessionState::Permanent,
+        _ => return Err(bad("an unknown session state")),
+    };
+    let created_ms = parts
+        .next()
+        .and_then(|c| std::str::from_utf8(c).ok()?.parse().ok())
         .unwrap_or(0);
-    let data = fields
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("d:")?.to_owned(), v)))
-        .collect();
-    Ok(SessionRecord {
+    Ok(Some(SessionRecord {
         state,
         created_ms,
-        // The script answers with the fields as they were before this access,
-        // which it recorded.
+        // The script answers with the fields as they were before this
+        // access, which it recorded.
         last_seen_ms: access.at_ms,
         ip: access.ip,
         data,
-    })
+    }))
 }
 
 fn parse_ip_log(fields: HashMap<String, String>) -> Vec<IpLogEntry> {
@@ -332,13 +358,12 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             let script = &self.inner.scripts.touch;
             let mut cmd = self.session_call(script, id);
-            cmd.arg(access.at_ms)
-                .arg(ip_arg(access.ip))
+            cmd.arg(last_access(access))
                 .arg(millis(access.idle_ttl))
                 .arg(optional_millis(access.permanent_retention))
                 .arg(optional_millis(access.ip_log_retention));
-            let fields: Option<HashMap<String, String>> = self.run(TOUCH, script, &cmd).await?;
-            fields.map(|f| parse_record(f, access)).transpose()
+            let reply = self.inner.connections.run(TOUCH, script, &cmd).await?;
+            parse_record(reply, access)
         })
     }
 
@@ -367,6 +392,7 @@ impl SessionStore for RedisStore {
             };
             cmd.arg(access.at_ms)
                 .arg(ip_arg(access.ip))
+                .arg(last_access(access))
                 .arg(millis(access.idle_ttl))
                 .arg(optional_millis(access.permanent_retention))
                 .arg(optional_millis(access.ip_log_retention))

@@ -7,10 +7,10 @@
 -- then the fields removed.
 -- Returns 1 applied, 0 the session is gone (nothing written: no
 -- resurrection), 2 over the data limits (nothing written).
-local meta = redis.call('HMGET', KEYS[1], 'm:state', 'm:keys', 'm:bytes')
-local state = meta[1]
-if not state then return 0 end
-local keys0, bytes0 = data_size(meta[2], meta[3])
+local current = redis.call('HGET', KEYS[1], 'm')
+if not current then return 0 end
+local state, created, keys0, bytes0 = string.match(current, '^(%a),(%d+),(%d+),(%d+)$')
+keys0, bytes0 = tonumber(keys0), tonumber(bytes0)
 local keys, bytes = keys0, bytes0
 local first_set = 9
 local first_removal = first_set + 2 * tonumber(ARGV[8])
@@ -33,11 +33,10 @@ end
 if first_removal > first_set then call_with_args('HSET', KEYS[1], first_set, first_removal - 1) end
 if #ARGV >= first_removal then call_with_args('HDEL', KEYS[1], first_removal, #ARGV) end
 local promote = ARGV[5] == '1' and state == 't'
+if promote then state = 'p' end
+redis.call('HSET', KEYS[1], 'm', meta(state, created, keys, bytes))
 if promote then
-  redis.call('HSET', KEYS[1], 'm:keys', keys, 'm:bytes', bytes, 'm:state', 'p')
   log_ip(ARGV[1], ARGV[2], tonumber(ARGV[4]))
   apply_retention(tonumber(ARGV[3]), true)
-else
-  redis.call('HSET', KEYS[1], 'm:keys', keys, 'm:bytes', bytes)
 end
 return 1

@@ -1,26 +1,18 @@
--- Data accounting. A handler key is the field 'd:<key>'; the data size of a
--- session is the sum over its keys of key bytes (without 'd:') plus value
--- bytes: the rule of `store::limits` in Rust, kept in step by the test
--- `data_limits_agree_on_every_store`. The hash keeps the totals in 'm:keys'
--- and 'm:bytes', so a commit costs O(changed keys), not O(session).
+-- Session metadata and data accounting. The hash of a session holds:
+--   'm'         '<state>,<created ms>,<keys>,<bytes>' (state 't' temporary,
+--               'p' permanent; keys and bytes: the size of the data)
+--   'a'         '<last access ms>,<client IP>' (rewritten by every access)
+--   'd:<key>'   each handler key, holding JSON
+-- The data size is the sum over the keys of key bytes (without 'd:') plus
+-- value bytes: the rule of `store::limits` in Rust, kept in step by the test
+-- `data_limits_agree_on_every_store`. Keeping the totals in 'm' makes a
+-- commit cost O(changed keys), not O(session).
 local function entry_size(field, value_len)
   return #field - 2 + value_len
 end
 
--- The kept totals; counted once from the data for a hash stored without them.
-local function data_size(kept_keys, kept_bytes)
-  if kept_keys and kept_bytes then
-    return tonumber(kept_keys), tonumber(kept_bytes)
-  end
-  local keys, bytes = 0, 0
-  local all = redis.call('HGETALL', KEYS[1])
-  for i = 1, #all, 2 do
-    if string.sub(all[i], 1, 2) == 'd:' then
-      keys = keys + 1
-      bytes = bytes + entry_size(all[i], #all[i + 1])
-    end
-  end
-  return keys, bytes
+local function meta(state, created, keys, bytes)
+  return state .. ',' .. created .. ',' .. keys .. ',' .. bytes
 end
 
 -- Whether a commit taking the data from (keys0, bytes0) to (keys, bytes)

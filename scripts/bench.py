@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Load benchmark: visitor-session beside tower-sessions and a bare service.
+
+Run through `bash scripts/bench` (which installs wrk and redis-server and
+builds the release binaries). For each scenario the contenders run in turn
+(A B A B ...), three rounds, against one real redis-server on loopback, each
+driven by `wrk -t1 -c32`; the table gives medians.
+
+- req/s and latency (p50, p99): from wrk;
+- round trips per request: commands the service sent to Redis, counted with
+  MONITOR in a short separate phase (one connection, one second), leaving
+  out the commands scripts run inside Redis (tagged `lua`);
+- CPU per request of the service and of redis-server: utime + stime deltas
+  from /proc/<pid>/stat over the load, divided by the requests served.
+"""
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import http.client
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVER = os.path.join(ROOT, "target", "release", "bench_server")
+TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
+
+# scenario: (description, path, visitor kind, contenders)
+SCENARIOS = [
+    ("returning visitor", "/", "returning", ["ours", "tower-sessions"]),
+    ("new visitor", "/", "new", ["ours", "tower-sessions"]),
+    ("returning visitor, handler writes one key", "/write", "returning", ["ours", "tower-sessions"]),
+    ("total-privacy visitor without cookie", "/quiet", "new", ["ours-privacy", "tower-sessions", "bare"]),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what):
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited at start-up")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    sys.exit(f"{what} did not listen on {port}")
+
+
+def cpu_us(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of the whole line.
+    return (int(fields[11]) + int(fields[12])) * TICK_US
+
+
+def redis_cli(port, *args):
+    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True).stdout
+
+
+class Server:
+    def __init__(self, contender, redis_url, env=None):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [SERVER, contender, redis_url, str(self.port)],
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+        wait_port(self.port, self.proc, contender)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def new_cookies(port, n):
+    """Sessions of n returning visitors: the cookie of a first visit each."""
+    cookies = []
+    for _ in range(n):
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        conn.request("GET", "/")
+        res = conn.getresponse()
+        res.read()
+        for name, value in res.getheaders():
+            if name.lower() == "set-cookie":
+                cookies.append(value.split(";", 1)[0])
+                break
+        conn.close()
+    if len(cookies) != n:
+        sys.exit("the server did not set a session cookie on a first visit")
+    return cookies
+
+
+def wrk_args(path, cookie):
+    """wrk's request: one visitor's cookie (or none) on every request, so
+    wrk itself spends no CPU on building requests."""
+    headers = ["-H", f"Cookie: {cookie}"] if cookie else []
+    return headers, path
+
+
+def duration_ms(text):
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(port, request, seconds, connections):
+    headers, path = request
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *headers, f"http://127.0.0.1:{port}{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = duration_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = duration_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        sys.exit(f"wrk saw {non2xx.group(1)} error responses:\n{out}")
+    return requests, rps, p50, p99
+
+
+def measure(contender, redis_port, path, visitors, seconds, env=None):
+    redis_cli(redis_port, "FLUSHALL")
+    server = Server(contender, f"redis://127.0.0.1:{redis_port}", env)
+    try:
+        cookie = new_cookies(server.port, 1)[0] if visitors == "returning" else None
+        script = wrk_args(path, cookie)
+        redis_pid = int(redis_cli(redis_port, "INFO", "server").split("process_id:")[1].split()[0])
+        run_wrk(server.port, script, 1, 32)  # warm-up
+        s0, r0 = cpu_us(server.proc.pid), cpu_us(redis_pid)
+        requests, rps, p50, p99 = run_wrk(server.port, script, seconds, 32)
+        s1, r1 = cpu_us(server.proc.pid), cpu_us(redis_pid)
+        return {
+            "rps": rps,
+            "p50": p50,
+            "p99": p99,
+            "cpu_service": (s1 - s0) / requests,
+            "cpu_redis": (r1 - r0) / requests,
+        }
+    finally:
+        server.stop()
+
+
+def round_trips(contender, redis_port, path, visitors):
+    """Commands per request sent by the service, from MONITOR, one connection."""
+    redis_cli(redis_port, "FLUSHALL")
+    server = Server(contender, f"redis://127.0.0.1:{redis_port}")
+    try:
+        cookie = new_cookies(server.port, 1)[0] if visitors == "returning" else None
+        script = wrk_args(path, cookie)
+        run_wrk(server.port, script, 1, 1)  # warm-up: scripts cached, pool open
+        with tempfile.TemporaryFile("w+") as log:
+            monitor = subprocess.Popen(["redis-cli", "-p", str(redis_port), "MONITOR"], stdout=log)
+            time.sleep(0.3)
+            requests, *_ = run_wrk(server.port, script, 1, 1)
+            time.sleep(0.3)
+            monitor.terminate()
+            monitor.wait()
+            log.seek(0)
+            sent = [l for l in log if '"' in l and " lua]" not in l]
+        return len(sent) / requests
+    finally:
+        server.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=4, help="length of each measured run (default 4)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per contender (default 3)")
+    parser.add_argument("--only", help="run only the scenarios whose name contains this text")
+    parser.add_argument("--pool-sizes", help="instead: returning visitors on our layer with each of these "
+                        "RedisConfig::pool_size values (comma-separated), alternating")
+    args = parser.parse_args()
+
+    redis_port = free_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_port(redis_port, redis, "redis-server")
+    rows = []
+    try:
+        if args.pool_sizes:
+            sizes = args.pool_sizes.split(",")
+            results = {size: [] for size in sizes}
+            for _ in range(args.rounds):
+                for size in sizes:
+                    results[size].append(measure("ours", redis_port, "/", "returning", args.seconds,
+                                                 {"BENCH_POOL_SIZE": size}))
+            print("| pool_size | req/s | p50 ms | p99 ms | CPU µs/req service | CPU µs/req redis-server |")
+            print("|---:|---:|---:|---:|---:|---:|")
+            for size in sizes:
+                med = {k: statistics.median(r[k] for r in results[size]) for k in results[size][0]}
+                print(f"| {size} | {med['rps']:.0f} | {med['p50']:.2f} | {med['p99']:.2f} | "
+                      f"{med['cpu_service']:.1f} | {med['cpu_redis']:.1f} |")
+            return
+        for name, path, visitors, contenders in SCENARIOS:
+            if args.only and args.only not in name:
+                continue
+            results = {c: [] for c in contenders}
+            for _ in range(args.rounds):
+                for contender in contenders:
+                    results[contender].append(measure(contender, redis_port, path, visitors, args.seconds))
+            for contender in contenders:
+                med = {k: statistics.median(r[k] for r in results[contender]) for k in results[contender][0]}
+                med["round_trips"] = round_trips(contender, redis_port, path, visitors)
+                rows.append((name, contender, med))
+                print(f"  {name} / {contender}: {med['rps']:.0f} req/s", file=sys.stderr)
+    finally:
+        redis.kill()
+        redis.wait()
+
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    print(f"Machine: {os.cpu_count()} cores ({cpu}), {redis_version}, loopback; "
+          f"wrk -t1 -c32 -d{args.seconds}s, {args.rounds} rounds alternating, medians.\n")
+    print("| scenario | contender | req/s | p50 ms | p99 ms | Redis round trips / req | CPU µs/req service | CPU µs/req redis-server |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, contender, m in rows:
+        print(f"| {name} | {contender} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
+              f"{m['round_trips']:.2f} | {m['cpu_service']:.1f} | {m['cpu_redis']:.1f} |")
+    print()
+    by = {(n, c): m for n, c, m in rows}
+    for name, _, _, contenders in SCENARIOS:
+        ours = next((c for c in contenders if c.startswith("ours")), None)
+        if (name, ours) in by and (name, "tower-sessions") in by:
+            ratio = by[(name, ours)]["rps"] / by[(name, "tower-sessions")]["rps"]
+            print(f"- {name}: ours / tower-sessions = {ratio:.2f}x req/s")
+        if (name, ours) in by and (name, "bare") in by:
+            ratio = by[(name, ours)]["rps"] / by[(name, "bare")]["rps"]
+            print(f"- {name}: ours / bare = {ratio:.2f}x req/s")
+
+
+if __name__ == "__main__":
+    main()
