@@ -17,7 +17,8 @@
 //! - [`client_ip`]: the socket peer, or the client behind [`TrustedProxies`].
 //! - [`store`]: the [`SessionStore`] trait, shaped so that a networked store
 //!   serves each request in one round trip; the embedded [`MemoryStore`]; and
-//!   (feature `redis`) `RedisStore`, one `EVALSHA` per store call.
+//!   (feature `redis`) `RedisStore` on a single server, Sentinel or Redis
+//!   Cluster, one `EVALSHA` per store call.
 //!
 //! # With axum
 //!
@@ -96,7 +97,9 @@
 //!
 //! - `axum` (default): the [`Session`] extractor and `ConnectInfo<SocketAddr>`
 //!   as the client-IP source.
-//! - `redis` (default): `store::RedisStore` on deadpool-redis.
+//! - `redis` (default): `store::RedisStore`, redis-rs connections pooled by deadpool.
+//! - `cluster`: Redis Cluster for the Redis store (`RedisConfig::cluster`).
+//! - `sentinel`: Redis Sentinel for the Redis store (`RedisConfig::sentinel`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
