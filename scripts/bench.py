@@ -224,8 +224,9 @@ def main():
 
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
-    print(f"Machine: {os.cpu_count()} cores ({cpu}), {redis_version}, loopback; "
-          f"wrk -t1 -c32 -d{args.seconds}s, {args.rounds} rounds alternating, medians.\n")
+    print(f"Taken {time.strftime('%Y-%m-%d')} with `bash scripts/bench` on {os.cpu_count()} cores "
+          f"({cpu}) shared by wrk, the service and redis-server {redis_version.split('=')[-1]}, over loopback; "
+          f"wrk -t1 -c32 -d{args.seconds}s per run, {args.rounds} rounds alternating the contenders, medians.\n")
     print("| scenario | contender | req/s | p50 ms | p99 ms | Redis round trips / req | CPU µs/req service | CPU µs/req redis-server |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name, contender, m in rows:

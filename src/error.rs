@@ -41,8 +41,9 @@ pub enum StoreErrorKind {
     /// write was not applied.
     Unavailable,
     /// A write was sent but its answer never came (timeout, connection lost
-    /// after sending): it may or may not have been applied. The store
-    /// operations are idempotent, so the client can safely repeat its request.
+    /// after sending): it may or may not have been applied. The store's own
+    /// operations are idempotent, so repeating the request is safe as far as
+    /// the session store goes; the handler's own writes must be made so too.
     OutcomeUnknown,
     /// The store answered with something this crate did not expect.
     Protocol,

@@ -190,7 +190,12 @@ fn sentinel_config(nodes: Vec<String>, master: String) -> Result<RedisConfig, St
     if nodes.is_empty() {
         return Err("REDIS_SENTINEL_NODES: name at least one Sentinel URL".into());
     }
-    Ok(RedisConfig::sentinel(nodes, master))
+    let config = RedisConfig::sentinel(nodes, master);
+    // The primary's own password, when it has one (the Sentinels' come with their URLs).
+    Ok(match std::env::var("REDIS_SENTINEL_PASSWORD") {
+        Ok(password) => config.primary_credentials(None, &password),
+        Err(_) => config,
+    })
 }
 
 #[cfg(not(feature = "sentinel"))]

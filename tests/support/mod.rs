@@ -239,5 +239,6 @@ pub async fn act(session: Session, req: Request<String>) -> String {
 pub mod conformance;
 pub mod demo;
 pub mod process;
+pub mod proxy;
 pub mod redis_servers;
 pub mod redis_suite;

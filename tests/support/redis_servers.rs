@@ -24,6 +24,8 @@ use super::process;
 /// A redis-server process on a loopback port, killed on drop.
 pub struct RedisServer {
     pub port: u16,
+    /// The `requirepass` of the server, if it has one.
+    password: Option<String>,
     dir: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
@@ -50,21 +52,39 @@ impl RedisServer {
 
     /// A server with extra `redis-server` arguments.
     pub fn start_with(args: &[&str]) -> RedisServer {
-        Self::start_on(free_port(), args)
+        Self::start_on_free_port(args, None, free_port)
     }
 
-    pub(super) fn start_on(port: u16, args: &[&str]) -> RedisServer {
-        let dir = std::env::temp_dir().join(format!("vs-redis-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the server's directory");
-        let mut server = RedisServer {
-            port,
-            dir,
-            args: args.iter().map(|a| a.to_string()).collect(),
-            child: None,
-        };
-        server.start_again();
-        server
+    /// A server with extra arguments and a password (`--requirepass`), on a
+    /// port from `port`; another port is tried when one turns out taken.
+    pub(super) fn start_on_free_port(
+        args: &[&str],
+        password: Option<&str>,
+        port: impl Fn() -> u16,
+    ) -> RedisServer {
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            if let Some(password) = password {
+                args.extend(["--requirepass".into(), password.into()]);
+            }
+            let port = port();
+            let dir = std::env::temp_dir().join(format!("vs-redis-{}-{port}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("create the server's directory");
+            let mut server = RedisServer {
+                port,
+                password: password.map(str::to_owned),
+                dir,
+                args,
+                child: None,
+            };
+            match server.launch() {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("redis-server did not start: {last_error}");
     }
 
     /// The server this test binary shares between its tests (started once).
@@ -75,6 +95,15 @@ impl RedisServer {
 
     /// Starts the server again on the same port and directory after [`stop`](Self::stop).
     pub fn start_again(&mut self) {
+        if let Err(e) = self.launch() {
+            panic!(
+                "redis-server did not start again on port {}: {e}",
+                self.port
+            );
+        }
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "the server is already running");
         let mut command = Command::new("redis-server");
         command
@@ -91,7 +120,11 @@ impl RedisServer {
             )
         });
         self.child = Some(child);
-        wait_for_ping(self.port);
+        let ready = wait_until_serving(&self.url(), self.child.as_mut().expect("just started"));
+        if ready.is_err() {
+            self.stop();
+        }
+        ready
     }
 
     /// Kills the server, as a crash would (`kill -9`: no shutdown, no save).
@@ -102,8 +135,15 @@ impl RedisServer {
         }
     }
 
+    pub(super) fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// A plain redis-rs connection, for looking into the server.
@@ -120,13 +160,6 @@ impl RedisServer {
             .query(&mut self.conn())
             .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
     }
-
-    /// The keys starting with `prefix`.
-    pub fn keys(&self, prefix: &str) -> Vec<String> {
-        let mut keys: Vec<String> = self.query(&["KEYS", &format!("{prefix}*")]);
-        keys.sort();
-        keys
-    }
 }
 
 impl Drop for RedisServer {
@@ -136,20 +169,28 @@ impl Drop for RedisServer {
     }
 }
 
-/// Waits until a server answers `PING` on `port`.
-pub fn wait_for_ping(port: u16) {
+/// Waits until the server at `url` answers, and is `child` (another process
+/// may hold the port): `Err` when the child exits or never answers.
+fn wait_until_serving(url: &str, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let pong = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-        if pong.is_ok() {
-            return;
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("redis-server exited at start-up ({status})"));
         }
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not answer PING on port {port}"
-        );
+        let info = redis::Client::open(url)
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+            .and_then(|mut c| redis::cmd("INFO").arg("server").query::<String>(&mut c));
+        if let Ok(info) = info {
+            let pid = format!("process_id:{}", child.id());
+            return if info.lines().any(|l| l.trim() == pid) {
+                Ok(())
+            } else {
+                Err("another server answers on this port".into())
+            };
+        }
+        if Instant::now() > deadline {
+            return Err("no answer within 10 s".into());
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -167,24 +208,42 @@ pub async fn traffic() -> RwLockReadGuard<'static, ()> {
     TRAFFIC.read().await
 }
 
+/// [`traffic`] for a test that is not async.
+pub fn traffic_blocking() -> RwLockReadGuard<'static, ()> {
+    TRAFFIC.blocking_read()
+}
+
 /// Held by a test that counts round trips: no other test sends meanwhile.
 pub async fn quiet() -> RwLockWriteGuard<'static, ()> {
     TRAFFIC.write().await
 }
 
 /// `MONITOR` on one server: every command it receives, as it receives it.
+/// Closed on drop.
 pub struct Monitor {
     lines: Arc<Mutex<Vec<String>>>,
-    /// Sends the markers; opened before any counting, so its own set-up
-    /// never falls into a count.
+    stream: TcpStream,
+    /// Sends the markers and asks who the clients are; opened before any
+    /// counting, so its own set-up never falls into a count.
     marker: Mutex<redis::Connection>,
+    /// The marker connection's address, as `MONITOR` shows it.
+    marker_addr: String,
 }
 
 impl Monitor {
-    pub fn start(port: u16) -> Monitor {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect for MONITOR");
+    pub fn start(server: &RedisServer) -> Monitor {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", server.port)).expect("connect for MONITOR");
+        if let Some(password) = &server.password {
+            write!(stream, "AUTH {password}\r\n").expect("send AUTH");
+        }
         stream.write_all(b"MONITOR\r\n").expect("send MONITOR");
-        let mut reader = BufReader::new(stream);
+        let mut reader = BufReader::new(stream.try_clone().expect("a second handle"));
+        if server.password.is_some() {
+            let mut ok = String::new();
+            reader.read_line(&mut ok).expect("AUTH answers");
+            assert_eq!(ok.trim_end(), "+OK", "AUTH refused");
+        }
         let mut ok = String::new();
         reader.read_line(&mut ok).expect("MONITOR answers");
         assert_eq!(ok.trim_end(), "+OK", "MONITOR refused");
@@ -196,12 +255,16 @@ impl Monitor {
                 sink.lock().unwrap().push(line);
             }
         });
-        let marker = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-            .and_then(|c| c.get_connection())
-            .expect("connect to send markers");
+        let mut marker = server.conn();
+        let info: String = redis::cmd("CLIENT")
+            .arg("INFO")
+            .query(&mut marker)
+            .expect("CLIENT INFO");
         Monitor {
             lines,
+            stream,
             marker: Mutex::new(marker),
+            marker_addr: client_field(&info, "addr").expect("addr").to_owned(),
         }
     }
 
@@ -219,7 +282,7 @@ impl Monitor {
             .lock()
             .unwrap()
             .iter()
-            .any(|l| l.contains(&marker))
+            .any(|l| l.contains(&format!("\"{marker}\"")))
         {
             assert!(Instant::now() < deadline, "MONITOR never showed {marker}");
             std::thread::sleep(Duration::from_millis(2));
@@ -227,13 +290,54 @@ impl Monitor {
         marker
     }
 
+    /// The addresses of clients that are not the application: this
+    /// monitor's marker, Sentinels, and replication links.
+    fn others(&self) -> Vec<String> {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut *self.marker.lock().unwrap())
+            .expect("CLIENT LIST");
+        let mut others: Vec<String> = list
+            .lines()
+            .filter(|l| {
+                client_field(l, "name").is_some_and(|n| n.starts_with("sentinel-"))
+                    || client_field(l, "flags").is_some_and(|f| f.contains(['S', 'M']))
+            })
+            .filter_map(|l| client_field(l, "addr").map(str::to_owned))
+            .collect();
+        others.push(self.marker_addr.clone());
+        others
+    }
+
     /// The lines received between two markers.
     fn between(&self, start: &str, end: &str) -> Vec<String> {
         let lines = self.lines.lock().unwrap();
-        let from = lines.iter().position(|l| l.contains(start)).unwrap() + 1;
-        let to = lines.iter().position(|l| l.contains(end)).unwrap();
-        lines[from..to].to_vec()
+        let at = |m: &str| {
+            lines
+                .iter()
+                .position(|l| l.contains(&format!("\"{m}\"")))
+                .unwrap()
+        };
+        lines[at(start) + 1..at(end)].to_vec()
     }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// A `name=value` field of a `CLIENT LIST` / `CLIENT INFO` line.
+fn client_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split(' ')
+        .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The client address of a `MONITOR` line (`<time> [<db> <addr>] ...`).
+fn client_of(line: &str) -> Option<&str> {
+    let inside = &line[line.find('[')? + 1..line.find(']')?];
+    inside.split(' ').nth(1)
 }
 
 /// The command of a `MONITOR` line (`<time> [<db> <client>] "cmd" "arg"...`),
@@ -274,8 +378,12 @@ pub async fn count<F: std::future::Future>(monitors: &[&Monitor], work: F) -> (F
     let ends: Vec<String> = monitors.iter().map(|m| m.mark()).collect();
     let mut sent = Sent::default();
     for ((monitor, start), end) in monitors.iter().zip(&starts).zip(&ends) {
+        let others = monitor.others();
         let mut here = 0;
         for line in monitor.between(start, end) {
+            if client_of(&line).is_some_and(|c| others.iter().any(|o| o == c)) {
+                continue;
+            }
             let Some(command) = command_of(&line) else {
                 continue;
             };
@@ -308,13 +416,14 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     /// Starts six nodes and joins them (`redis-cli --cluster create
-    /// --cluster-replicas 1`). A failed node is noticed after 500 ms; a
-    /// cluster with a failed primary keeps serving the other slots.
-    pub fn start() -> RedisCluster {
+    /// --cluster-replicas 1`). A node silent for `node_timeout` is failed
+    /// (and its replica promoted); a cluster with a failed primary keeps
+    /// serving the other slots.
+    pub fn start(node_timeout: Duration) -> RedisCluster {
+        let node_timeout = node_timeout.as_millis().to_string();
         let nodes: Vec<RedisServer> = (0..6)
             .map(|_| {
-                RedisServer::start_on(
-                    free_cluster_port(),
+                RedisServer::start_on_free_port(
                     &[
                         "--save",
                         "",
@@ -325,13 +434,15 @@ impl RedisCluster {
                         "--cluster-config-file",
                         "nodes.conf",
                         "--cluster-node-timeout",
-                        "500",
+                        &node_timeout,
                         "--cluster-require-full-coverage",
                         "no",
                         // Replicas sync at once instead of after 5 s.
                         "--repl-diskless-sync-delay",
                         "0",
                     ],
+                    None,
+                    free_cluster_port,
                 )
             })
             .collect();
@@ -351,10 +462,11 @@ impl RedisCluster {
         cluster
     }
 
-    /// The cluster this test binary shares between its tests (started once).
+    /// The cluster this test binary shares between its tests (started once;
+    /// slow to fail a node, so a busy machine never triggers a failover).
     pub fn shared() -> &'static RedisCluster {
         static SHARED: OnceLock<RedisCluster> = OnceLock::new();
-        SHARED.get_or_init(RedisCluster::start)
+        SHARED.get_or_init(|| RedisCluster::start(Duration::from_secs(5)))
     }
 
     /// Waits until every running node reports the cluster ok, agrees on
@@ -375,7 +487,7 @@ impl RedisCluster {
     }
 
     fn running(&self) -> impl Iterator<Item = &RedisServer> {
-        self.nodes.iter().filter(|n| n.child.is_some())
+        self.nodes.iter().filter(|n| n.is_running())
     }
 
     pub fn urls(&self) -> Vec<String> {
@@ -503,6 +615,8 @@ fn node_ready(node: &RedisServer, running: usize) -> bool {
 pub struct RedisSentinel {
     pub servers: Vec<RedisServer>,
     pub sentinel_port: u16,
+    /// The password of the primary and its replica.
+    pub password: String,
     sentinel: Option<Child>,
     dir: PathBuf,
 }
@@ -510,69 +624,85 @@ pub struct RedisSentinel {
 pub const SENTINEL_MASTER: &str = "mymaster";
 
 impl RedisSentinel {
-    pub fn start() -> RedisSentinel {
-        let primary = RedisServer::start_with(&[
+    /// A primary and a replica, both requiring `password`, and a Sentinel
+    /// that fails the primary over when it was silent for `down_after`.
+    pub fn start(down_after: Duration, password: &str) -> RedisSentinel {
+        let common = [
             "--save",
             "",
             "--appendonly",
             "no",
             "--repl-diskless-sync-delay",
             "0",
-        ]);
-        let replica = RedisServer::start_with(&[
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--repl-diskless-sync-delay",
-            "0",
-            "--replicaof",
-            "127.0.0.1",
-            &primary.port.to_string(),
-        ]);
-        let sentinel_port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "vs-sentinel-{}-{sentinel_port}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the Sentinel's directory");
-        let conf = dir.join("sentinel.conf");
-        // Sentinel rewrites its configuration file, so it gets a fresh one.
-        std::fs::write(
-            &conf,
-            format!(
-                "bind 127.0.0.1\nport {sentinel_port}\ndir {}\n\
-                 sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {} 1\n\
-                 sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n\
-                 sentinel failover-timeout {SENTINEL_MASTER} 5000\n",
-                dir.display(),
-                primary.port
-            ),
-        )
-        .expect("write sentinel.conf");
-        let mut command = Command::new("redis-server");
-        command
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let sentinel = process::spawn(command).expect("start redis-server --sentinel");
-        wait_for_ping(sentinel_port);
-        let setup = RedisSentinel {
-            servers: vec![primary, replica],
-            sentinel_port,
-            sentinel: Some(sentinel),
-            dir,
-        };
-        setup.wait_for_replica_known(Duration::from_secs(20));
-        setup
+            "--masterauth",
+            password,
+        ];
+        let primary = RedisServer::start_on_free_port(&common, Some(password), free_port);
+        let primary_port = primary.port.to_string();
+        let mut replica_args = common.to_vec();
+        replica_args.extend(["--replicaof", "127.0.0.1", &primary_port]);
+        let replica = RedisServer::start_on_free_port(&replica_args, Some(password), free_port);
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let sentinel_port = free_port();
+            let dir = std::env::temp_dir().join(format!(
+                "vs-sentinel-{}-{sentinel_port}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("create the Sentinel's directory");
+            let conf = dir.join("sentinel.conf");
+            // Sentinel rewrites its configuration file, so it gets a fresh one.
+            std::fs::write(
+                &conf,
+                format!(
+                    "bind 127.0.0.1\nport {sentinel_port}\ndir {}\n\
+                     sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary_port} 1\n\
+                     sentinel auth-pass {SENTINEL_MASTER} {password}\n\
+                     sentinel down-after-milliseconds {SENTINEL_MASTER} {}\n\
+                     sentinel failover-timeout {SENTINEL_MASTER} 5000\n",
+                    dir.display(),
+                    down_after.as_millis()
+                ),
+            )
+            .expect("write sentinel.conf");
+            let mut command = Command::new("redis-server");
+            command
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit());
+            let mut sentinel = process::spawn(command).expect("start redis-server --sentinel");
+            let url = format!("redis://127.0.0.1:{sentinel_port}");
+            match wait_until_serving(&url, &mut sentinel) {
+                Ok(()) => {
+                    let setup = RedisSentinel {
+                        servers: vec![primary, replica],
+                        sentinel_port,
+                        password: password.to_owned(),
+                        sentinel: Some(sentinel),
+                        dir,
+                    };
+                    setup.wait_for_replica_known(Duration::from_secs(20));
+                    return setup;
+                }
+                Err(e) => {
+                    let _ = sentinel.kill();
+                    let _ = sentinel.wait();
+                    let _ = std::fs::remove_dir_all(&dir);
+                    last_error = e;
+                }
+            }
+        }
+        panic!("the Sentinel did not start: {last_error}");
     }
 
-    /// The setup this test binary shares between its tests (started once).
+    /// The setup this test binary shares between its tests (started once;
+    /// slow to declare the primary down, so a busy machine never triggers a
+    /// failover).
     pub fn shared() -> &'static RedisSentinel {
         static SHARED: OnceLock<RedisSentinel> = OnceLock::new();
-        SHARED.get_or_init(RedisSentinel::start)
+        SHARED.get_or_init(|| RedisSentinel::start(Duration::from_secs(10), "shared-secret"))
     }
 
     pub fn sentinel_urls(&self) -> Vec<String> {

@@ -21,20 +21,14 @@ use super::*;
 pub trait RedisBackend: Copy + Send + Sync + 'static {
     /// Where the deployment is, with the tests' timeouts.
     fn config(&self) -> RedisConfig;
-    /// The ports of the servers that take client commands (the primaries).
-    fn primaries(&self) -> Vec<u16>;
+    /// The servers that take client commands (the primaries).
+    fn primaries(&self) -> Vec<&'static RedisServer>;
     /// A plain connection that sends each command where its key lives.
     fn conn(&self) -> Box<dyn ConnectionLike + Send>;
     /// Sends a command that concerns no key to every primary.
     fn on_every_primary(&self, args: &[&str]) {
-        for port in self.primaries() {
-            let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-                .and_then(|c| c.get_connection())
-                .expect("connect to a primary");
-            redis::cmd(args[0])
-                .arg(&args[1..])
-                .exec(&mut conn)
-                .unwrap_or_else(|e| panic!("{args:?} on {port}: {e}"));
+        for primary in self.primaries() {
+            let _: redis::Value = primary.query(args);
         }
     }
 }
@@ -69,7 +63,7 @@ impl<B: RedisBackend> Backend for B {
     }
 
     fn idle(&self) -> Duration {
-        Duration::from_secs(1)
+        Duration::from_millis(1500)
     }
 }
 
@@ -338,8 +332,8 @@ impl RedisBackend for Standalone {
         RedisConfig::new(RedisServer::shared().url())
     }
 
-    fn primaries(&self) -> Vec<u16> {
-        vec![RedisServer::shared().port]
+    fn primaries(&self) -> Vec<&'static RedisServer> {
+        vec![RedisServer::shared()]
     }
 
     fn conn(&self) -> Box<dyn ConnectionLike + Send> {
@@ -356,12 +350,8 @@ impl RedisBackend for Cluster {
         RedisConfig::cluster(RedisCluster::shared().urls())
     }
 
-    fn primaries(&self) -> Vec<u16> {
-        RedisCluster::shared()
-            .primaries()
-            .iter()
-            .map(|p| p.port)
-            .collect()
+    fn primaries(&self) -> Vec<&'static RedisServer> {
+        RedisCluster::shared().primaries()
     }
 
     fn conn(&self) -> Box<dyn ConnectionLike + Send> {
@@ -375,11 +365,13 @@ pub struct Sentinel;
 
 impl RedisBackend for Sentinel {
     fn config(&self) -> RedisConfig {
-        RedisConfig::sentinel(RedisSentinel::shared().sentinel_urls(), SENTINEL_MASTER)
+        let setup = RedisSentinel::shared();
+        RedisConfig::sentinel(setup.sentinel_urls(), SENTINEL_MASTER)
+            .primary_credentials(None, &setup.password)
     }
 
-    fn primaries(&self) -> Vec<u16> {
-        vec![RedisSentinel::shared().primary_port()]
+    fn primaries(&self) -> Vec<&'static RedisServer> {
+        vec![RedisSentinel::shared().primary()]
     }
 
     fn conn(&self) -> Box<dyn ConnectionLike + Send> {

@@ -57,7 +57,31 @@ pub(super) enum Servers {
     /// A primary found through Sentinel: the Sentinels' URLs and the name of
     /// the monitored primary.
     #[cfg(feature = "sentinel")]
-    Sentinel { nodes: Vec<String>, master: String },
+    Sentinel {
+        nodes: Vec<String>,
+        master: String,
+        primary: PrimaryAuth,
+    },
+}
+
+/// How to log in to the primary that Sentinel names.
+#[cfg(feature = "sentinel")]
+#[derive(Clone, Default)]
+pub(super) struct PrimaryAuth {
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) db: i64,
+}
+
+impl Servers {
+    /// A Redis Cluster: keys of different slots live on different nodes.
+    pub(super) fn is_cluster(&self) -> bool {
+        #[cfg(feature = "cluster")]
+        if let Self::Cluster(_) = self {
+            return true;
+        }
+        false
+    }
 }
 
 impl RedisConfig {
@@ -95,7 +119,31 @@ impl RedisConfig {
         Self::with_servers(Servers::Sentinel {
             nodes: sentinels.into_iter().map(Into::into).collect(),
             master: master.into(),
+            primary: PrimaryAuth::default(),
         })
+    }
+
+    /// With Sentinel: the credentials of the primary and its replicas (the
+    /// Sentinels' own come with their URLs). Without them, connections to a
+    /// primary that requires a password fail with `NOAUTH`.
+    #[cfg(feature = "sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
+    pub fn primary_credentials(mut self, username: Option<&str>, password: &str) -> Self {
+        if let Servers::Sentinel { primary, .. } = &mut self.servers {
+            primary.username = username.map(str::to_owned);
+            primary.password = Some(password.to_owned());
+        }
+        self
+    }
+
+    /// With Sentinel: the database number to use on the primary (default 0).
+    #[cfg(feature = "sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
+    pub fn primary_database(mut self, db: i64) -> Self {
+        if let Servers::Sentinel { primary, .. } = &mut self.servers {
+            primary.db = db;
+        }
+        self
     }
 
     fn with_servers(servers: Servers) -> Self {
@@ -179,13 +227,23 @@ impl fmt::Debug for Servers {
                 .field(&nodes.iter().map(|n| redacted(n)).collect::<Vec<_>>())
                 .finish(),
             #[cfg(feature = "sentinel")]
-            Self::Sentinel { nodes, master } => f
+            Self::Sentinel {
+                nodes,
+                master,
+                primary,
+            } => f
                 .debug_struct("Sentinel")
                 .field(
                     "nodes",
                     &nodes.iter().map(|n| redacted(n)).collect::<Vec<_>>(),
                 )
                 .field("master", master)
+                .field("primary_username", &primary.username)
+                .field(
+                    "primary_password",
+                    &primary.password.as_ref().map(|_| "***"),
+                )
+                .field("primary_database", &primary.db)
                 .finish(),
         }
     }
@@ -195,16 +253,32 @@ impl fmt::Debug for Servers {
 /// inside the password cannot leak part of it); a text that does not parse
 /// is not shown at all.
 pub(super) fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                // Only fails for URLs that cannot have a password at all.
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "<not a URL>".to_owned(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "<not a URL>".to_owned();
+    };
+    if parsed.password().is_some() {
+        // Only fails for URLs that cannot have a password at all.
+        let _ = parsed.set_password(Some("***"));
     }
+    // `redis+unix:` URLs carry credentials in the query (`pass=`).
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = matches!(k.as_ref(), "pass" | "password");
+                (
+                    k.into_owned(),
+                    if secret {
+                        "***".to_owned()
+                    } else {
+                        v.into_owned()
+                    },
+                )
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 #[cfg(test)]
@@ -228,6 +302,14 @@ mod tests {
         assert_eq!(
             redacted("redis+unix:///run/redis.sock"),
             "redis+unix:///run/redis.sock"
+        );
+    }
+
+    #[test]
+    fn password_in_a_unix_socket_query_is_hidden() {
+        assert_eq!(
+            redacted("redis+unix:///run/redis.sock?db=2&pass=s3cret"),
+            "redis+unix:///run/redis.sock?db=2&pass=***"
         );
     }
 

@@ -3,10 +3,14 @@
 //! concurrent call.
 //!
 //! A Redis connection is multiplexed: many calls pipeline on one socket. So
-//! a call takes a connection from the pool, clones the handle and gives the
-//! connection back at once; no call holds a connection to itself while it
-//! waits for Redis. The pool keeps at most `pool_size` connections and hands
-//! them out in turn.
+//! the store keeps `pool_size` connections out of the pool, one per slot,
+//! and each call clones the handle of the next slot's connection: calls take
+//! the connections in turn and share them, and no call holds a connection to
+//! itself while it waits for Redis. A slot gives its connection back to the
+//! pool only when it needs a check: the pool then drops it (retired, see
+//! below), pings it (idle for `ping_after_idle`, or a command on it timed
+//! out), or opens a new one. On the common path a call costs no pool
+//! operation and no round trip beyond its own command.
 //!
 //! # Dead connections
 //!
@@ -26,11 +30,11 @@
 //! applied (timed out, or its connection broke after sending, and the retry
 //! did not settle it) is [`StoreErrorKind::OutcomeUnknown`].
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use deadpool::managed::{self, Metrics, Pool, PoolError, QueueMode, RecycleResult, Timeouts};
+use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleResult, Timeouts};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Cmd, RedisError, RedisFuture, Value};
 
@@ -164,19 +168,52 @@ impl managed::Manager for Manager {
 /// The pool and the rules above.
 pub(super) struct Connections {
     pool: Pool<Manager>,
+    /// One per connection the pool keeps; calls take them in turn.
+    slots: Box<[Slot]>,
+    next: AtomicUsize,
     generation: Arc<AtomicU64>,
+    ping_after_idle_ms: u64,
+    epoch: Instant,
+    /// The deployment is a Redis Cluster.
+    cluster: bool,
 }
 
-/// A connection taken from the pool and already given back.
+/// A connection kept out of the pool and shared by every call that lands on
+/// it; given back (and so checked by the pool) when it may need a check.
+#[derive(Default)]
+struct Slot {
+    held: RwLock<Option<Held>>,
+    /// One call at a time replaces the slot's connection.
+    replacing: tokio::sync::Mutex<()>,
+}
+
+struct Held {
+    object: Object<Manager>,
+    /// When a call last used it, in ms since `Connections::epoch`.
+    last_used: AtomicU64,
+}
+
+/// A connection handle for one call, and what the call may learn about it.
 struct Checkout {
     conn: Conn,
     generation: u64,
     suspect: Arc<AtomicBool>,
 }
 
+impl Checkout {
+    fn of(pooled: &Pooled) -> Self {
+        Self {
+            conn: pooled.conn.clone(),
+            generation: pooled.generation,
+            suspect: pooled.suspect.clone(),
+        }
+    }
+}
+
 impl Connections {
     pub(super) fn new(config: &RedisConfig) -> Result<Self, ConfigError> {
         let opener = opener(config)?;
+        let cluster = config.servers.is_cluster();
         let generation = Arc::new(AtomicU64::new(0));
         let manager = Manager {
             opener,
@@ -189,7 +226,6 @@ impl Connections {
         };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
-            .queue_mode(QueueMode::Fifo)
             .runtime(deadpool::Runtime::Tokio1)
             .timeouts(Timeouts {
                 wait: Some(config.wait_timeout),
@@ -201,7 +237,19 @@ impl Connections {
             })
             .build()
             .map_err(|e| ConfigError::new("pool_size", e.to_string()))?;
-        Ok(Self { pool, generation })
+        Ok(Self {
+            pool,
+            slots: (0..config.pool_size).map(|_| Slot::default()).collect(),
+            next: AtomicUsize::new(0),
+            generation,
+            ping_after_idle_ms: config
+                .ping_after_idle
+                .as_millis()
+                .try_into()
+                .unwrap_or(u64::MAX),
+            epoch: Instant::now(),
+            cluster,
+        })
     }
 
     /// Connections open now, and the most the pool keeps.
@@ -209,8 +257,35 @@ impl Connections {
         self.pool.status()
     }
 
+    fn now_ms(&self) -> u64 {
+        self.epoch
+            .elapsed()
+            .as_millis()
+            .try_into()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// A connection for one call: the next slot's, used as it is when
+    /// nothing calls for a check (no round trip, no pool), else replaced by
+    /// the pool, which drops a stale connection, pings an idle or suspect
+    /// one, or opens a new one.
     async fn checkout(&self, op: Op) -> Result<Checkout, StoreError> {
-        let pooled = self.pool.get().await.map_err(|e| match e {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        if let Some(checkout) = self.usable(slot) {
+            return Ok(checkout);
+        }
+        let _replacing = slot.replacing.lock().await;
+        if let Some(checkout) = self.usable(slot) {
+            // Another call replaced it meanwhile.
+            return Ok(checkout);
+        }
+        let old = slot
+            .held
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(old); // back to the pool, to be checked there
+        let object = self.pool.get().await.map_err(|e| match e {
             PoolError::Timeout(_) => StoreError::new(
                 StoreErrorKind::Timeout,
                 op.name,
@@ -219,12 +294,29 @@ impl Connections {
             PoolError::Backend(e) => not_sent(op, e),
             other => StoreError::new(StoreErrorKind::Unavailable, op.name, other.to_string()),
         })?;
-        Ok(Checkout {
-            conn: pooled.conn.clone(),
-            generation: pooled.generation,
-            suspect: pooled.suspect.clone(),
-        })
-        // `pooled` goes back to the pool here, ready for the next call.
+        let checkout = Checkout::of(&object);
+        *slot.held.write().unwrap_or_else(PoisonError::into_inner) = Some(Held {
+            object,
+            last_used: AtomicU64::new(self.now_ms()),
+        });
+        Ok(checkout)
+    }
+
+    /// The slot's connection, if a call may use it without a check: not
+    /// retired, no timeout on it since it was checked, not idle too long.
+    fn usable(&self, slot: &Slot) -> Option<Checkout> {
+        let held = slot.held.read().unwrap_or_else(PoisonError::into_inner);
+        let held = held.as_ref()?;
+        let pooled = &*held.object;
+        let now = self.now_ms();
+        let usable = pooled.generation >= self.generation.load(Ordering::Acquire)
+            && !pooled.suspect.load(Ordering::Relaxed)
+            && now.saturating_sub(held.last_used.load(Ordering::Relaxed)) < self.ping_after_idle_ms;
+        if !usable {
+            return None;
+        }
+        held.last_used.store(now, Ordering::Relaxed);
+        Some(Checkout::of(pooled))
     }
 
     /// Marks every connection opened up to `generation` as stale.
@@ -245,14 +337,16 @@ impl Connections {
         let error = match attempt(first.conn.clone(), script, cmd).await {
             Ok(value) => return Ok(value),
             Err(e) if needs_new_connection(&e) => e,
-            Err(e) => return Err(self.failed(op, &first, e)),
+            Err(e) => return Err(self.failed(op, &first, e, false)),
         };
         self.retire(first.generation);
+        // A connection that broke may have delivered the command before it
+        // broke; a demoted primary's refusal proves it did not run.
+        let ran_before = self.may_have_run(&error);
         tracing::debug!(op = op.name, error = %error, "Redis connection broken; retrying once on a new one");
         let second = match self.checkout(op).await {
             Ok(second) => second,
-            // The first attempt may have been applied before its connection broke.
-            Err(e) if op.writes => {
+            Err(e) if op.writes && ran_before => {
                 tracing::debug!(op = op.name, error = %e, "no new Redis connection for the retry");
                 return Err(maybe_applied(op, error));
             }
@@ -260,7 +354,7 @@ impl Connections {
         };
         attempt(second.conn.clone(), script, cmd)
             .await
-            .map_err(|e| self.failed(op, &second, e))
+            .map_err(|e| self.failed(op, &second, e, ran_before))
     }
 
     /// Loads `script` into the server's cache (on a cluster: every primary's).
@@ -269,38 +363,50 @@ impl Connections {
         send(&mut checkout.conn, &script.load_cmd())
             .await
             .map(drop)
-            .map_err(|e| self.failed(op, &checkout, e))
+            .map_err(|e| self.failed(op, &checkout, e, false))
     }
 
-    /// Classifies the failure of a command sent on `checkout`, and takes note
-    /// of what it says about the connection.
-    fn failed(&self, op: Op, checkout: &Checkout, error: RedisError) -> StoreError {
+    /// Whether a command that failed with `error` may have run in Redis.
+    /// A refusal proves it did not, except on a cluster, whose client may
+    /// have sent it once already (it retries broken connections itself).
+    fn may_have_run(&self, error: &RedisError) -> bool {
+        !refused(error) || self.cluster
+    }
+
+    /// Classifies the failure of a command sent on `checkout` (after an
+    /// attempt that may have run, if `ran_before`), and takes note of what it
+    /// says about the connection.
+    fn failed(
+        &self,
+        op: Op,
+        checkout: &Checkout,
+        error: RedisError,
+        ran_before: bool,
+    ) -> StoreError {
         if needs_new_connection(&error) {
             self.retire(checkout.generation);
         } else if error.is_timeout() {
             checkout.suspect.store(true, Ordering::Relaxed);
         }
-        if refused(&error) {
-            return not_sent(op, error);
+        let may_have_run = ran_before || self.may_have_run(&error);
+        let answered = !(error.is_timeout() || error.is_io_error() || refused(&error));
+        if answered {
+            return StoreError::new(
+                StoreErrorKind::Protocol,
+                op.name,
+                "unexpected answer from Redis",
+            )
+            .with_source(error);
         }
-        if error.is_timeout() || error.is_io_error() {
-            return if op.writes {
-                maybe_applied(op, error)
-            } else {
-                let kind = if error.is_timeout() {
-                    StoreErrorKind::Timeout
-                } else {
-                    StoreErrorKind::Unavailable
-                };
-                StoreError::new(kind, op.name, "no answer from Redis").with_source(error)
-            };
+        if op.writes && may_have_run {
+            return maybe_applied(op, error);
         }
-        StoreError::new(
-            StoreErrorKind::Protocol,
-            op.name,
-            "unexpected answer from Redis",
-        )
-        .with_source(error)
+        let kind = if error.is_timeout() {
+            StoreErrorKind::Timeout
+        } else {
+            StoreErrorKind::Unavailable
+        };
+        StoreError::new(kind, op.name, "no answer from Redis").with_source(error)
     }
 }
 
@@ -391,7 +497,11 @@ fn opener(config: &RedisConfig) -> Result<Opener, ConfigError> {
                 .map_err(|e| ConfigError::new("cluster", format!("not a usable cluster: {e}")))
         }
         #[cfg(feature = "sentinel")]
-        Servers::Sentinel { nodes, master } => {
+        Servers::Sentinel {
+            nodes,
+            master,
+            primary,
+        } => {
             if nodes.is_empty() {
                 return Err(ConfigError::new("sentinel", "name at least one Sentinel"));
             }
@@ -405,10 +515,20 @@ fn opener(config: &RedisConfig) -> Result<Opener, ConfigError> {
                 redis::IntoConnectionInfo::into_connection_info(node.as_str())
                     .map_err(|e| bad_url("sentinel", node, &e))?;
             }
+            let mut login = redis::RedisConnectionInfo::default().set_db(primary.db);
+            if let Some(username) = &primary.username {
+                login = login.set_username(username);
+            }
+            if let Some(password) = &primary.password {
+                login = login.set_password(password);
+            }
             redis::sentinel::SentinelClient::build(
                 nodes.clone(),
                 master.clone(),
-                None,
+                Some(
+                    redis::sentinel::SentinelNodeConnectionInfo::default()
+                        .set_redis_connection_info(login),
+                ),
                 redis::sentinel::SentinelServerType::Master,
             )
             .map(|client| {

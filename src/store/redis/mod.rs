@@ -31,8 +31,9 @@
 //! | delete | session, IP log | delete both |
 //! | IP log | session, IP log | the log, if the session exists |
 //!
-//! Every script gives the same result when run twice with the same arguments,
-//! so a call retried after a lost reply is correct.
+//! Every script has the same effect when run twice with the same arguments,
+//! so a call retried after a lost reply is correct (a retried reset or
+//! delete then answers that nothing was left).
 //!
 //! # Connections and timeouts
 //!
@@ -56,7 +57,6 @@ use std::time::Duration;
 use redis::{FromRedisValue, Value};
 
 pub use config::RedisConfig;
-use config::Servers;
 use connection::{Connections, Op};
 use scripts::{LuaScript, Scripts};
 
@@ -166,13 +166,7 @@ impl RedisStore {
                 "the pool holds at least one connection",
             ));
         }
-        let limit_apart = match config.servers {
-            Servers::Standalone(_) => false,
-            #[cfg(feature = "sentinel")]
-            Servers::Sentinel { .. } => false,
-            #[cfg(feature = "cluster")]
-            Servers::Cluster(_) => true,
-        };
+        let limit_apart = config.servers.is_cluster();
         Ok(Self {
             inner: Arc::new(Inner {
                 connections: Connections::new(&config)?,

@@ -9,7 +9,7 @@
 //! connection opened before is retired (the pool opens new ones to the new
 //! primary). The Sentinel decides; the store only follows.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -27,7 +27,9 @@ pub(super) struct Primary {
     master: String,
     /// `host:port` the open connections lead to.
     address: Mutex<Option<String>>,
-    watching: AtomicBool,
+    /// The watcher, on the runtime of the call that started it; started
+    /// again if that runtime has gone.
+    watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Primary {
@@ -36,7 +38,7 @@ impl Primary {
             client: tokio::sync::Mutex::new(client),
             master,
             address: Mutex::new(None),
-            watching: AtomicBool::new(false),
+            watcher: Mutex::new(None),
         }
     }
 
@@ -49,14 +51,29 @@ impl Primary {
         timeout: Duration,
     ) -> RedisResult<MultiplexedConnection> {
         let client = self.client.lock().await.async_get_client().await?;
+        // A Sentinel that has not seen a failover yet may still name the old
+        // primary here; the watcher then retires this connection on its
+        // next round.
         *self.address.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(address(client.get_connection_info().addr()));
-        if !self.watching.swap(true, Ordering::AcqRel) {
-            tokio::spawn(watch(Arc::downgrade(self), generation.clone(), timeout));
-        }
+        self.watch(generation, timeout);
         client
             .get_multiplexed_async_connection_with_config(config)
             .await
+    }
+}
+
+impl Primary {
+    /// Starts the watcher unless it runs.
+    fn watch(self: &Arc<Self>, generation: &Arc<AtomicU64>, timeout: Duration) {
+        let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        if watcher.as_ref().is_none_or(|w| w.is_finished()) {
+            *watcher = Some(tokio::spawn(watch(
+                Arc::downgrade(self),
+                generation.clone(),
+                timeout,
+            )));
+        }
     }
 }
 

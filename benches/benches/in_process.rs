@@ -1,0 +1,207 @@
+//! The in-process cost of one request (criterion, no network): a bare axum
+//! handler; our layer on `MemoryStore` for a returning visitor (touch, IP
+//! bind, read one key), a new visitor, and a total-privacy visitor without a
+//! cookie; and tower-sessions (`MemoryStore`, `Expiry::OnInactivity(30 min)`,
+//! `always_save`) on the same handler.
+//!
+//! Before criterion runs, it prints the allocations per request of each case
+//! (a counting global allocator) and the memory `MemoryStore` holds per idle
+//! temporary session. `bash scripts/bench --in-process` runs it and prints the
+//! ratios.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, header};
+use tower::ServiceExt;
+use visitor_session::store::{Access, Changes, SessionStore};
+use visitor_session::{MemoryStore, PrivacyMode, SessionId};
+use visitor_session_benches::{bare, ours, theirs};
+
+/// Counts allocations and live bytes.
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn request(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut builder = Request::builder()
+        .uri(path)
+        .header(header::HOST, "app.example.com");
+    if let Some(cookie) = cookie {
+        builder = builder.header(header::COOKIE, cookie);
+    }
+    let mut req = builder.body(Body::empty()).expect("a valid request");
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 9], 50_000))));
+    req
+}
+
+/// The cookie a first visit to `router` sets.
+async fn first_visit(router: &Router) -> String {
+    let res = router.clone().oneshot(request("/", None)).await.unwrap();
+    res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// One case: a router and the request it is sent.
+struct Case {
+    name: &'static str,
+    router: Router,
+    path: &'static str,
+    cookie: Option<String>,
+}
+
+impl Case {
+    async fn call(&self) {
+        let res = self
+            .router
+            .clone()
+            .oneshot(request(self.path, self.cookie.as_deref()))
+            .await
+            .unwrap();
+        assert!(res.status().is_success());
+        black_box(res);
+    }
+}
+
+async fn cases() -> Vec<Case> {
+    let ours = ours::router("memory", PrivacyMode::Standard).await;
+    let theirs = theirs::router("memory").await;
+    let ours_cookie = first_visit(&ours).await;
+    let their_cookie = first_visit(&theirs).await;
+    vec![
+        Case {
+            name: "bare",
+            router: bare(),
+            path: "/",
+            cookie: None,
+        },
+        Case {
+            name: "ours returning visitor",
+            router: ours.clone(),
+            path: "/",
+            cookie: Some(ours_cookie),
+        },
+        Case {
+            name: "ours new visitor",
+            router: ours,
+            path: "/",
+            cookie: None,
+        },
+        Case {
+            name: "ours total-privacy visitor without cookie",
+            router: ours::router("memory", PrivacyMode::Total).await,
+            path: "/quiet",
+            cookie: None,
+        },
+        Case {
+            name: "bare quiet page",
+            router: bare(),
+            path: "/quiet",
+            cookie: None,
+        },
+        Case {
+            name: "tower-sessions returning visitor",
+            router: theirs,
+            path: "/",
+            cookie: Some(their_cookie),
+        },
+    ]
+}
+
+/// Allocations per request of each case, and bytes per idle session.
+fn report_memory(rt: &tokio::runtime::Runtime, cases: &[Case]) {
+    const N: usize = 20_000;
+    println!("allocations per request:");
+    for case in cases {
+        rt.block_on(async {
+            for _ in 0..100 {
+                case.call().await;
+            }
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            for _ in 0..N {
+                case.call().await;
+            }
+            let after = ALLOCATIONS.load(Ordering::Relaxed);
+            println!("  {}: {:.1}", case.name, (after - before) as f64 / N as f64);
+        });
+    }
+    let bytes = rt.block_on(async {
+        let store = MemoryStore::new();
+        let access = Access {
+            ip: Some("203.0.113.9".parse().unwrap()),
+            at_ms: Access::now_ms(),
+            idle_ttl: Duration::from_secs(1800),
+            permanent_retention: None,
+            ip_log_retention: None,
+            max_keys: 64,
+            max_data_bytes: 65_536,
+        };
+        let before = LIVE_BYTES.load(Ordering::Relaxed);
+        let nothing = Changes::default();
+        for _ in 0..N {
+            let id = SessionId::generate();
+            store.create(&id, &access, &nothing, None).await.unwrap();
+        }
+        let after = LIVE_BYTES.load(Ordering::Relaxed);
+        black_box(&store);
+        (after - before) as f64 / N as f64
+    });
+    println!("MemoryStore bytes per idle temporary session (no data): {bytes:.0}");
+}
+
+fn in_process(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cases = rt.block_on(cases());
+    report_memory(&rt, &cases);
+    let mut group = c.benchmark_group("request");
+    for case in &cases {
+        group.bench_function(case.name, |b| b.to_async(&rt).iter(|| case.call()));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, in_process);
+criterion_main!(benches);
