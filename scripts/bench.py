@@ -15,6 +15,7 @@ driven by `wrk -t1 -c32`; the table gives medians.
 """
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -175,6 +176,74 @@ def round_trips(contender, redis_port, path, visitors):
         server.stop()
 
 
+IN_PROCESS_CASES = [
+    "bare",
+    "ours returning visitor",
+    "ours new visitor",
+    "tower-sessions returning visitor",
+    "bare quiet page",
+    "ours total-privacy visitor without cookie",
+]
+
+
+def in_process(args):
+    """The in-process table: criterion time, instructions (callgrind) and
+    allocations per request, and the overheads over bare as ratios."""
+    build = subprocess.run(
+        ["cargo", "bench", "-p", "visitor-session-benches", "--bench", "in_process", "--no-run"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    exe = re.search(r"Executable .*\((.*)\)", build.stderr).group(1)
+    exe = os.path.join(ROOT, exe) if not os.path.isabs(exe) else exe
+
+    def instructions(case, n):
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", exe],
+            env={**os.environ, "VS_BENCH_CASE": case, "VS_BENCH_ITERATIONS": str(n)},
+            capture_output=True, text=True,
+        ).stderr
+        return int(re.search(r"Collected : (\d+)", out).group(1))
+
+    ir = {}
+    for case in IN_PROCESS_CASES:
+        ir[case] = (instructions(case, 2000) - instructions(case, 0)) / 2000
+    times = {case: [] for case in IN_PROCESS_CASES}
+    allocs = {}
+    for _ in range(args.rounds):
+        out = subprocess.run(
+            [exe, "--bench", "--warm-up-time", "1", "--measurement-time", str(args.seconds)],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout
+        for case in IN_PROCESS_CASES:
+            allocs[case] = float(re.search(rf"^  {re.escape(case)}: ([\d.]+)$", out, re.M).group(1))
+            est = os.path.join(ROOT, "target", "criterion", "request", case, "new", "estimates.json")
+            with open(est) as f:
+                times[case].append(json.load(f)["median"]["point_estimate"])
+    per_session = re.search(r"MemoryStore bytes per idle temporary session \(no data\): (\d+)", out).group(1)
+    ns = {case: statistics.median(times[case]) for case in IN_PROCESS_CASES}
+
+    print(f"Taken {time.strftime('%Y-%m-%d')} with `bash scripts/bench --in-process` on {os.cpu_count()} cores; "
+          f"time: criterion medians of {args.rounds} runs; instructions: callgrind, 2000 requests; "
+          "allocations: a counting allocator, 20 000 requests.\n")
+    print("| case | ns / request | instructions / request | allocations / request |")
+    print("|---|---:|---:|---:|")
+    for case in IN_PROCESS_CASES:
+        print(f"| {case} | {ns[case]:.0f} | {ir[case]:.0f} | {allocs[case]:.1f} |")
+    print()
+
+    def overhead(measure, case, base):
+        return measure[case] - measure[base]
+
+    for label, measure in (("time", ns), ("instructions", ir)):
+        ours = overhead(measure, "ours returning visitor", "bare")
+        theirs = overhead(measure, "tower-sessions returning visitor", "bare")
+        privacy = measure["ours total-privacy visitor without cookie"] / measure["bare quiet page"]
+        print(f"- {label}: our overhead over bare for a returning visitor is {ours / theirs:.2f} of "
+              f"tower-sessions' ({ours:.0f} vs {theirs:.0f}); a total-privacy visitor without cookie "
+              f"costs {privacy:.2f}x bare")
+    print(f"- MemoryStore keeps {per_session} bytes per idle temporary session without data")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=4, help="length of each measured run (default 4)")
@@ -182,7 +251,11 @@ def main():
     parser.add_argument("--only", help="run only the scenarios whose name contains this text")
     parser.add_argument("--pool-sizes", help="instead: returning visitors on our layer with each of these "
                         "RedisConfig::pool_size values (comma-separated), alternating")
+    parser.add_argument("--in-process", action="store_true", help="instead: the in-process benchmark "
+                        "(criterion, callgrind, allocations) without network")
     args = parser.parse_args()
+    if args.in_process:
+        return in_process(args)
 
     redis_port = free_port()
     redis = subprocess.Popen(

@@ -1,8 +1,10 @@
 //! The session cookie: reading it from `Cookie` headers and writing
 //! `Set-Cookie` (SPEC §2, §5).
 
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cookie::{Cookie, SameSite};
 use http::{HeaderMap, HeaderValue, header};
@@ -41,38 +43,61 @@ pub(crate) struct CookieCodec {
     encoded_lower: String,
     max_age: Duration,
     domain: CookieDomain,
+    /// The fixed `Domain`, when [`CookieDomain::Fixed`].
+    fixed_domain: Option<Arc<str>>,
     allow_list: Vec<String>,
-    same_site: SameSite,
-    secure: bool,
-    http_only: bool,
-    partitioned: bool,
+    /// `; HttpOnly; SameSite=...; Secure; Path=/` as configured: the
+    /// attributes every `Set-Cookie` carries before `Domain`.
+    attributes: String,
 }
 
 impl CookieCodec {
     pub(crate) fn new(config: &SessionConfig) -> Self {
         let plain_name = config.cookie_name();
-        let encoded_name = plain_name.replace('/', "%2F");
+        // The cookie crate's encoding of the name (`/` is `%2F`).
+        let encoded_name = Cookie::new(plain_name.as_str(), "")
+            .encoded()
+            .to_string()
+            .trim_end_matches('=')
+            .to_owned();
         let encoded_lower = plain_name.replace('/', "%2f");
+        let same_site = if config.cross_origin {
+            SameSite::None
+        } else {
+            SameSite::Lax
+        };
+        let partitioned = config.cross_origin && config.partitioned;
+        // The attributes in the order the cookie crate writes them.
+        let mut attributes = String::new();
+        if config.http_only {
+            attributes.push_str("; HttpOnly");
+        }
+        attributes.push_str(&format!("; SameSite={same_site}"));
+        if partitioned {
+            attributes.push_str("; Partitioned");
+        }
+        if config.secure || config.cross_origin {
+            attributes.push_str("; Secure");
+        }
+        attributes.push_str("; Path=/");
+        let domain = match &config.domain {
+            CookieDomain::Fixed(d) => {
+                CookieDomain::Fixed(d.trim_start_matches('.').to_ascii_lowercase())
+            }
+            other => other.clone(),
+        };
         Self {
+            fixed_domain: match &domain {
+                CookieDomain::Fixed(d) => Some(d.as_str().into()),
+                _ => None,
+            },
             plain_name,
             encoded_name,
             encoded_lower,
             max_age: config.cookie_max_age,
-            domain: match &config.domain {
-                CookieDomain::Fixed(d) => {
-                    CookieDomain::Fixed(d.trim_start_matches('.').to_ascii_lowercase())
-                }
-                other => other.clone(),
-            },
+            domain,
             allow_list: config.domain_allow_list.clone(),
-            same_site: if config.cross_origin {
-                SameSite::None
-            } else {
-                SameSite::Lax
-            },
-            secure: config.secure || config.cross_origin,
-            http_only: config.http_only,
-            partitioned: config.cross_origin && config.partitioned,
+            attributes,
         }
     }
 
@@ -83,27 +108,32 @@ impl CookieCodec {
         let mut occurrences = 0;
         let mut conflicting = false;
         for value in headers.get_all(header::COOKIE) {
-            for pair in value.as_bytes().split(|&b| b == b';') {
-                let pair = pair.trim_ascii();
-                let (name, value) = match pair.iter().position(|&b| b == b'=') {
-                    Some(i) => (pair[..i].trim_ascii(), pair[i + 1..].trim_ascii()),
-                    None => continue,
+            let mut rest = value.as_bytes();
+            while !rest.is_empty() {
+                let pair = match memchr::memchr(b';', rest) {
+                    Some(end) => {
+                        let pair = &rest[..end];
+                        rest = &rest[end + 1..];
+                        pair
+                    }
+                    None => std::mem::take(&mut rest),
                 };
-                if !self.is_our_name(name) {
+                let Some(eq) = memchr::memchr(b'=', pair) else {
+                    continue;
+                };
+                if !self.is_our_name(pair[..eq].trim_ascii()) {
                     continue;
                 }
                 occurrences += 1;
                 if occurrences > MAX_OCCURRENCES {
                     return CookieRead::Unusable { conflicting: true };
                 }
+                let value = pair[eq + 1..].trim_ascii();
                 let value = value
                     .strip_prefix(b"\"")
                     .and_then(|v| v.strip_suffix(b"\""))
                     .unwrap_or(value);
-                let parsed = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(SessionId::parse)
-                    .ok_or(());
+                let parsed = SessionId::parse_bytes(value).ok_or(());
                 match found {
                     None => found = Some(parsed),
                     Some(previous) if previous == parsed => {}
@@ -129,68 +159,126 @@ impl CookieCodec {
 
     /// The `Domain` attribute for a response to a request for `host`
     /// (a `Host` header value or URI authority, port allowed).
-    pub(crate) fn domain_for(&self, host: Option<&str>) -> Option<String> {
+    pub(crate) fn domain_for(&self, host: Option<&[u8]>) -> Option<Arc<str>> {
         match &self.domain {
             CookieDomain::HostOnly => None,
-            CookieDomain::Fixed(d) => Some(d.clone()),
+            CookieDomain::Fixed(_) => self.fixed_domain.clone(),
             CookieDomain::Auto => {
-                let domain = registrable_domain(host?)?;
-                if self.allow_list.is_empty()
-                    || self.allow_list.iter().any(|allowed| {
-                        domain == *allowed
-                            || domain
-                                .strip_suffix(allowed.as_str())
-                                .is_some_and(|rest| rest.ends_with('.'))
-                    })
-                {
-                    Some(domain)
-                } else {
-                    None
+                let host = host?;
+                // Requests of one site name few hosts: the last answer of
+                // this thread is reused (a public-suffix lookup saved).
+                let key = (self as *const Self as usize, host);
+                if let Some(domain) = LAST_DOMAIN.with_borrow(|last| {
+                    last.as_ref()
+                        .filter(|(codec, h, _)| (*codec, &h[..]) == key)
+                        .map(|(_, _, d)| d.clone())
+                }) {
+                    return domain;
                 }
+                let domain = std::str::from_utf8(host)
+                    .ok()
+                    .and_then(registrable_domain)
+                    .filter(|domain| self.allowed(domain))
+                    .map(Arc::from);
+                LAST_DOMAIN.set(Some((key.0, host.into(), domain.clone())));
+                domain
             }
         }
     }
 
+    fn allowed(&self, domain: &str) -> bool {
+        self.allow_list.is_empty()
+            || self.allow_list.iter().any(|allowed| {
+                domain == *allowed
+                    || domain
+                        .strip_suffix(allowed.as_str())
+                        .is_some_and(|rest| rest.ends_with('.'))
+            })
+    }
+
     /// `Set-Cookie` binding the browser to `id` for a full `Max-Age`.
     pub(crate) fn set_cookie(&self, id: &SessionId, domain: Option<&str>) -> HeaderValue {
-        let max_age = time::Duration::seconds(self.max_age.as_secs() as i64);
-        let expires = time::OffsetDateTime::now_utc() + max_age;
-        self.build(id.as_str(), max_age, expires, domain)
+        let max_age = self.max_age.as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.build(id.as_str(), max_age, &http_date(now + max_age), domain)
     }
 
     /// `Set-Cookie` removing the session cookie (empty value, `Max-Age=0`).
     pub(crate) fn removal(&self, domain: Option<&str>) -> HeaderValue {
-        self.build(
-            "",
-            time::Duration::ZERO,
-            time::OffsetDateTime::UNIX_EPOCH,
-            domain,
-        )
+        self.build("", 0, b"Thu, 01 Jan 1970 00:00:00 GMT", domain)
     }
 
     fn build(
         &self,
         value: &str,
-        max_age: time::Duration,
-        expires: time::OffsetDateTime,
+        max_age: u64,
+        expires: &[u8],
         domain: Option<&str>,
     ) -> HeaderValue {
-        let mut cookie = Cookie::build((self.plain_name.as_str(), value))
-            .path("/")
-            .max_age(max_age)
-            .expires(expires)
-            .same_site(self.same_site)
-            .secure(self.secure)
-            .http_only(self.http_only)
-            .partitioned(self.partitioned);
+        let mut digits = itoa::Buffer::new();
+        let max_age = digits.format(max_age);
+        // Exactly the length: a full `Vec` becomes the header's `Bytes`
+        // without another allocation.
+        let mut text = Vec::with_capacity(
+            self.encoded_name.len()
+                + 1
+                + value.len()
+                + self.attributes.len()
+                + domain.map_or(0, |d| d.len() + "; Domain=".len())
+                + "; Max-Age=".len()
+                + max_age.len()
+                + "; Expires=".len()
+                + expires.len(),
+        );
+        text.extend_from_slice(self.encoded_name.as_bytes());
+        text.push(b'=');
+        text.extend_from_slice(value.as_bytes());
+        text.extend_from_slice(self.attributes.as_bytes());
         if let Some(domain) = domain {
-            cookie = cookie.domain(domain);
+            text.extend_from_slice(b"; Domain=");
+            text.extend_from_slice(domain.as_bytes());
         }
-        let text = cookie.build().encoded().to_string();
+        text.extend_from_slice(b"; Max-Age=");
+        text.extend_from_slice(max_age.as_bytes());
+        text.extend_from_slice(b"; Expires=");
+        text.extend_from_slice(expires);
         HeaderValue::try_from(text).expect(
-            "Set-Cookie holds only a validated name, a session id, a validated domain and fixed attributes",
+            "Set-Cookie holds only an encoded name, a session id, a validated domain and fixed attributes",
         )
     }
+}
+
+/// A `Domain` computed for a host by one codec: (codec, host, domain).
+type DomainOfHost = (usize, Box<[u8]>, Option<Arc<str>>);
+
+thread_local! {
+    /// The last `Domain` computed on this thread.
+    static LAST_DOMAIN: RefCell<Option<DomainOfHost>> = const { RefCell::new(None) };
+    /// The last `Expires` date formatted on this thread: (unix second, date).
+    static LAST_DATE: Cell<(u64, [u8; 29])> = const { Cell::new((u64::MAX, [0; 29])) };
+}
+
+/// The HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) of a Unix second,
+/// formatted once per second and thread.
+fn http_date(unix_secs: u64) -> [u8; 29] {
+    let (cached_secs, cached) = LAST_DATE.get();
+    if cached_secs == unix_secs {
+        return cached;
+    }
+    let text = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(unix_secs));
+    // Dates of years 1970 to 9999 take exactly 29 bytes; a cookie's expiry
+    // is at most 400 days ahead of a sane clock.
+    let text = if text.len() == 29 {
+        text.as_bytes()
+    } else {
+        b"Fri, 31 Dec 9999 23:59:59 GMT"
+    };
+    let mut date = [0u8; 29];
+    date.copy_from_slice(text);
+    LAST_DATE.set((unix_secs, date));
+    date
 }
 
 /// The registrable domain ("eTLD+1") of a request host, or `None` where a
@@ -268,6 +356,62 @@ mod tests {
 
     fn id() -> SessionId {
         SessionId::parse(ID).unwrap()
+    }
+
+    /// The `Set-Cookie` the cookie crate writes for the same settings.
+    fn reference(
+        config: &SessionConfig,
+        value: &str,
+        expires_secs: u64,
+        domain: Option<&str>,
+    ) -> String {
+        let expires = time::OffsetDateTime::from_unix_timestamp(expires_secs as i64).unwrap();
+        let mut cookie = Cookie::build((config.cookie_name(), value))
+            .path("/")
+            .max_age(time::Duration::seconds(
+                config.cookie_max_age.as_secs() as i64
+            ))
+            .expires(expires)
+            .same_site(if config.cross_origin {
+                SameSite::None
+            } else {
+                SameSite::Lax
+            })
+            .secure(config.secure || config.cross_origin)
+            .http_only(config.http_only)
+            .partitioned(config.cross_origin && config.partitioned);
+        if let Some(domain) = domain {
+            cookie = cookie.domain(domain.to_owned());
+        }
+        cookie.build().encoded().to_string()
+    }
+
+    #[test]
+    fn set_cookie_is_byte_for_byte_what_the_cookie_crate_writes() {
+        let configs = [
+            SessionConfig::new(),
+            SessionConfig::new().site_id("8c842203-7ed8-4e29-a608-7cf78a7d2fcc"),
+            SessionConfig::new().secure(false).http_only(false),
+            SessionConfig::new().cross_origin(true).partitioned(true),
+            SessionConfig::new().cookie_max_age(Duration::from_secs(60)),
+        ];
+        for config in configs {
+            let c = codec(config.clone());
+            for domain in [None, Some("example.com")] {
+                let secs = 1_795_391_699;
+                let ours = c.build(
+                    ID,
+                    config.cookie_max_age.as_secs(),
+                    &http_date(secs),
+                    domain,
+                );
+                assert_eq!(
+                    ours.to_str().unwrap(),
+                    reference(&config, ID, secs, domain),
+                    "{config:?} {domain:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -477,21 +621,21 @@ mod tests {
     fn auto_domain_respects_the_allow_list() {
         let c = codec(SessionConfig::new().domain_allow_list(["example.com"]));
         assert_eq!(
-            c.domain_for(Some("a.example.com")).as_deref(),
+            c.domain_for(Some(b"a.example.com")).as_deref(),
             Some("example.com")
         );
-        assert_eq!(c.domain_for(Some("evil.test")), None);
-        assert_eq!(c.domain_for(Some("notexample.com")), None);
+        assert_eq!(c.domain_for(Some(b"evil.test")), None);
+        assert_eq!(c.domain_for(Some(b"notexample.com")), None);
     }
 
     #[test]
     fn fixed_and_host_only_domains() {
         let fixed = codec(SessionConfig::new().domain(CookieDomain::Fixed(".Example.com".into())));
         assert_eq!(
-            fixed.domain_for(Some("a.other.org")).as_deref(),
+            fixed.domain_for(Some(b"a.other.org")).as_deref(),
             Some("example.com")
         );
         let host = codec(SessionConfig::new().domain(CookieDomain::HostOnly));
-        assert_eq!(host.domain_for(Some("a.example.com")), None);
+        assert_eq!(host.domain_for(Some(b"a.example.com")), None);
     }
 }

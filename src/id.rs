@@ -7,6 +7,17 @@ const PREFIX: &str = "session_";
 /// `session_` plus a lowercase hyphenated UUID.
 const LEN: usize = PREFIX.len() + 36;
 
+/// Which bytes are lowercase hexadecimal digits.
+const LOWER_HEX: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = matches!(b as u8, b'0'..=b'9' | b'a'..=b'f');
+        b += 1;
+    }
+    table
+};
+
 /// A session identifier, exactly as it appears in the cookie value:
 /// `session_` followed by a lowercase, hyphenated UUID v4.
 ///
@@ -33,27 +44,23 @@ impl SessionId {
     /// Parses a cookie value; `None` unless it is exactly
     /// `session_<lowercase hyphenated uuid v4>`.
     pub fn parse(value: &str) -> Option<Self> {
-        let bytes = value.as_bytes();
-        if bytes.len() != LEN || !value.starts_with(PREFIX) {
-            return None;
-        }
-        let uuid = &bytes[PREFIX.len()..];
-        for (i, &b) in uuid.iter().enumerate() {
-            let ok = match i {
-                8 | 13 | 18 | 23 => b == b'-',
-                // version nibble
-                14 => b == b'4',
-                // RFC 4122 variant: 8, 9, a or b
-                19 => matches!(b, b'8' | b'9' | b'a' | b'b'),
-                _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-            };
-            if !ok {
-                return None;
-            }
-        }
-        let mut buf = [0u8; LEN];
-        buf.copy_from_slice(bytes);
-        Some(Self(buf))
+        Self::parse_bytes(value.as_bytes())
+    }
+
+    /// [`parse`](Self::parse) on raw header bytes (no UTF-8 check needed:
+    /// anything but the ASCII shape is refused).
+    pub(crate) fn parse_bytes(bytes: &[u8]) -> Option<Self> {
+        let bytes: &[u8; LEN] = bytes.try_into().ok()?;
+        let (prefix, uuid) = bytes.split_at(PREFIX.len());
+        let groups_ok = [0..8, 9..13, 14..18, 19..23, 24..36]
+            .into_iter()
+            .all(|group| uuid[group].iter().all(|&b| LOWER_HEX[usize::from(b)]));
+        let shape_ok = prefix == PREFIX.as_bytes()
+            && [8, 13, 18, 23].into_iter().all(|i| uuid[i] == b'-')
+            // the version nibble, and the RFC 4122 variant (8, 9, a or b)
+            && uuid[14] == b'4'
+            && matches!(uuid[19], b'8' | b'9' | b'a' | b'b');
+        (shape_ok && groups_ok).then_some(Self(*bytes))
     }
 
     /// The full id, as sent in the cookie.

@@ -12,7 +12,7 @@ use visitor_session::{MemoryStore, PrivacyMode, SessionState};
 const IDLE: Duration = Duration::from_secs(30 * 60);
 
 /// A handler that does what the request path says.
-fn actions(store: Counting<MemoryStore>, config: visitor_session::SessionConfig) -> TestService {
+fn actions(store: TestStore, config: visitor_session::SessionConfig) -> TestService {
     service(store, config, |session, req| async move {
         let path = req.uri().path().to_owned();
         let result = match path.as_str() {
@@ -43,8 +43,8 @@ fn actions(store: Counting<MemoryStore>, config: visitor_session::SessionConfig)
     })
 }
 
-fn setup(config: visitor_session::SessionConfig) -> (Counting<MemoryStore>, TestService) {
-    let store = Counting::new(MemoryStore::new());
+fn setup(config: visitor_session::SessionConfig) -> (TestStore, TestService) {
+    let store = TestStore::default();
     let svc = actions(store.clone(), config);
     (store, svc)
 }
@@ -402,7 +402,7 @@ async fn write_racing_an_agent_deletion_is_refused_not_reported_as_kept() {
             "stored".to_owned()
         }
     });
-    let plain = actions(Counting::new(store.clone()), config());
+    let plain = actions(TestStore::new(store.clone()), config());
     let id = bound_id(&send(&plain, request()).await).unwrap();
     let res = send(&svc, at("/", Some(&id))).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);

@@ -6,8 +6,11 @@
 //!
 //! Before criterion runs, it prints the allocations per request of each case
 //! (a counting global allocator) and the memory `MemoryStore` holds per idle
-//! temporary session. `bash scripts/bench --in-process` runs it and prints the
-//! ratios.
+//! temporary session. With `VS_BENCH_CASE=<case>` and
+//! `VS_BENCH_ITERATIONS=<n>` it only sends that case `n` times, for counting
+//! instructions under `valgrind --tool=callgrind` (repeatable, unlike time on
+//! a shared machine). `bash scripts/bench --in-process` does all of it and
+//! prints the table with the ratios.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -18,7 +21,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use http::{Request, header};
 use tower::ServiceExt;
 use visitor_session::store::{Access, Changes, SessionStore};
@@ -204,4 +207,33 @@ fn in_process(c: &mut Criterion) {
 }
 
 criterion_group!(benches, in_process);
-criterion_main!(benches);
+
+fn main() {
+    if let (Ok(name), Ok(n)) = (
+        std::env::var("VS_BENCH_CASE"),
+        std::env::var("VS_BENCH_ITERATIONS"),
+    ) {
+        let n: usize = n.parse().expect("VS_BENCH_ITERATIONS is a number");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let cases = cases().await;
+            let case = cases
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("no case named {name:?}"));
+            // Warm up outside the count's difference: every run does this.
+            for _ in 0..100 {
+                case.call().await;
+            }
+            for _ in 0..n {
+                case.call().await;
+            }
+        });
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -6,6 +6,7 @@ use std::task::{Context, Poll, ready};
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use pin_project_lite::pin_project;
+use tokio::time::Timeout;
 use tower_service::Service;
 
 use super::{RequestContext, layer_response};
@@ -14,7 +15,7 @@ use crate::cookie::registrable_domain;
 use crate::error::{StoreError, StoreErrorKind};
 use crate::id::SessionId;
 use crate::session::{Binding, Plan, Session};
-use crate::store::{Committed, Created, SessionRecord, SessionState};
+use crate::store::{Committed, Created, SessionRecord, SessionState, StoreFuture};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -43,7 +44,8 @@ pin_project! {
     {
         Loading {
             id: SessionId,
-            load: BoxFuture<Result<Option<SessionRecord>, StoreError>>,
+            #[pin]
+            load: Timeout<StoreFuture<Option<SessionRecord>>>,
             service: Option<S>,
             request: Option<Request<ReqBody>>,
         },
@@ -69,14 +71,10 @@ where
         service: S,
         request: Request<ReqBody>,
     ) -> Self {
-        let store = ctx.shared.store.clone();
-        let timeout = ctx.shared.config.store_timeout;
-        let access = ctx.access.clone();
-        let load = Box::pin(async move {
-            tokio::time::timeout(timeout, store.touch(&id, &access))
-                .await
-                .unwrap_or_else(|_| Err(StoreError::timeout("touch", timeout, false)))
-        });
+        let load = tokio::time::timeout(
+            ctx.shared.config.store_timeout,
+            ctx.shared.store.touch(&id, &ctx.access),
+        );
         Self {
             state: State::Loading {
                 id,
@@ -114,7 +112,15 @@ where
                     request,
                 } => {
                     let id = *id;
-                    let loaded = ready!(load.as_mut().poll(cx));
+                    let timeout = this
+                        .ctx
+                        .as_ref()
+                        .expect("context is kept until Done")
+                        .shared
+                        .config
+                        .store_timeout;
+                    let loaded = ready!(load.poll(cx))
+                        .unwrap_or_else(|_| Err(StoreError::timeout("touch", timeout, false)));
                     let ctx = this.ctx.as_mut().expect("context is kept until Done");
                     let mut req = request
                         .take()
@@ -180,10 +186,39 @@ where
     }
 }
 
+/// The `Set-Cookie` headers of a response: at most two (the session's, and
+/// the removal of a conflicting copy), kept inline.
+#[derive(Debug, Default)]
+struct SetCookies([Option<HeaderValue>; 2]);
+
+impl SetCookies {
+    fn push(&mut self, cookie: HeaderValue) {
+        let slot = self
+            .0
+            .iter_mut()
+            .find(|slot| slot.is_none())
+            .expect("a response sets at most two cookies");
+        *slot = Some(cookie);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0[0].is_none()
+    }
+}
+
+impl IntoIterator for SetCookies {
+    type Item = HeaderValue;
+    type IntoIter = std::iter::Flatten<std::array::IntoIter<Option<HeaderValue>, 2>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter().flatten()
+    }
+}
+
 /// What the layer does to the handler's response.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
-    set_cookies: Vec<HeaderValue>,
+    set_cookies: SetCookies,
     /// Replace the handler's response with an empty one of this status.
     replace: Option<(StatusCode, Option<std::time::Duration>)>,
 }
@@ -201,7 +236,7 @@ impl Outcome {
 
     fn replaced(status: StatusCode, retry_after: Option<std::time::Duration>) -> Self {
         Self {
-            set_cookies: Vec::new(),
+            set_cookies: SetCookies::default(),
             replace: Some((status, retry_after)),
         }
     }
@@ -243,7 +278,7 @@ fn clear_if_unbound(ctx: &RequestContext, plan: &Plan, outcome: &mut Outcome) {
     if (plan.unbound.is_some() || ctx.stale_cookie) && outcome.set_cookies.is_empty() {
         outcome
             .set_cookies
-            .push(ctx.shared.codec.removal(ctx.domain.as_deref()));
+            .push(ctx.shared.codec.removal(ctx.domain()));
     }
 }
 
@@ -251,15 +286,17 @@ fn clear_if_unbound(ctx: &RequestContext, plan: &Plan, outcome: &mut Outcome) {
 /// conflicting duplicate of the other form).
 fn bind(ctx: &RequestContext, outcome: &mut Outcome, id: &SessionId) {
     let codec = &ctx.shared.codec;
-    outcome
-        .set_cookies
-        .push(codec.set_cookie(id, ctx.domain.as_deref()));
+    outcome.set_cookies.push(codec.set_cookie(id, ctx.domain()));
     if ctx.conflicting {
-        let other = match &ctx.domain {
+        let other = match ctx.domain() {
             Some(_) => None,
-            None => ctx.host.as_deref().and_then(registrable_domain),
+            None => ctx
+                .host
+                .as_ref()
+                .and_then(|h| h.to_str().ok())
+                .and_then(registrable_domain),
         };
-        if ctx.domain.is_some() || other.is_some() {
+        if ctx.domain().is_some() || other.is_some() {
             outcome.set_cookies.push(codec.removal(other.as_deref()));
         }
     }
@@ -309,7 +346,7 @@ async fn store_changes(ctx: &RequestContext, plan: &Plan) -> Outcome {
                     outcome = Outcome::replaced(StatusCode::CONFLICT, None);
                     outcome
                         .set_cookies
-                        .push(ctx.shared.codec.removal(ctx.domain.as_deref()));
+                        .push(ctx.shared.codec.removal(ctx.domain()));
                 }
                 Ok(Committed::OverLimit) => {
                     // Concurrent requests filled the session meanwhile.

@@ -102,13 +102,22 @@ pub(crate) struct RequestContext {
     pub(crate) shared: Arc<Shared>,
     pub(crate) access: Access,
     /// `Domain` for the `Set-Cookie` of this response.
-    pub(crate) domain: Option<String>,
-    pub(crate) host: Option<String>,
+    pub(crate) domain: Option<Arc<str>>,
+    /// The request's host, kept only when two session cookies conflict (the
+    /// response then also clears the other copy).
+    pub(crate) host: Option<HeaderValue>,
     /// The request carried a well-formed cookie naming no live session.
     pub(crate) stale_cookie: bool,
     /// The request carried two different session cookies.
     pub(crate) conflicting: bool,
     pub(crate) session: Option<Session>,
+}
+
+impl RequestContext {
+    /// The `Domain` of this response's `Set-Cookie`.
+    pub(crate) fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
 }
 
 impl Shared {
@@ -120,10 +129,10 @@ impl Shared {
         let host = req
             .headers()
             .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().host())
-            .map(str::to_owned);
+            .map(HeaderValue::as_bytes)
+            .or_else(|| req.uri().host().map(str::as_bytes));
         let cookie = self.codec.read(req.headers());
+        let conflicting = matches!(cookie, CookieRead::Unusable { conflicting: true });
         let ctx = RequestContext {
             shared: self.clone(),
             access: Access {
@@ -135,10 +144,12 @@ impl Shared {
                 max_keys: config.max_keys,
                 max_data_bytes: config.max_data_bytes,
             },
-            domain: self.codec.domain_for(host.as_deref()),
-            host,
+            domain: self.codec.domain_for(host),
+            host: host
+                .filter(|_| conflicting)
+                .and_then(|h| HeaderValue::from_bytes(h).ok()),
             stale_cookie: false,
-            conflicting: matches!(cookie, CookieRead::Unusable { conflicting: true }),
+            conflicting,
             session: None,
         };
         (cookie, ctx)

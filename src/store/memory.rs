@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rustc_hash::FxBuildHasher;
 use tokio::time::Instant;
 
 use super::{
@@ -41,7 +42,9 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
-    sessions: HashMap<SessionId, Stored>,
+    /// Keyed by ids the store generated (random), so a fast hash cannot be
+    /// steered by clients: a forged id only costs one failed lookup.
+    sessions: HashMap<SessionId, Stored, FxBuildHasher>,
     /// New-session counters per client network: (count, end of window).
     created_per_network: HashMap<IpAddr, (u32, Instant)>,
     next_sweep: Option<Instant>,
@@ -198,16 +201,12 @@ impl Inner {
     }
 }
 
-fn ready<'a, T: Send + 'a>(value: T) -> StoreFuture<'a, T> {
-    Box::pin(std::future::ready(Ok(value)))
+fn ready<T>(value: T) -> StoreFuture<T> {
+    StoreFuture::ready(Ok(value))
 }
 
 impl SessionStore for MemoryStore {
-    fn touch<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-    ) -> StoreFuture<'a, Option<SessionRecord>> {
+    fn touch(&self, id: &SessionId, access: &Access) -> StoreFuture<Option<SessionRecord>> {
         let now = Instant::now();
         let mut inner = self.lock();
         let record = inner.live(id, now).map(|stored| {
@@ -220,13 +219,13 @@ impl SessionStore for MemoryStore {
         ready(record)
     }
 
-    fn create<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-        changes: &'a Changes,
-        limit: Option<&'a CreateLimit>,
-    ) -> StoreFuture<'a, Created> {
+    fn create(
+        &self,
+        id: &SessionId,
+        access: &Access,
+        changes: &Changes,
+        limit: Option<&CreateLimit>,
+    ) -> StoreFuture<Created> {
         let now = Instant::now();
         let mut inner = self.lock();
         inner.sweep(now);
@@ -272,12 +271,7 @@ impl SessionStore for MemoryStore {
         ready(Created::Created)
     }
 
-    fn commit<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-        changes: &'a Changes,
-    ) -> StoreFuture<'a, Committed> {
+    fn commit(&self, id: &SessionId, access: &Access, changes: &Changes) -> StoreFuture<Committed> {
         let now = Instant::now();
         let mut inner = self.lock();
         inner.sweep(now);
@@ -296,7 +290,7 @@ impl SessionStore for MemoryStore {
         ready(Committed::Applied)
     }
 
-    fn reset<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
+    fn reset(&self, id: &SessionId) -> StoreFuture<bool> {
         let now = Instant::now();
         let mut inner = self.lock();
         let temporary = inner
@@ -308,7 +302,7 @@ impl SessionStore for MemoryStore {
         ready(temporary)
     }
 
-    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
+    fn delete(&self, id: &SessionId) -> StoreFuture<bool> {
         let now = Instant::now();
         let mut inner = self.lock();
         let existed = inner.live(id, now).is_some();
@@ -316,7 +310,7 @@ impl SessionStore for MemoryStore {
         ready(existed)
     }
 
-    fn ip_log<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>> {
+    fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<Vec<IpLogEntry>>> {
         let now = Instant::now();
         let mut inner = self.lock();
         ready(inner.live(id, now).map(|s| s.ip_log.clone()))

@@ -31,8 +31,78 @@ pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisStore};
 
-/// The boxed future returned by [`SessionStore`] methods.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+/// The future of a [`SessionStore`] operation: either ready at once (a store
+/// that answers without I/O, like [`MemoryStore`], costs no allocation) or
+/// a boxed future that owns what it needs (`'static`, so the layer can keep
+/// it without boxing it again).
+///
+/// ```
+/// use visitor_session::store::StoreFuture;
+///
+/// let answered: StoreFuture<bool> = StoreFuture::ready(Ok(true));
+/// let later: StoreFuture<bool> = StoreFuture::new(async { Ok(false) });
+/// # let _ = (answered, later);
+/// ```
+#[must_use = "a store operation does nothing unless its future is awaited"]
+pub struct StoreFuture<T> {
+    state: FutureState<T>,
+}
+
+enum FutureState<T> {
+    Ready(Option<Result<T, StoreError>>),
+    Pending(Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>),
+}
+
+impl<T> StoreFuture<T> {
+    /// A future that is already done.
+    pub fn ready(result: Result<T, StoreError>) -> Self {
+        Self {
+            state: FutureState::Ready(Some(result)),
+        }
+    }
+
+    /// A future that does the work of `future` (boxed).
+    pub fn new(future: impl Future<Output = Result<T, StoreError>> + Send + 'static) -> Self {
+        Self {
+            state: FutureState::Pending(Box::pin(future)),
+        }
+    }
+}
+
+// The ready value is only ever moved out, never pinned; the pending future
+// is boxed.
+impl<T> Unpin for StoreFuture<T> {}
+
+impl<T> Future for StoreFuture<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            FutureState::Ready(result) => std::task::Poll::Ready(
+                result
+                    .take()
+                    .expect("StoreFuture polled after it completed"),
+            ),
+            FutureState::Pending(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for StoreFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            FutureState::Ready(Some(_)) => "ready",
+            FutureState::Ready(None) => "done",
+            FutureState::Pending(_) => "pending",
+        };
+        f.debug_struct("StoreFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
 
 /// The lifecycle state of a session (SPEC §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -166,7 +236,9 @@ pub struct IpLogEntry {
 
 /// A server-side session store.
 ///
-/// Every method is one atomic operation on one session. Implementations must
+/// Every method is one atomic operation on one session. The returned
+/// [`StoreFuture`] owns what it needs (the arguments are borrowed only while
+/// the method runs). Implementations must
 /// keep the TTL semantics of SPEC §3: a temporary session expires `idle_ttl`
 /// after its last [`touch`](Self::touch), together with its IP; a permanent
 /// session does not expire (unless a retention is given); a
@@ -176,84 +248,66 @@ pub trait SessionStore: Send + Sync + 'static {
     /// slides a temporary session's TTL, records IP and last-seen time, and
     /// appends to the IP log of a permanent session. `None` when the session
     /// does not exist (expired, deleted, unknown).
-    fn touch<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-    ) -> StoreFuture<'a, Option<SessionRecord>>;
+    fn touch(&self, id: &SessionId, access: &Access) -> StoreFuture<Option<SessionRecord>>;
 
     /// Creates a session with `changes` as its first data, unless the id is
     /// taken (never overwrites) or `limit` refuses it. The new session is
     /// temporary unless `changes.promote`.
-    fn create<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-        changes: &'a Changes,
-        limit: Option<&'a CreateLimit>,
-    ) -> StoreFuture<'a, Created>;
+    fn create(
+        &self,
+        id: &SessionId,
+        access: &Access,
+        changes: &Changes,
+        limit: Option<&CreateLimit>,
+    ) -> StoreFuture<Created>;
 
     /// Writes only the changed keys (and promotion) of a live session, all or
     /// nothing: refused when the result would exceed the access's data limits.
-    fn commit<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-        changes: &'a Changes,
-    ) -> StoreFuture<'a, Committed>;
+    fn commit(&self, id: &SessionId, access: &Access, changes: &Changes) -> StoreFuture<Committed>;
 
     /// Ends a browser's binding (`Session::reset`): deletes the session if it is
     /// temporary, keeps it if it is permanent. Returns whether it was deleted.
-    fn reset<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool>;
+    fn reset(&self, id: &SessionId) -> StoreFuture<bool>;
 
     /// Agent deletion: removes the session, its data and its IP log. Returns
     /// whether anything existed.
-    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool>;
+    fn delete(&self, id: &SessionId) -> StoreFuture<bool>;
 
     /// The IP log of a session, oldest first (empty for a temporary session);
     /// `None` when the session does not exist.
-    fn ip_log<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>>;
+    fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<Vec<IpLogEntry>>>;
 }
 
 /// A shared store is a store: the layer and an admin API can hold one
 /// `Arc<dyn SessionStore>`.
 impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
-    fn touch<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-    ) -> StoreFuture<'a, Option<SessionRecord>> {
+    fn touch(&self, id: &SessionId, access: &Access) -> StoreFuture<Option<SessionRecord>> {
         (**self).touch(id, access)
     }
 
-    fn create<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-        changes: &'a Changes,
-        limit: Option<&'a CreateLimit>,
-    ) -> StoreFuture<'a, Created> {
+    fn create(
+        &self,
+        id: &SessionId,
+        access: &Access,
+        changes: &Changes,
+        limit: Option<&CreateLimit>,
+    ) -> StoreFuture<Created> {
         (**self).create(id, access, changes, limit)
     }
 
-    fn commit<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-        changes: &'a Changes,
-    ) -> StoreFuture<'a, Committed> {
+    fn commit(&self, id: &SessionId, access: &Access, changes: &Changes) -> StoreFuture<Committed> {
         (**self).commit(id, access, changes)
     }
 
-    fn reset<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
+    fn reset(&self, id: &SessionId) -> StoreFuture<bool> {
         (**self).reset(id)
     }
 
-    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
+    fn delete(&self, id: &SessionId) -> StoreFuture<bool> {
         (**self).delete(id)
     }
 
-    fn ip_log<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>> {
+    fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<Vec<IpLogEntry>>> {
         (**self).ip_log(id)
     }
 }

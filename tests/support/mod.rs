@@ -13,28 +13,71 @@ use tower::{BoxError, ServiceExt, service_fn};
 use visitor_session::store::{
     Access, Changes, Committed, CreateLimit, Created, IpLogEntry, SessionRecord, StoreFuture,
 };
-use visitor_session::{PeerAddr, Session, SessionConfig, SessionId, SessionLayer, SessionStore};
+use visitor_session::{
+    MemoryStore, PeerAddr, Session, SessionConfig, SessionId, SessionLayer, SessionStore,
+    StoreError, StoreErrorKind,
+};
 
 pub const PEER: &str = "203.0.113.9";
 
-/// A store that counts the calls it forwards to another store, so a test can
-/// assert how many store operations a request cost.
+/// What [`TestStore`] does with one operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Forward it to the memory store.
+    PassThrough,
+    /// Fail it at once, as a store that cannot be reached.
+    Fail,
+    /// Never answer, as a store that hangs.
+    Hang,
+}
+
+/// The one store of the layer's tests: forwards every operation to a
+/// `MemoryStore`, or fails or hangs it, operation by operation; and counts
+/// the calls, so a test can assert what a request cost.
 #[derive(Clone)]
-pub struct Counting<S> {
-    pub inner: S,
+pub struct TestStore {
+    pub inner: MemoryStore,
+    behaviour: Arc<Mutex<HashMap<&'static str, Behaviour>>>,
     calls: Arc<Mutex<HashMap<&'static str, usize>>>,
 }
 
-impl<S> Counting<S> {
-    pub fn new(inner: S) -> Self {
+impl Default for TestStore {
+    fn default() -> Self {
+        Self::new(MemoryStore::new())
+    }
+}
+
+impl TestStore {
+    /// Forwards everything to `inner`.
+    pub fn new(inner: MemoryStore) -> Self {
         Self {
             inner,
+            behaviour: Arc::default(),
             calls: Arc::default(),
         }
     }
 
-    fn count(&self, op: &'static str) {
-        *self.calls.lock().unwrap().entry(op).or_default() += 1;
+    /// A store that fails every operation.
+    pub fn down() -> Self {
+        let store = Self::default();
+        for op in OPERATIONS {
+            store.set(op, Behaviour::Fail);
+        }
+        store
+    }
+
+    /// A store that never answers.
+    pub fn hanging() -> Self {
+        let store = Self::default();
+        for op in OPERATIONS {
+            store.set(op, Behaviour::Hang);
+        }
+        store
+    }
+
+    /// From now on, `op` (`"touch"`, `"create"`...) behaves so.
+    pub fn set(&self, op: &'static str, behaviour: Behaviour) {
+        self.behaviour.lock().unwrap().insert(op, behaviour);
     }
 
     /// Calls of `op` so far.
@@ -46,47 +89,58 @@ impl<S> Counting<S> {
     pub fn total(&self) -> usize {
         self.calls.lock().unwrap().values().sum()
     }
+
+    fn run<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        pass: impl FnOnce(&MemoryStore) -> StoreFuture<T>,
+    ) -> StoreFuture<T> {
+        *self.calls.lock().unwrap().entry(op).or_default() += 1;
+        let behaviour = self
+            .behaviour
+            .lock()
+            .unwrap()
+            .get(op)
+            .copied()
+            .unwrap_or(Behaviour::PassThrough);
+        match behaviour {
+            Behaviour::PassThrough => pass(&self.inner),
+            Behaviour::Fail => StoreFuture::ready(Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                op,
+                "connection refused",
+            ))),
+            Behaviour::Hang => StoreFuture::new(std::future::pending()),
+        }
+    }
 }
 
-impl<S: SessionStore> SessionStore for Counting<S> {
-    fn touch<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-    ) -> StoreFuture<'a, Option<SessionRecord>> {
-        self.count("touch");
-        self.inner.touch(id, access)
+const OPERATIONS: [&str; 6] = ["touch", "create", "commit", "reset", "delete", "ip_log"];
+
+impl SessionStore for TestStore {
+    fn touch(&self, id: &SessionId, access: &Access) -> StoreFuture<Option<SessionRecord>> {
+        self.run("touch", |s| s.touch(id, access))
     }
-    fn create<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-        changes: &'a Changes,
-        limit: Option<&'a CreateLimit>,
-    ) -> StoreFuture<'a, Created> {
-        self.count("create");
-        self.inner.create(id, access, changes, limit)
+    fn create(
+        &self,
+        id: &SessionId,
+        access: &Access,
+        changes: &Changes,
+        limit: Option<&CreateLimit>,
+    ) -> StoreFuture<Created> {
+        self.run("create", |s| s.create(id, access, changes, limit))
     }
-    fn commit<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-        changes: &'a Changes,
-    ) -> StoreFuture<'a, Committed> {
-        self.count("commit");
-        self.inner.commit(id, access, changes)
+    fn commit(&self, id: &SessionId, access: &Access, changes: &Changes) -> StoreFuture<Committed> {
+        self.run("commit", |s| s.commit(id, access, changes))
     }
-    fn reset<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
-        self.count("reset");
-        self.inner.reset(id)
+    fn reset(&self, id: &SessionId) -> StoreFuture<bool> {
+        self.run("reset", |s| s.reset(id))
     }
-    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
-        self.count("delete");
-        self.inner.delete(id)
+    fn delete(&self, id: &SessionId) -> StoreFuture<bool> {
+        self.run("delete", |s| s.delete(id))
     }
-    fn ip_log<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>> {
-        self.count("ip_log");
-        self.inner.ip_log(id)
+    fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<Vec<IpLogEntry>>> {
+        self.run("ip_log", |s| s.ip_log(id))
     }
 }
 

@@ -197,17 +197,19 @@ impl RedisStore {
         }
         Ok(())
     }
+}
 
+impl Inner {
     fn session_key(&self, id: &SessionId) -> String {
-        format!("{}{{{}}}", self.inner.prefix, id.uuid_str())
+        format!("{}{{{}}}", self.prefix, id.uuid_str())
     }
 
     fn ip_log_key(&self, id: &SessionId) -> String {
-        format!("{}{{{}}}:ips", self.inner.prefix, id.uuid_str())
+        format!("{}{{{}}}:ips", self.prefix, id.uuid_str())
     }
 
     fn limit_key(&self, network: IpAddr) -> String {
-        format!("{}new:{{{network}}}", self.inner.prefix)
+        format!("{}new:{{{network}}}", self.prefix)
     }
 
     /// `script` called with the two keys of session `id`: its hash and its IP log.
@@ -221,7 +223,7 @@ impl RedisStore {
         script: &LuaScript,
         cmd: &redis::Cmd,
     ) -> Result<T, StoreError> {
-        let value = self.inner.connections.run(op, script, cmd).await?;
+        let value = self.connections.run(op, script, cmd).await?;
         T::from_redis_value(value).map_err(|e| {
             StoreError::new(StoreErrorKind::Protocol, op.name, "unexpected answer").with_source(e)
         })
@@ -234,7 +236,7 @@ impl RedisStore {
         limit: &CreateLimit,
         member: &str,
     ) -> Result<Option<Duration>, StoreError> {
-        let script = &self.inner.scripts.admit;
+        let script = &self.scripts.admit;
         let mut cmd = script.call(&[&self.limit_key(limit.network)]);
         cmd.arg(limit.max).arg(millis(limit.window)).arg(member);
         let wait_ms: u64 = self.run(CREATE, script, &cmd).await?;
@@ -283,7 +285,11 @@ fn protocol(op: &'static str, what: impl Into<String>) -> StoreError {
 
 /// The session answered by the touch script: its fields before this access
 /// (`m`, `a`, `d:<key>`...), or nil when it is gone.
-fn parse_record(reply: Value, access: &Access) -> Result<Option<SessionRecord>, StoreError> {
+fn parse_record(
+    reply: Value,
+    at_ms: u64,
+    ip: Option<IpAddr>,
+) -> Result<Option<SessionRecord>, StoreError> {
     let bad = |what: &str| protocol("touch", format!("unexpected answer: {what}"));
     let items = match reply {
         Value::Nil => return Ok(None),
@@ -321,8 +327,8 @@ fn parse_record(reply: Value, access: &Access) -> Result<Option<SessionRecord>, 
         created_ms,
         // The script answers with the fields as they were before this
         // access, which it recorded.
-        last_seen_ms: access.at_ms,
-        ip: access.ip,
+        last_seen_ms: at_ms,
+        ip,
         data,
     }))
 }
@@ -344,58 +350,61 @@ fn parse_ip_log(fields: HashMap<String, String>) -> Vec<IpLogEntry> {
 }
 
 impl SessionStore for RedisStore {
-    fn touch<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-    ) -> StoreFuture<'a, Option<SessionRecord>> {
-        Box::pin(async move {
-            let script = &self.inner.scripts.touch;
-            let mut cmd = self.session_call(script, id);
-            cmd.arg(last_access(access))
-                .arg(millis(access.idle_ttl))
-                .arg(optional_millis(access.permanent_retention))
-                .arg(optional_millis(access.ip_log_retention));
-            let reply = self.inner.connections.run(TOUCH, script, &cmd).await?;
-            parse_record(reply, access)
+    fn touch(&self, id: &SessionId, access: &Access) -> StoreFuture<Option<SessionRecord>> {
+        let inner = self.inner.clone();
+        let mut cmd = inner.session_call(&inner.scripts.touch, id);
+        cmd.arg(last_access(access))
+            .arg(millis(access.idle_ttl))
+            .arg(optional_millis(access.permanent_retention))
+            .arg(optional_millis(access.ip_log_retention));
+        let (at_ms, ip) = (access.at_ms, access.ip);
+        StoreFuture::new(async move {
+            let reply = inner
+                .connections
+                .run(TOUCH, &inner.scripts.touch, &cmd)
+                .await?;
+            parse_record(reply, at_ms, ip)
         })
     }
 
-    fn create<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-        changes: &'a Changes,
-        limit: Option<&'a CreateLimit>,
-    ) -> StoreFuture<'a, Created> {
-        Box::pin(async move {
-            let token = limit.map(|_| creation_token());
-            if let (Some(limit), Some(token), true) = (limit, &token, self.inner.limit_apart) {
-                if let Some(retry_after) = self.admit(limit, token).await? {
+    fn create(
+        &self,
+        id: &SessionId,
+        access: &Access,
+        changes: &Changes,
+        limit: Option<&CreateLimit>,
+    ) -> StoreFuture<Created> {
+        let inner = self.inner.clone();
+        let limit = limit.copied();
+        let token = limit.map(|_| creation_token());
+        let script = &inner.scripts.create;
+        let mut cmd = match limit {
+            Some(limit) if !inner.limit_apart => script.call(&[
+                &inner.session_key(id),
+                &inner.ip_log_key(id),
+                &inner.limit_key(limit.network),
+            ]),
+            _ => inner.session_call(script, id),
+        };
+        cmd.arg(access.at_ms)
+            .arg(ip_arg(access.ip))
+            .arg(last_access(access))
+            .arg(millis(access.idle_ttl))
+            .arg(optional_millis(access.permanent_retention))
+            .arg(optional_millis(access.ip_log_retention))
+            .arg(if changes.promote { "1" } else { "0" })
+            .arg(limit.map_or(0, |l| l.max))
+            .arg(limit.map_or(0, |l| millis(l.window)))
+            .arg(token.as_deref().unwrap_or(""));
+        push_sets(&mut cmd, changes);
+        StoreFuture::new(async move {
+            if let (Some(limit), Some(token), true) = (&limit, &token, inner.limit_apart) {
+                if let Some(retry_after) = inner.admit(limit, token).await? {
                     return Ok(Created::Limited { retry_after });
                 }
             }
-            let script = &self.inner.scripts.create;
-            let mut cmd = match limit {
-                Some(limit) if !self.inner.limit_apart => script.call(&[
-                    &self.session_key(id),
-                    &self.ip_log_key(id),
-                    &self.limit_key(limit.network),
-                ]),
-                _ => self.session_call(script, id),
-            };
-            cmd.arg(access.at_ms)
-                .arg(ip_arg(access.ip))
-                .arg(last_access(access))
-                .arg(millis(access.idle_ttl))
-                .arg(optional_millis(access.permanent_retention))
-                .arg(optional_millis(access.ip_log_retention))
-                .arg(if changes.promote { "1" } else { "0" })
-                .arg(limit.map_or(0, |l| l.max))
-                .arg(limit.map_or(0, |l| millis(l.window)))
-                .arg(token.as_deref().unwrap_or(""));
-            push_sets(&mut cmd, changes);
-            let (code, retry_ms): (i64, u64) = self.run(CREATE, script, &cmd).await?;
+            let (code, retry_ms): (i64, u64) =
+                inner.run(CREATE, &inner.scripts.create, &cmd).await?;
             match code {
                 0 => Ok(Created::Exists),
                 1 => Ok(Created::Created),
@@ -407,29 +416,27 @@ impl SessionStore for RedisStore {
         })
     }
 
-    fn commit<'a>(
-        &'a self,
-        id: &'a SessionId,
-        access: &'a Access,
-        changes: &'a Changes,
-    ) -> StoreFuture<'a, Committed> {
-        Box::pin(async move {
-            let script = &self.inner.scripts.commit;
-            let mut cmd = self.session_call(script, id);
-            let sets = changes.data.values().filter(|v| v.is_some()).count();
-            cmd.arg(access.at_ms)
-                .arg(ip_arg(access.ip))
-                .arg(optional_millis(access.permanent_retention))
-                .arg(optional_millis(access.ip_log_retention))
-                .arg(if changes.promote { "1" } else { "0" })
-                .arg(access.max_keys)
-                .arg(access.max_data_bytes)
-                .arg(sets);
-            push_sets(&mut cmd, changes);
-            for (key, _) in changes.data.iter().filter(|(_, v)| v.is_none()) {
-                cmd.arg(format!("d:{key}"));
-            }
-            match self.run::<i64>(COMMIT, script, &cmd).await? {
+    fn commit(&self, id: &SessionId, access: &Access, changes: &Changes) -> StoreFuture<Committed> {
+        let inner = self.inner.clone();
+        let mut cmd = inner.session_call(&inner.scripts.commit, id);
+        let sets = changes.data.values().filter(|v| v.is_some()).count();
+        cmd.arg(access.at_ms)
+            .arg(ip_arg(access.ip))
+            .arg(optional_millis(access.permanent_retention))
+            .arg(optional_millis(access.ip_log_retention))
+            .arg(if changes.promote { "1" } else { "0" })
+            .arg(access.max_keys)
+            .arg(access.max_data_bytes)
+            .arg(sets);
+        push_sets(&mut cmd, changes);
+        for (key, _) in changes.data.iter().filter(|(_, v)| v.is_none()) {
+            cmd.arg(format!("d:{key}"));
+        }
+        StoreFuture::new(async move {
+            match inner
+                .run::<i64>(COMMIT, &inner.scripts.commit, &cmd)
+                .await?
+            {
                 0 => Ok(Committed::Missing),
                 1 => Ok(Committed::Applied),
                 2 => Ok(Committed::OverLimit),
@@ -438,32 +445,30 @@ impl SessionStore for RedisStore {
         })
     }
 
-    fn reset<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let script = &self.inner.scripts.reset;
-            let deleted: i64 = self
-                .run(RESET, script, &self.session_call(script, id))
-                .await?;
+    fn reset(&self, id: &SessionId) -> StoreFuture<bool> {
+        let inner = self.inner.clone();
+        let cmd = inner.session_call(&inner.scripts.reset, id);
+        StoreFuture::new(async move {
+            let deleted: i64 = inner.run(RESET, &inner.scripts.reset, &cmd).await?;
             Ok(deleted == 1)
         })
     }
 
-    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let script = &self.inner.scripts.delete;
-            let deleted: i64 = self
-                .run(DELETE, script, &self.session_call(script, id))
-                .await?;
+    fn delete(&self, id: &SessionId) -> StoreFuture<bool> {
+        let inner = self.inner.clone();
+        let cmd = inner.session_call(&inner.scripts.delete, id);
+        StoreFuture::new(async move {
+            let deleted: i64 = inner.run(DELETE, &inner.scripts.delete, &cmd).await?;
             Ok(deleted > 0)
         })
     }
 
-    fn ip_log<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Vec<IpLogEntry>>> {
-        Box::pin(async move {
-            let script = &self.inner.scripts.ip_log;
-            let fields: Option<HashMap<String, String>> = self
-                .run(IP_LOG, script, &self.session_call(script, id))
-                .await?;
+    fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<Vec<IpLogEntry>>> {
+        let inner = self.inner.clone();
+        let cmd = inner.session_call(&inner.scripts.ip_log, id);
+        StoreFuture::new(async move {
+            let fields: Option<HashMap<String, String>> =
+                inner.run(IP_LOG, &inner.scripts.ip_log, &cmd).await?;
             Ok(fields.map(parse_ip_log))
         })
     }
