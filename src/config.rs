@@ -180,6 +180,17 @@ impl SessionConfig {
         }
     }
 
+    /// The lifetimes and data limits the store applies, from this configuration.
+    pub fn store_policy(&self) -> crate::store::StorePolicy {
+        crate::store::StorePolicy {
+            idle_ttl: self.idle_ttl,
+            permanent_retention: self.permanent_retention,
+            ip_log_retention: self.ip_log_retention,
+            max_keys: self.max_keys,
+            max_data_bytes: self.max_data_bytes,
+        }
+    }
+
     /// Reads the settings of SPEC §6 from the process environment on top of
     /// the defaults: `SESSION_COOKIE_EXPIRE`, `SESSION_COOKIE_DOMAIN`,
     /// `SESSION_IDLE_TTL`, `SESSION_PRIVACY`, `SESSION_SECURE`,

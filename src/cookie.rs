@@ -202,17 +202,17 @@ impl CookieCodec {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        self.build(id.as_str(), max_age, &http_date(now + max_age), domain)
+        self.build(id.as_bytes(), max_age, &http_date(now + max_age), domain)
     }
 
     /// `Set-Cookie` removing the session cookie (empty value, `Max-Age=0`).
     pub(crate) fn removal(&self, domain: Option<&str>) -> HeaderValue {
-        self.build("", 0, b"Thu, 01 Jan 1970 00:00:00 GMT", domain)
+        self.build(b"", 0, b"Thu, 01 Jan 1970 00:00:00 GMT", domain)
     }
 
     fn build(
         &self,
-        value: &str,
+        value: &[u8],
         max_age: u64,
         expires: &[u8],
         domain: Option<&str>,
@@ -234,7 +234,7 @@ impl CookieCodec {
         );
         text.extend_from_slice(self.encoded_name.as_bytes());
         text.push(b'=');
-        text.extend_from_slice(value.as_bytes());
+        text.extend_from_slice(value);
         text.extend_from_slice(self.attributes.as_bytes());
         if let Some(domain) = domain {
             text.extend_from_slice(b"; Domain=");
@@ -400,7 +400,7 @@ mod tests {
             for domain in [None, Some("example.com")] {
                 let secs = 1_795_391_699;
                 let ours = c.build(
-                    ID,
+                    ID.as_bytes(),
                     config.cookie_max_age.as_secs(),
                     &http_date(secs),
                     domain,

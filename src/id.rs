@@ -63,6 +63,11 @@ impl SessionId {
         (shape_ok && groups_ok).then_some(Self(*bytes))
     }
 
+    /// The full id as bytes (ASCII), without a UTF-8 check.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The full id, as sent in the cookie.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("SessionId holds only ASCII by construction")

@@ -1,6 +1,6 @@
 //! [`Session`]: the handle a handler reads and writes during a request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{SessionError, StoreError};
 use crate::id::SessionId;
-use crate::store::{Changes, SessionRecord, SessionState};
+use crate::store::{Changes, SessionData, SessionRecord, SessionState};
 
 /// Longest key accepted, in bytes.
 pub(crate) const MAX_KEY_LEN: usize = 128;
@@ -62,7 +62,7 @@ struct Inner {
     binding: Binding,
     ip: Option<IpAddr>,
     /// Data as loaded, then with this request's writes applied.
-    data: HashMap<String, String>,
+    data: SessionData,
     /// This request's writes: `Some(json)` set, `None` removed.
     changes: BTreeMap<String, Option<String>>,
     promote: bool,
@@ -82,12 +82,7 @@ pub(crate) struct Plan {
 }
 
 impl Session {
-    fn with(
-        binding: Binding,
-        ip: Option<IpAddr>,
-        data: HashMap<String, String>,
-        limits: Limits,
-    ) -> Self {
+    fn with(binding: Binding, ip: Option<IpAddr>, data: SessionData, limits: Limits) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 binding,
@@ -122,17 +117,17 @@ impl Session {
                 explicit: false,
             },
             ip,
-            HashMap::new(),
+            SessionData::new(),
             limits,
         )
     }
 
     pub(crate) fn absent(ip: Option<IpAddr>, limits: Limits) -> Self {
-        Self::with(Binding::None, ip, HashMap::new(), limits)
+        Self::with(Binding::None, ip, SessionData::new(), limits)
     }
 
     pub(crate) fn unavailable(error: StoreError, ip: Option<IpAddr>, limits: Limits) -> Self {
-        Self::with(Binding::Unavailable(error), ip, HashMap::new(), limits)
+        Self::with(Binding::Unavailable(error), ip, SessionData::new(), limits)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -206,7 +201,7 @@ impl Session {
         let mut inner = self.lock();
         inner.check_limits(key, Some(&json))?;
         inner.ensure_session()?;
-        inner.data.insert(key.to_owned(), json.clone());
+        inner.data.make_mut().insert(key.to_owned(), json.clone());
         inner.changes.insert(key.to_owned(), Some(json));
         Ok(())
     }
@@ -218,7 +213,10 @@ impl Session {
         if let Binding::Unavailable(e) = &inner.binding {
             return Err(SessionError::Unavailable(e.clone()));
         }
-        let present = inner.data.remove(key).is_some();
+        let present = inner.data.contains_key(key);
+        if present {
+            inner.data.make_mut().remove(key);
+        }
         if present {
             inner.changes.insert(key.to_owned(), None);
         }
@@ -265,7 +263,7 @@ impl Session {
             Binding::Unavailable(e) => inner.binding = Binding::Unavailable(e),
             Binding::New { .. } | Binding::None => {}
         }
-        inner.data.clear();
+        inner.data = SessionData::new();
         inner.changes.clear();
         inner.promote = false;
     }
@@ -378,7 +376,8 @@ mod tests {
             created_ms: 0,
             last_seen_ms: 0,
             ip: None,
-            data: HashMap::from([("name".to_owned(), "\"Ada\"".to_owned())]),
+            data: std::collections::HashMap::from([("name".to_owned(), "\"Ada\"".to_owned())])
+                .into(),
         };
         Session::loaded(SessionId::generate(), record, LIMITS)
     }

@@ -16,7 +16,9 @@ use support::proxy::ReplyLosingProxy;
 use support::redis_servers::{RedisServer, quiet, traffic, unique_prefix};
 use support::redis_suite::Standalone;
 use support::*;
-use visitor_session::store::{Access, Changes, Committed, RedisConfig, RedisStore, SessionStore};
+use visitor_session::store::{
+    Access, Changes, Committed, RedisConfig, RedisStore, SessionStore, StorePolicy,
+};
 use visitor_session::{FailureMode, SessionId, StoreErrorKind};
 
 store_conformance!(
@@ -41,16 +43,11 @@ fn store_on(url: String, config: impl FnOnce(RedisConfig) -> RedisConfig) -> Red
     RedisStore::new(config(RedisConfig::new(url).key_prefix(unique_prefix("s")))).unwrap()
 }
 
-fn access() -> Access {
-    Access {
-        ip: None,
-        at_ms: Access::now_ms(),
-        idle_ttl: Duration::from_secs(60),
-        permanent_retention: None,
-        ip_log_retention: None,
-        max_keys: 64,
-        max_data_bytes: 64 * 1024,
-    }
+static POLICY: std::sync::LazyLock<StorePolicy> =
+    std::sync::LazyLock::new(|| StorePolicy::default().with_idle_ttl(Duration::from_secs(60)));
+
+fn access() -> Access<'static> {
+    Access::now(None, &POLICY)
 }
 
 fn dead_port_store() -> RedisStore {

@@ -16,7 +16,6 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -24,7 +23,7 @@ use axum::extract::ConnectInfo;
 use criterion::{Criterion, criterion_group};
 use http::{Request, header};
 use tower::ServiceExt;
-use visitor_session::store::{Access, Changes, SessionStore};
+use visitor_session::store::{Access, Changes, SessionStore, StorePolicy};
 use visitor_session::{MemoryStore, PrivacyMode, SessionId};
 use visitor_session_benches::{bare, ours, theirs};
 
@@ -170,15 +169,8 @@ fn report_memory(rt: &tokio::runtime::Runtime, cases: &[Case]) {
     }
     let bytes = rt.block_on(async {
         let store = MemoryStore::new();
-        let access = Access {
-            ip: Some("203.0.113.9".parse().unwrap()),
-            at_ms: Access::now_ms(),
-            idle_ttl: Duration::from_secs(1800),
-            permanent_retention: None,
-            ip_log_retention: None,
-            max_keys: 64,
-            max_data_bytes: 65_536,
-        };
+        let policy = StorePolicy::default();
+        let access = Access::now(Some("203.0.113.9".parse().unwrap()), &policy);
         let before = LIVE_BYTES.load(Ordering::Relaxed);
         let nothing = Changes::default();
         for _ in 0..N {

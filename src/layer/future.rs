@@ -37,6 +37,46 @@ pin_project! {
 }
 
 pin_project! {
+    /// A store call bounded by the layer's `store_timeout`. A call answered
+    /// at once (the memory store) needs no timer.
+    #[project = BoundedProj]
+    enum Bounded<T> {
+        Ready { result: Option<Result<T, StoreError>> },
+        Waiting { #[pin] future: Timeout<StoreFuture<T>>, after: std::time::Duration },
+    }
+}
+
+impl<T> Bounded<T> {
+    fn new(mut future: StoreFuture<T>, timeout: std::time::Duration) -> Self {
+        match future.take_ready() {
+            Some(result) => Self::Ready {
+                result: Some(result),
+            },
+            None => Self::Waiting {
+                future: tokio::time::timeout(timeout, future),
+                after: timeout,
+            },
+        }
+    }
+}
+
+impl<T> Future for Bounded<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            BoundedProj::Ready { result } => {
+                Poll::Ready(result.take().expect("Bounded polled after it completed"))
+            }
+            BoundedProj::Waiting { future, after } => Poll::Ready(
+                ready!(future.poll(cx))
+                    .unwrap_or_else(|_| Err(StoreError::timeout("touch", *after, false))),
+            ),
+        }
+    }
+}
+
+pin_project! {
     #[project = StateProj]
     enum State<S, ReqBody>
     where
@@ -45,7 +85,7 @@ pin_project! {
         Loading {
             id: SessionId,
             #[pin]
-            load: Timeout<StoreFuture<Option<SessionRecord>>>,
+            load: Bounded<Option<SessionRecord>>,
             service: Option<S>,
             request: Option<Request<ReqBody>>,
         },
@@ -71,9 +111,9 @@ where
         service: S,
         request: Request<ReqBody>,
     ) -> Self {
-        let load = tokio::time::timeout(
+        let load = Bounded::new(
+            ctx.shared.store.touch(&id, &ctx.access()),
             ctx.shared.config.store_timeout,
-            ctx.shared.store.touch(&id, &ctx.access),
         );
         Self {
             state: State::Loading {
@@ -112,15 +152,7 @@ where
                     request,
                 } => {
                     let id = *id;
-                    let timeout = this
-                        .ctx
-                        .as_ref()
-                        .expect("context is kept until Done")
-                        .shared
-                        .config
-                        .store_timeout;
-                    let loaded = ready!(load.poll(cx))
-                        .unwrap_or_else(|_| Err(StoreError::timeout("touch", timeout, false)));
+                    let loaded = ready!(load.poll(cx));
                     let ctx = this.ctx.as_mut().expect("context is kept until Done");
                     let mut req = request
                         .take()
@@ -129,7 +161,7 @@ where
                         Ok(Some(record)) => Session::loaded(id, record, ctx.shared.limits),
                         Ok(None) => {
                             ctx.stale_cookie = true;
-                            let (r, session) = ctx.shared.fresh_session(req, ctx.access.ip);
+                            let (r, session) = ctx.shared.fresh_session(req, ctx.ip);
                             req = r;
                             session
                         }
@@ -142,7 +174,7 @@ where
                                     None,
                                 )));
                             }
-                            Session::unavailable(error, ctx.access.ip, ctx.shared.limits)
+                            Session::unavailable(error, ctx.ip, ctx.shared.limits)
                         }
                     };
                     req.extensions_mut().insert(session.clone());
@@ -326,7 +358,7 @@ async fn commit(ctx: RequestContext, plan: Plan) -> Outcome {
 /// reported as success: the handler's response is replaced by an error.
 async fn store_changes(ctx: &RequestContext, plan: &Plan) -> Outcome {
     let store = &ctx.shared.store;
-    let access = &ctx.access;
+    let access = &ctx.access();
     let mut outcome = Outcome::default();
     if let Some((old, SessionState::Temporary)) = &plan.unbound {
         if let Err(error) = with_timeout(ctx, "reset", store.reset(old)).await {

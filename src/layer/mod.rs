@@ -21,7 +21,7 @@ use crate::config::{PrivacyMode, SessionConfig};
 use crate::cookie::{CookieCodec, CookieRead};
 use crate::error::ConfigError;
 use crate::session::{Limits, Session};
-use crate::store::{Access, CreateLimit, SessionStore};
+use crate::store::{Access, CreateLimit, SessionStore, StorePolicy};
 
 pub use future::ResponseFuture;
 pub use service::SessionService;
@@ -70,6 +70,7 @@ impl SessionLayer {
         Ok(Self {
             shared: Arc::new(Shared {
                 codec: CookieCodec::new(&config),
+                policy: config.store_policy(),
                 limits: Limits {
                     max_keys: config.max_keys,
                     max_bytes: config.max_data_bytes,
@@ -92,6 +93,7 @@ impl<S> Layer<S> for SessionLayer {
 /// What every request of one layer shares.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) policy: StorePolicy,
     pub(crate) config: SessionConfig,
     pub(crate) codec: CookieCodec,
     pub(crate) limits: Limits,
@@ -100,7 +102,10 @@ pub(crate) struct Shared {
 /// What the layer learned from the request, kept until the response.
 pub(crate) struct RequestContext {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) access: Access,
+    /// The client IP of the request (SPEC §3.3).
+    pub(crate) ip: Option<IpAddr>,
+    /// When the request came, in ms since the Unix epoch.
+    pub(crate) at_ms: u64,
     /// `Domain` for the `Set-Cookie` of this response.
     pub(crate) domain: Option<Arc<str>>,
     /// The request's host, kept only when two session cookies conflict (the
@@ -114,6 +119,15 @@ pub(crate) struct RequestContext {
 }
 
 impl RequestContext {
+    /// This request's access to its session, for the store.
+    pub(crate) fn access(&self) -> Access<'_> {
+        Access {
+            ip: self.ip,
+            at_ms: self.at_ms,
+            policy: &self.shared.policy,
+        }
+    }
+
     /// The `Domain` of this response's `Set-Cookie`.
     pub(crate) fn domain(&self) -> Option<&str> {
         self.domain.as_deref()
@@ -135,15 +149,8 @@ impl Shared {
         let conflicting = matches!(cookie, CookieRead::Unusable { conflicting: true });
         let ctx = RequestContext {
             shared: self.clone(),
-            access: Access {
-                ip,
-                at_ms: Access::now_ms(),
-                idle_ttl: config.idle_ttl,
-                permanent_retention: config.permanent_retention,
-                ip_log_retention: config.ip_log_retention,
-                max_keys: config.max_keys,
-                max_data_bytes: config.max_data_bytes,
-            },
+            ip,
+            at_ms: Access::now_ms(),
             domain: self.codec.domain_for(host),
             host: host
                 .filter(|_| conflicting)

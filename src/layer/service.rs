@@ -60,7 +60,7 @@ where
                 ResponseFuture::load(ctx, id, inner, req)
             }
             CookieRead::Absent | CookieRead::Unusable { .. } => {
-                let (mut req, session) = self.shared.fresh_session(req, ctx.access.ip);
+                let (mut req, session) = self.shared.fresh_session(req, ctx.ip);
                 req.extensions_mut().insert(session.clone());
                 ctx.session = Some(session);
                 ResponseFuture::call(ctx, self.inner.call(req))

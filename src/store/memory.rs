@@ -9,8 +9,8 @@ use rustc_hash::FxBuildHasher;
 use tokio::time::Instant;
 
 use super::{
-    Access, Changes, Committed, CreateLimit, Created, IpLogEntry, SessionRecord, SessionState,
-    SessionStore, StoreFuture,
+    Access, Changes, Committed, CreateLimit, Created, IpLogEntry, SessionData, SessionRecord,
+    SessionState, SessionStore, StoreFuture,
 };
 use crate::id::SessionId;
 
@@ -64,15 +64,18 @@ impl Stored {
     }
 
     /// Applies the TTL of the current state, measured from `now`.
-    fn refresh_ttl(&mut self, now: Instant, access: &Access) {
+    fn refresh_ttl(&mut self, now: Instant, access: &Access<'_>) {
         // A TTL too long for the clock is no TTL.
         self.expires_at = match self.record.state {
-            SessionState::Temporary => now.checked_add(access.idle_ttl),
-            SessionState::Permanent => access.permanent_retention.and_then(|r| now.checked_add(r)),
+            SessionState::Temporary => now.checked_add(access.policy.idle_ttl),
+            SessionState::Permanent => access
+                .policy
+                .permanent_retention
+                .and_then(|r| now.checked_add(r)),
         };
     }
 
-    fn log_ip(&mut self, access: &Access) {
+    fn log_ip(&mut self, access: &Access<'_>) {
         if self.record.state != SessionState::Permanent {
             return;
         }
@@ -86,7 +89,7 @@ impl Stored {
                 }),
             }
         }
-        if let Some(retention) = access.ip_log_retention {
+        if let Some(retention) = access.policy.ip_log_retention {
             let cutoff = access.at_ms.saturating_sub(retention.as_millis() as u64);
             self.ip_log.retain(|e| e.last_seen_ms >= cutoff);
         }
@@ -94,7 +97,7 @@ impl Stored {
 
     /// Whether the data after `changes` stays within the access's limits
     /// (a limit refuses only a commit that grows what it limits).
-    fn fits(&self, changes: &Changes, access: &Access) -> bool {
+    fn fits(&self, changes: &Changes, access: &Access<'_>) -> bool {
         let data = &self.record.data;
         let keys0 = data.len();
         let bytes0: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
@@ -109,18 +112,21 @@ impl Stored {
                 bytes += key.len() + new.len();
             }
         }
-        (keys <= access.max_keys || keys <= keys0)
-            && (bytes <= access.max_data_bytes || bytes <= bytes0)
+        (keys <= access.policy.max_keys || keys <= keys0)
+            && (bytes <= access.policy.max_data_bytes || bytes <= bytes0)
     }
 
     fn apply(&mut self, changes: &Changes) {
-        for (key, value) in &changes.data {
-            match value {
-                Some(v) => {
-                    self.record.data.insert(key.clone(), v.clone());
-                }
-                None => {
-                    self.record.data.remove(key);
+        if !changes.data.is_empty() {
+            let data = self.record.data.make_mut();
+            for (key, value) in &changes.data {
+                match value {
+                    Some(v) => {
+                        data.insert(key.clone(), v.clone());
+                    }
+                    None => {
+                        data.remove(key);
+                    }
                 }
             }
         }
@@ -206,7 +212,7 @@ fn ready<T>(value: T) -> StoreFuture<T> {
 }
 
 impl SessionStore for MemoryStore {
-    fn touch(&self, id: &SessionId, access: &Access) -> StoreFuture<Option<SessionRecord>> {
+    fn touch(&self, id: &SessionId, access: &Access<'_>) -> StoreFuture<Option<SessionRecord>> {
         let now = Instant::now();
         let mut inner = self.lock();
         let record = inner.live(id, now).map(|stored| {
@@ -222,7 +228,7 @@ impl SessionStore for MemoryStore {
     fn create(
         &self,
         id: &SessionId,
-        access: &Access,
+        access: &Access<'_>,
         changes: &Changes,
         limit: Option<&CreateLimit>,
     ) -> StoreFuture<Created> {
@@ -259,7 +265,7 @@ impl SessionStore for MemoryStore {
                 created_ms: access.at_ms,
                 last_seen_ms: access.at_ms,
                 ip: access.ip,
-                data: HashMap::new(),
+                data: SessionData::new(),
             },
             ip_log: Vec::new(),
             expires_at: None,
@@ -271,7 +277,12 @@ impl SessionStore for MemoryStore {
         ready(Created::Created)
     }
 
-    fn commit(&self, id: &SessionId, access: &Access, changes: &Changes) -> StoreFuture<Committed> {
+    fn commit(
+        &self,
+        id: &SessionId,
+        access: &Access<'_>,
+        changes: &Changes,
+    ) -> StoreFuture<Committed> {
         let now = Instant::now();
         let mut inner = self.lock();
         inner.sweep(now);

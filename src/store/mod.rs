@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,14 @@ impl<T> StoreFuture<T> {
     pub fn ready(result: Result<T, StoreError>) -> Self {
         Self {
             state: FutureState::Ready(Some(result)),
+        }
+    }
+
+    /// The result, if the future is already done (nothing to wait for).
+    pub(crate) fn take_ready(&mut self) -> Option<Result<T, StoreError>> {
+        match &mut self.state {
+            FutureState::Ready(result) => result.take(),
+            FutureState::Pending(_) => None,
         }
     }
 
@@ -124,16 +133,15 @@ impl SessionState {
     }
 }
 
-/// One access to a session: who, when, and the lifetimes to apply.
-#[derive(Debug, Clone)]
-pub struct Access {
-    /// The resolved client IP, if the request had a peer address.
-    pub ip: Option<IpAddr>,
-    /// Wall-clock time of the access, in milliseconds since the Unix epoch.
-    pub at_ms: u64,
-    /// TTL a temporary session gets from this access.
+/// How a store treats sessions: their lifetimes and data limits. The layer
+/// builds one from its [`SessionConfig`](crate::SessionConfig) and passes it
+/// with every access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StorePolicy {
+    /// TTL a temporary session gets from each access.
     pub idle_ttl: Duration,
-    /// TTL a permanent session gets from this access, if any.
+    /// TTL a permanent session gets from each access, if any.
     pub permanent_retention: Option<Duration>,
     /// IP-log entries last seen longer ago than this are dropped, if set.
     pub ip_log_retention: Option<Duration>,
@@ -143,12 +151,133 @@ pub struct Access {
     pub max_data_bytes: usize,
 }
 
-impl Access {
+impl Default for StorePolicy {
+    /// The defaults of [`SessionConfig::new`](crate::SessionConfig::new).
+    fn default() -> Self {
+        crate::SessionConfig::new().store_policy()
+    }
+}
+
+impl StorePolicy {
+    /// The default policy with another idle TTL.
+    pub fn with_idle_ttl(mut self, idle_ttl: Duration) -> Self {
+        self.idle_ttl = idle_ttl;
+        self
+    }
+
+    /// The policy with other data limits.
+    pub fn with_limits(mut self, max_keys: usize, max_data_bytes: usize) -> Self {
+        self.max_keys = max_keys;
+        self.max_data_bytes = max_data_bytes;
+        self
+    }
+
+    /// The policy with an IP-log retention.
+    pub fn with_ip_log_retention(mut self, retention: Option<Duration>) -> Self {
+        self.ip_log_retention = retention;
+        self
+    }
+}
+
+/// One access to a session: who and when, under the layer's policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    /// The resolved client IP, if the request had a peer address.
+    pub ip: Option<IpAddr>,
+    /// Wall-clock time of the access, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The lifetimes and limits to apply.
+    pub policy: &'a StorePolicy,
+}
+
+impl<'a> Access<'a> {
+    /// An access from `ip`, now, under `policy`.
+    pub fn now(ip: Option<IpAddr>, policy: &'a StorePolicy) -> Self {
+        Self {
+            ip,
+            at_ms: Self::now_ms(),
+            policy,
+        }
+    }
+
     /// The current wall-clock time in milliseconds since the Unix epoch.
     pub fn now_ms() -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+/// A session's data: each handler key with its JSON text.
+///
+/// Cloning is cheap: clones share the map until one of them changes it, so a
+/// store can hand a session to a request without copying it.
+#[derive(Clone, Debug, Default)]
+pub struct SessionData(Option<Arc<HashMap<String, String>>>);
+
+impl SessionData {
+    /// No data (nothing allocated).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn map(&self) -> Option<&HashMap<String, String>> {
+        self.0.as_deref()
+    }
+
+    /// The JSON text stored under `key`.
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.map()?.get(key)
+    }
+
+    /// Whether `key` is set.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.map().is_some_and(|m| m.contains_key(key))
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.map().map_or(0, HashMap::len)
+    }
+
+    /// True when no key is set.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The keys, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.map().into_iter().flat_map(HashMap::keys)
+    }
+
+    /// The keys with their JSON texts, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.map().into_iter().flatten()
+    }
+
+    /// The map, to change it (copied first if another clone shares it).
+    pub(crate) fn make_mut(&mut self) -> &mut HashMap<String, String> {
+        Arc::make_mut(self.0.get_or_insert_with(Arc::default))
+    }
+}
+
+impl PartialEq for SessionData {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+impl Eq for SessionData {}
+
+impl From<HashMap<String, String>> for SessionData {
+    fn from(map: HashMap<String, String>) -> Self {
+        Self((!map.is_empty()).then(|| Arc::new(map)))
+    }
+}
+
+impl FromIterator<(String, String)> for SessionData {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        iter.into_iter().collect::<HashMap<_, _>>().into()
     }
 }
 
@@ -164,7 +293,7 @@ pub struct SessionRecord {
     /// The client IP recorded by this access.
     pub ip: Option<IpAddr>,
     /// The handler's keys, each holding a JSON text.
-    pub data: HashMap<String, String>,
+    pub data: SessionData,
 }
 
 /// What a request changed, written back in one call.
@@ -218,7 +347,7 @@ pub enum Committed {
     /// The session expired or was deleted meanwhile; nothing was written (no resurrection).
     Missing,
     /// The changes, together with what concurrent requests stored meanwhile,
-    /// would exceed [`Access::max_keys`] or [`Access::max_data_bytes`];
+    /// would exceed [`StorePolicy::max_keys`] or [`StorePolicy::max_data_bytes`];
     /// nothing was written.
     OverLimit,
 }
@@ -248,7 +377,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// slides a temporary session's TTL, records IP and last-seen time, and
     /// appends to the IP log of a permanent session. `None` when the session
     /// does not exist (expired, deleted, unknown).
-    fn touch(&self, id: &SessionId, access: &Access) -> StoreFuture<Option<SessionRecord>>;
+    fn touch(&self, id: &SessionId, access: &Access<'_>) -> StoreFuture<Option<SessionRecord>>;
 
     /// Creates a session with `changes` as its first data, unless the id is
     /// taken (never overwrites) or `limit` refuses it. The new session is
@@ -256,14 +385,19 @@ pub trait SessionStore: Send + Sync + 'static {
     fn create(
         &self,
         id: &SessionId,
-        access: &Access,
+        access: &Access<'_>,
         changes: &Changes,
         limit: Option<&CreateLimit>,
     ) -> StoreFuture<Created>;
 
     /// Writes only the changed keys (and promotion) of a live session, all or
     /// nothing: refused when the result would exceed the access's data limits.
-    fn commit(&self, id: &SessionId, access: &Access, changes: &Changes) -> StoreFuture<Committed>;
+    fn commit(
+        &self,
+        id: &SessionId,
+        access: &Access<'_>,
+        changes: &Changes,
+    ) -> StoreFuture<Committed>;
 
     /// Ends a browser's binding (`Session::reset`): deletes the session if it is
     /// temporary, keeps it if it is permanent. Returns whether it was deleted.
@@ -281,21 +415,26 @@ pub trait SessionStore: Send + Sync + 'static {
 /// A shared store is a store: the layer and an admin API can hold one
 /// `Arc<dyn SessionStore>`.
 impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
-    fn touch(&self, id: &SessionId, access: &Access) -> StoreFuture<Option<SessionRecord>> {
+    fn touch(&self, id: &SessionId, access: &Access<'_>) -> StoreFuture<Option<SessionRecord>> {
         (**self).touch(id, access)
     }
 
     fn create(
         &self,
         id: &SessionId,
-        access: &Access,
+        access: &Access<'_>,
         changes: &Changes,
         limit: Option<&CreateLimit>,
     ) -> StoreFuture<Created> {
         (**self).create(id, access, changes, limit)
     }
 
-    fn commit(&self, id: &SessionId, access: &Access, changes: &Changes) -> StoreFuture<Committed> {
+    fn commit(
+        &self,
+        id: &SessionId,
+        access: &Access<'_>,
+        changes: &Changes,
+    ) -> StoreFuture<Committed> {
         (**self).commit(id, access, changes)
     }
 

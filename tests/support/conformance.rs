@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::Value;
-use visitor_session::store::{Access, Changes, Committed, Created, SessionStore};
+use visitor_session::store::{Access, Changes, Committed, Created, SessionStore, StorePolicy};
 use visitor_session::{LimitAction, NewSessionLimit, SessionConfig, SessionId, SessionState};
 
 use super::*;
@@ -100,15 +100,15 @@ async fn new_session(svc: &TestService, path: &str) -> SessionId {
     bound_id(&res).expect("a new session is bound")
 }
 
-fn access_at(at_ms: u64, ip: Option<IpAddr>) -> Access {
+/// The policy of store-level scenarios: a minute of idle TTL, the default limits.
+static POLICY: std::sync::LazyLock<StorePolicy> =
+    std::sync::LazyLock::new(|| StorePolicy::default().with_idle_ttl(Duration::from_secs(60)));
+
+fn access_at(at_ms: u64, ip: Option<IpAddr>) -> Access<'static> {
     Access {
         ip,
         at_ms,
-        idle_ttl: Duration::from_secs(60),
-        permanent_retention: None,
-        ip_log_retention: None,
-        max_keys: 64,
-        max_data_bytes: 64 * 1024,
+        policy: &POLICY,
     }
 }
 
@@ -218,15 +218,22 @@ pub async fn ip_log_drops_entries_past_their_retention<B: Backend>(b: &B) {
     let old: IpAddr = "192.0.2.1".parse().unwrap();
     let new: IpAddr = "192.0.2.2".parse().unwrap();
     let t0 = Access::now_ms();
-    let mut access = access_at(t0, Some(old));
-    access.ip_log_retention = Some(Duration::from_secs(10));
+    let policy = POLICY
+        .clone()
+        .with_ip_log_retention(Some(Duration::from_secs(10)));
+    let access = Access {
+        policy: &policy,
+        ..access_at(t0, Some(old))
+    };
     let promoted = changes(&[], &[], true);
     let created = case.store.create(&id, &access, &promoted, None).await;
     assert_eq!(created.unwrap(), Created::Created);
     // Eleven seconds later on the access clock, from another IP.
-    let mut later = access.clone();
-    later.at_ms = t0 + 11_000;
-    later.ip = Some(new);
+    let later = Access {
+        at_ms: t0 + 11_000,
+        ip: Some(new),
+        ..access
+    };
     case.store.touch(&id, &later).await.unwrap().expect("alive");
     let log = case.store.ip_log(&id).await.unwrap().expect("alive");
     let ips: Vec<IpAddr> = log.iter().map(|e| e.ip).collect();
@@ -432,9 +439,11 @@ pub async fn data_limits_agree_on_every_store<B: Backend>(b: &B) {
         let initial = changes(data, &[], false);
         let created = store.create(&id, &access, &initial, None).await;
         assert_eq!(created.unwrap(), Created::Created);
-        let mut limited = access.clone();
-        limited.max_keys = limit.keys;
-        limited.max_data_bytes = limit.bytes;
+        let policy = POLICY.clone().with_limits(limit.keys, limit.bytes);
+        let limited = Access {
+            policy: &policy,
+            ..access
+        };
         let answer = store.commit(&id, &limited, commit).await.unwrap();
         assert_eq!(answer, *expected, "case {i}");
     }
@@ -453,9 +462,11 @@ pub async fn session_over_a_lowered_limit_can_still_shed_data<B: Backend>(b: &B)
         store.create(&id, &access, &data, None).await.unwrap(),
         Created::Created
     );
-    let mut lowered = access.clone();
-    lowered.max_keys = 1;
-    lowered.max_data_bytes = 4;
+    let policy = POLICY.clone().with_limits(1, 4);
+    let lowered = Access {
+        policy: &policy,
+        ..access
+    };
     assert_eq!(
         store
             .commit(&id, &lowered, &changes(&[], &["a"], false))
@@ -489,8 +500,10 @@ pub async fn create_run_twice_with_the_same_arguments_creates_once<B: Backend>(b
         Created::Created
     );
     // Another creation of the same id is refused and writes nothing.
-    let mut other = access.clone();
-    other.at_ms += 1;
+    let other = Access {
+        at_ms: access.at_ms + 1,
+        ..access
+    };
     assert_eq!(
         store
             .create(&id, &other, &changes(&[("b", "2")], &[], true), None)
@@ -511,8 +524,11 @@ pub async fn commit_run_twice_with_the_same_changes_is_applied_once<B: Backend>(
     assert_eq!(created.unwrap(), Created::Created);
     // "a" + "\"0123456789\"" is 13 bytes.
     let write = changes(&[("a", "\"0123456789\"")], &[], true);
-    let mut limited = access.clone();
-    limited.max_data_bytes = 20;
+    let policy = POLICY.clone().with_limits(POLICY.max_keys, 20);
+    let limited = Access {
+        policy: &policy,
+        ..access
+    };
     for _ in 0..2 {
         assert_eq!(
             store.commit(&id, &limited, &write).await.unwrap(),

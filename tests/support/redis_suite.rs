@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use redis::ConnectionLike;
-use visitor_session::store::{Access, RedisConfig, RedisStore, SessionStore};
+use visitor_session::store::{Access, RedisConfig, RedisStore, SessionStore, StorePolicy};
 use visitor_session::{PrivacyMode, SessionConfig, SessionId};
 
 use super::conformance::{Backend, Case};
@@ -223,15 +223,8 @@ pub async fn commit_cost_does_not_grow_with_the_session<B: RedisBackend>(backend
     let _quiet = quiet().await;
     let c = counted(backend, config().max_keys(2000)).await;
     let id = SessionId::generate();
-    let access = Access {
-        ip: None,
-        at_ms: Access::now_ms(),
-        idle_ttl: Duration::from_secs(60),
-        permanent_retention: None,
-        ip_log_retention: None,
-        max_keys: 2000,
-        max_data_bytes: 1 << 20,
-    };
+    let policy = StorePolicy::default().with_limits(2000, 1 << 20);
+    let access = Access::now(None, &policy);
     let many = visitor_session::store::Changes {
         data: (0..1000)
             .map(|i| (format!("k{i}"), Some("\"value\"".to_owned())))

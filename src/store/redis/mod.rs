@@ -249,7 +249,7 @@ fn ip_arg(ip: Option<IpAddr>) -> String {
 }
 
 /// The `a` field of an access: `<ms>,<ip>` (the IP empty when unknown).
-fn last_access(access: &Access) -> String {
+fn last_access(access: &Access<'_>) -> String {
     match access.ip {
         Some(ip) => format!("{},{ip}", access.at_ms),
         None => format!("{},", access.at_ms),
@@ -329,7 +329,7 @@ fn parse_record(
         // access, which it recorded.
         last_seen_ms: at_ms,
         ip,
-        data,
+        data: data.into(),
     }))
 }
 
@@ -350,13 +350,13 @@ fn parse_ip_log(fields: HashMap<String, String>) -> Vec<IpLogEntry> {
 }
 
 impl SessionStore for RedisStore {
-    fn touch(&self, id: &SessionId, access: &Access) -> StoreFuture<Option<SessionRecord>> {
+    fn touch(&self, id: &SessionId, access: &Access<'_>) -> StoreFuture<Option<SessionRecord>> {
         let inner = self.inner.clone();
         let mut cmd = inner.session_call(&inner.scripts.touch, id);
         cmd.arg(last_access(access))
-            .arg(millis(access.idle_ttl))
-            .arg(optional_millis(access.permanent_retention))
-            .arg(optional_millis(access.ip_log_retention));
+            .arg(millis(access.policy.idle_ttl))
+            .arg(optional_millis(access.policy.permanent_retention))
+            .arg(optional_millis(access.policy.ip_log_retention));
         let (at_ms, ip) = (access.at_ms, access.ip);
         StoreFuture::new(async move {
             let reply = inner
@@ -370,7 +370,7 @@ impl SessionStore for RedisStore {
     fn create(
         &self,
         id: &SessionId,
-        access: &Access,
+        access: &Access<'_>,
         changes: &Changes,
         limit: Option<&CreateLimit>,
     ) -> StoreFuture<Created> {
@@ -389,9 +389,9 @@ impl SessionStore for RedisStore {
         cmd.arg(access.at_ms)
             .arg(ip_arg(access.ip))
             .arg(last_access(access))
-            .arg(millis(access.idle_ttl))
-            .arg(optional_millis(access.permanent_retention))
-            .arg(optional_millis(access.ip_log_retention))
+            .arg(millis(access.policy.idle_ttl))
+            .arg(optional_millis(access.policy.permanent_retention))
+            .arg(optional_millis(access.policy.ip_log_retention))
             .arg(if changes.promote { "1" } else { "0" })
             .arg(limit.map_or(0, |l| l.max))
             .arg(limit.map_or(0, |l| millis(l.window)))
@@ -416,17 +416,22 @@ impl SessionStore for RedisStore {
         })
     }
 
-    fn commit(&self, id: &SessionId, access: &Access, changes: &Changes) -> StoreFuture<Committed> {
+    fn commit(
+        &self,
+        id: &SessionId,
+        access: &Access<'_>,
+        changes: &Changes,
+    ) -> StoreFuture<Committed> {
         let inner = self.inner.clone();
         let mut cmd = inner.session_call(&inner.scripts.commit, id);
         let sets = changes.data.values().filter(|v| v.is_some()).count();
         cmd.arg(access.at_ms)
             .arg(ip_arg(access.ip))
-            .arg(optional_millis(access.permanent_retention))
-            .arg(optional_millis(access.ip_log_retention))
+            .arg(optional_millis(access.policy.permanent_retention))
+            .arg(optional_millis(access.policy.ip_log_retention))
             .arg(if changes.promote { "1" } else { "0" })
-            .arg(access.max_keys)
-            .arg(access.max_data_bytes)
+            .arg(access.policy.max_keys)
+            .arg(access.policy.max_data_bytes)
             .arg(sets);
         push_sets(&mut cmd, changes);
         for (key, _) in changes.data.iter().filter(|(_, v)| v.is_none()) {
