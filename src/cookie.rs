@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use cookie::{Cookie, SameSite};
 use http::{HeaderMap, HeaderValue, header};
@@ -196,13 +196,21 @@ impl CookieCodec {
             })
     }
 
-    /// `Set-Cookie` binding the browser to `id` for a full `Max-Age`.
-    pub(crate) fn set_cookie(&self, id: &SessionId, domain: Option<&str>) -> HeaderValue {
+    /// `Set-Cookie` binding the browser to `id` for a full `Max-Age` from
+    /// `now_ms` (ms since the Unix epoch).
+    pub(crate) fn set_cookie(
+        &self,
+        id: &SessionId,
+        domain: Option<&str>,
+        now_ms: u64,
+    ) -> HeaderValue {
         let max_age = self.max_age.as_secs();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.build(id.as_bytes(), max_age, &http_date(now + max_age), domain)
+        self.build(
+            id.as_bytes(),
+            max_age,
+            &http_date(now_ms / 1000 + max_age),
+            domain,
+        )
     }
 
     /// `Set-Cookie` removing the session cookie (empty value, `Max-Age=0`).
@@ -499,7 +507,7 @@ mod tests {
     #[test]
     fn set_cookie_carries_every_spec_attribute() {
         let c = codec(SessionConfig::new().site_id("site1"));
-        let v = c.set_cookie(&id(), Some("example.com"));
+        let v = c.set_cookie(&id(), Some("example.com"), crate::store::Access::now_ms());
         let v = v.to_str().unwrap();
         assert!(
             v.starts_with(&format!("crisp-client%2Fsession%2Fsite1={ID};")),
@@ -522,7 +530,7 @@ mod tests {
     #[test]
     fn expires_is_max_age_from_now() {
         let c = codec(SessionConfig::new().cookie_max_age(Duration::from_secs(86_400)));
-        let v = c.set_cookie(&id(), None);
+        let v = c.set_cookie(&id(), None, crate::store::Access::now_ms());
         let text = v.to_str().unwrap();
         let expires = text
             .split("; ")
@@ -537,7 +545,7 @@ mod tests {
     #[test]
     fn cross_origin_mode_is_samesite_none_secure_partitioned() {
         let c = codec(SessionConfig::new().cross_origin(true).partitioned(true));
-        let v = c.set_cookie(&id(), None);
+        let v = c.set_cookie(&id(), None, crate::store::Access::now_ms());
         let v = v.to_str().unwrap();
         assert!(v.contains("SameSite=None"), "{v}");
         assert!(v.contains("Secure"));
@@ -547,7 +555,7 @@ mod tests {
     #[test]
     fn secure_and_http_only_can_be_turned_off() {
         let c = codec(SessionConfig::new().secure(false).http_only(false));
-        let v = c.set_cookie(&id(), None);
+        let v = c.set_cookie(&id(), None, crate::store::Access::now_ms());
         let v = v.to_str().unwrap();
         assert!(!v.contains("Secure"), "{v}");
         assert!(!v.contains("HttpOnly"), "{v}");

@@ -318,7 +318,9 @@ fn clear_if_unbound(ctx: &RequestContext, plan: &Plan, outcome: &mut Outcome) {
 /// conflicting duplicate of the other form).
 fn bind(ctx: &RequestContext, outcome: &mut Outcome, id: &SessionId) {
     let codec = &ctx.shared.codec;
-    outcome.set_cookies.push(codec.set_cookie(id, ctx.domain()));
+    outcome
+        .set_cookies
+        .push(codec.set_cookie(id, ctx.domain(), ctx.at_ms));
     if ctx.conflicting {
         let other = match ctx.domain() {
             Some(_) => None,

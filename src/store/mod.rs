@@ -213,7 +213,11 @@ impl<'a> Access<'a> {
 /// Cloning is cheap: clones share the map until one of them changes it, so a
 /// store can hand a session to a request without copying it.
 #[derive(Clone, Debug, Default)]
-pub struct SessionData(Option<Arc<HashMap<String, String>>>);
+pub struct SessionData(Option<Arc<DataMap>>);
+
+/// The map behind [`SessionData`]. A fast hash: a session holds at most
+/// `max_keys` keys, so even chosen keys cannot make a lookup slow.
+type DataMap = HashMap<String, String, rustc_hash::FxBuildHasher>;
 
 impl SessionData {
     /// No data (nothing allocated).
@@ -221,7 +225,7 @@ impl SessionData {
         Self::default()
     }
 
-    fn map(&self) -> Option<&HashMap<String, String>> {
+    fn map(&self) -> Option<&DataMap> {
         self.0.as_deref()
     }
 
@@ -237,7 +241,7 @@ impl SessionData {
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.map().map_or(0, HashMap::len)
+        self.map().map_or(0, DataMap::len)
     }
 
     /// True when no key is set.
@@ -247,7 +251,7 @@ impl SessionData {
 
     /// The keys, in no particular order.
     pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.map().into_iter().flat_map(HashMap::keys)
+        self.map().into_iter().flat_map(DataMap::keys)
     }
 
     /// The keys with their JSON texts, in no particular order.
@@ -256,7 +260,7 @@ impl SessionData {
     }
 
     /// The map, to change it (copied first if another clone shares it).
-    pub(crate) fn make_mut(&mut self) -> &mut HashMap<String, String> {
+    pub(crate) fn make_mut(&mut self) -> &mut DataMap {
         Arc::make_mut(self.0.get_or_insert_with(Arc::default))
     }
 }
@@ -271,13 +275,14 @@ impl Eq for SessionData {}
 
 impl From<HashMap<String, String>> for SessionData {
     fn from(map: HashMap<String, String>) -> Self {
-        Self((!map.is_empty()).then(|| Arc::new(map)))
+        map.into_iter().collect()
     }
 }
 
 impl FromIterator<(String, String)> for SessionData {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
-        iter.into_iter().collect::<HashMap<_, _>>().into()
+        let map: DataMap = iter.into_iter().collect();
+        Self((!map.is_empty()).then(|| Arc::new(map)))
     }
 }
 

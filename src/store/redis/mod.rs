@@ -297,7 +297,7 @@ fn parse_record(
         _ => return Err(bad("not a list of fields")),
     };
     let mut meta = None;
-    let mut data = HashMap::with_capacity(items.len() / 2);
+    let mut data = Vec::with_capacity(items.len() / 2);
     let mut items = items.into_iter();
     while let (Some(field), Some(value)) = (items.next(), items.next()) {
         let (Value::BulkString(field), Value::BulkString(value)) = (field, value) else {
@@ -306,7 +306,7 @@ fn parse_record(
         if let Some(key) = field.strip_prefix(b"d:") {
             let key = std::str::from_utf8(key).map_err(|_| bad("a key that is not UTF-8"))?;
             let value = String::from_utf8(value).map_err(|_| bad("a value that is not UTF-8"))?;
-            data.insert(key.to_owned(), value);
+            data.push((key.to_owned(), value));
         } else if field == b"m" {
             meta = Some(value);
         }
@@ -329,7 +329,7 @@ fn parse_record(
         // access, which it recorded.
         last_seen_ms: at_ms,
         ip,
-        data: data.into(),
+        data: data.into_iter().collect(),
     }))
 }
 
