@@ -81,6 +81,7 @@ macro_rules! redis_conformance {
             commit_cost_does_not_grow_with_the_session,
             scripts_the_server_lost_are_sent_again_whole,
             temporary_session_is_one_hash_with_the_idle_ttl,
+            returning_visit_records_a_changed_ip_and_slides_the_ttl,
             permanent_session_has_no_ttl
         );
     };
@@ -95,6 +96,7 @@ macro_rules! redis_conformance {
 }
 
 pub struct Counted {
+    pub prefix: String,
     pub store: RedisStore,
     pub svc: TestService,
     pub monitors: Vec<Monitor>,
@@ -124,6 +126,7 @@ pub async fn counted<B: RedisBackend>(backend: &B, config: SessionConfig) -> Cou
         .map(Monitor::start)
         .collect();
     Counted {
+        prefix,
         store,
         svc,
         monitors,
@@ -287,10 +290,10 @@ pub async fn temporary_session_is_one_hash_with_the_idle_ttl<B: RedisBackend>(ba
         ["1", "11"],
         "one key of 4 + 7 bytes: \"note\", \"\\\"hello\\\"\""
     );
+    assert_eq!(fields["i"], PEER, "the client IP");
     assert!(
-        fields["a"].ends_with(&format!(",{PEER}")),
-        "last access and IP: {}",
-        fields["a"]
+        !fields.contains_key("s"),
+        "a temporary session's last access is its TTL"
     );
     assert_eq!(fields["d:note"], "\"hello\"");
     let pttl: i64 = query(backend, &["PTTL", &hash]);
@@ -300,6 +303,31 @@ pub async fn temporary_session_is_one_hash_with_the_idle_ttl<B: RedisBackend>(ba
         0,
         "no IP log while temporary"
     );
+}
+
+/// A temporary session keeps its latest access in its TTL and its IP in `i`:
+/// a visitor who stays on one address costs Redis two commands (read,
+/// slide); one who moves, three (and the new IP is recorded).
+pub async fn returning_visit_records_a_changed_ip_and_slides_the_ttl<B: RedisBackend>(backend: &B) {
+    let _quiet = quiet().await;
+    let c = counted(backend, config().idle_ttl(Duration::from_secs(30))).await;
+    let id = bound_id(&send(&c.svc, request()).await).unwrap();
+    let (_, same) = c.measure(at("/", Some(&id))).await;
+    assert_eq!(
+        same.script_internal.keys().collect::<Vec<_>>(),
+        ["hgetall", "pexpire"],
+        "{same:?}"
+    );
+    let moved =
+        from_ip("2001:db8::9".parse().unwrap()).header(http::header::COOKIE, cookie_for(&id));
+    let (res, moved) = c.measure(moved).await;
+    assert_eq!(bound_id(&res), Some(id));
+    assert_eq!(moved.script_internal.get("hset"), Some(&1), "{moved:?}");
+    let key = format!("{}{{{}}}", c.prefix, id.uuid_str());
+    let ip: String = query(backend, &["HGET", &key, "i"]);
+    assert_eq!(ip, "2001:db8::9");
+    let pttl: i64 = query(backend, &["PTTL", &key]);
+    assert!(pttl > 29_000, "slid back to the full idle TTL: {pttl}");
 }
 
 pub async fn permanent_session_has_no_ttl<B: RedisBackend>(backend: &B) {
@@ -314,6 +342,11 @@ pub async fn permanent_session_has_no_ttl<B: RedisBackend>(backend: &B) {
     assert_eq!(query::<i64, _>(backend, &["PTTL", &log]), -1);
     let meta: String = query(backend, &["HGET", &hash, "m"]);
     assert!(meta.starts_with("p,"), "permanent: {meta}");
+    let seen: u64 = query(backend, &["HGET", &hash, "s"]);
+    assert!(
+        seen.abs_diff(Access::now_ms()) < 60_000,
+        "the latest access: {seen}"
+    );
 }
 
 /// The test binary's shared standalone server.

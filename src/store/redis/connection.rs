@@ -333,8 +333,8 @@ impl Connections {
         script: &LuaScript,
         cmd: &Cmd,
     ) -> Result<Value, StoreError> {
-        let first = self.checkout(op).await?;
-        let error = match attempt(first.conn.clone(), script, cmd).await {
+        let mut first = self.checkout(op).await?;
+        let error = match attempt(&mut first.conn, script, cmd).await {
             Ok(value) => return Ok(value),
             Err(e) if needs_new_connection(&e) => e,
             Err(e) => return Err(self.failed(op, &first, e, false)),
@@ -344,7 +344,7 @@ impl Connections {
         // broke; a demoted primary's refusal proves it did not run.
         let ran_before = self.may_have_run(&error);
         tracing::debug!(op = op.name, error = %error, "Redis connection broken; retrying once on a new one");
-        let second = match self.checkout(op).await {
+        let mut second = match self.checkout(op).await {
             Ok(second) => second,
             Err(e) if op.writes && ran_before => {
                 tracing::debug!(op = op.name, error = %e, "no new Redis connection for the retry");
@@ -352,7 +352,7 @@ impl Connections {
             }
             Err(e) => return Err(e),
         };
-        attempt(second.conn.clone(), script, cmd)
+        attempt(&mut second.conn, script, cmd)
             .await
             .map_err(|e| self.failed(op, &second, e, ran_before))
     }
@@ -412,9 +412,9 @@ impl Connections {
 
 /// One `EVALSHA`, and the `EVAL` of the whole script if the server does not
 /// have it cached (restart, `SCRIPT FLUSH`, a promoted replica).
-async fn attempt(mut conn: Conn, script: &LuaScript, cmd: &Cmd) -> Result<Value, RedisError> {
-    match send(&mut conn, cmd).await {
-        Err(e) if e.code() == Some("NOSCRIPT") => send(&mut conn, &script.eval_instead(cmd)).await,
+async fn attempt(conn: &mut Conn, script: &LuaScript, cmd: &Cmd) -> Result<Value, RedisError> {
+    match send(conn, cmd).await {
+        Err(e) if e.code() == Some("NOSCRIPT") => send(conn, &script.eval_instead(cmd)).await,
         result => result,
     }
 }

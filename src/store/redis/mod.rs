@@ -9,7 +9,7 @@
 //!
 //! | key | type | content | TTL |
 //! |---|---|---|---|
-//! | `vs:{<uuid>}` | hash | `m`: `<state>,<created>,<keys>,<bytes>` (state `t` temporary or `p` permanent; creation time in ms since the Unix epoch; size of the data, kept up to date by every write); `a`: `<last access>,<client IP>` (rewritten by every access); `d:<key>` per handler key, holding JSON | temporary: `idle_ttl`, slid by every access; permanent: none, or the configured retention |
+//! | `vs:{<uuid>}` | hash | `m`: `<state>,<created>,<keys>,<bytes>` (state `t` temporary or `p` permanent; creation time in ms since the Unix epoch; size of the data, kept up to date by every write); `i`: the client IP of the latest access (written when it changes); `s`: permanent sessions only, the time of the latest access (a temporary session's is its expiry time minus the idle TTL, slid by every access); `d:<key>` per handler key, holding JSON | temporary: `idle_ttl`, slid by every access; permanent: none, or the configured retention |
 //! | `vs:{<uuid>}:ips` | hash | permanent sessions only: `<ip>` → `<first seen ms>,<last seen ms>` | as the session |
 //! | `vs:new:{<network>}` | set | with a new-session limit only: the creations admitted from an IPv4 address or IPv6 /64 in the current window (random tokens, not session ids) | the window |
 //!
@@ -23,7 +23,7 @@
 //!
 //! | operation | keys | what the script does |
 //! |---|---|---|
-//! | touch | session, IP log | nothing if the session is gone; else record IP and last seen, slide the TTL if temporary, log the IP if permanent, return all fields |
+//! | touch | session, IP log | nothing if the session is gone; else slide the TTL and record a changed IP if temporary (two commands for a visitor who stays on one address), record IP, time and IP log if permanent; return the metadata and the data |
 //! | create | session, IP log (+ the limit's set, standalone) | answer "exists" for a taken id (but "created" for its own retry); admit under the new-session limit; write metadata, first data and size; TTL if temporary |
 //! | commit | session, IP log | nothing if the session is gone (no resurrection) or if the result would break the data limits (checked against the kept size, O(changed keys)); else `HSET` the changed keys, `HDEL` the removed ones; promote with `PERSIST` and a first IP-log entry |
 //! | admit | the limit's set | Redis Cluster with a new-session limit only: the limit, in its own slot, before the create |
@@ -200,21 +200,39 @@ impl RedisStore {
 }
 
 impl Inner {
-    fn session_key(&self, id: &SessionId) -> String {
-        format!("{}{{{}}}", self.prefix, id.uuid_str())
-    }
-
-    fn ip_log_key(&self, id: &SessionId) -> String {
-        format!("{}{{{}}}:ips", self.prefix, id.uuid_str())
+    /// The keys of session `id`: `<prefix>{<uuid>}:ips`, whose first part
+    /// (`..hash`) is the session's hash and the whole its IP log.
+    fn session_keys(&self, id: &SessionId) -> (Vec<u8>, usize) {
+        let mut keys = Vec::with_capacity(self.prefix.len() + 42);
+        write_session_keys(&mut keys, &self.prefix, id);
+        (keys, self.prefix.len() + 38)
     }
 
     fn limit_key(&self, network: IpAddr) -> String {
         format!("{}new:{{{network}}}", self.prefix)
     }
 
-    /// `script` called with the two keys of session `id`: its hash and its IP log.
-    fn session_call(&self, script: &LuaScript, id: &SessionId) -> redis::Cmd {
-        script.call(&[&self.session_key(id), &self.ip_log_key(id)])
+    /// `script` called with the two keys of session `id` (its hash and its
+    /// IP log), with room for `args` arguments of about `bytes`.
+    fn session_call(
+        &self,
+        script: &LuaScript,
+        id: &SessionId,
+        args: usize,
+        bytes: usize,
+    ) -> redis::Cmd {
+        // Usual prefixes fit on the stack.
+        let mut stack = [0u8; 96];
+        let len = self.prefix.len() + 42;
+        let hash = len - ":ips".len();
+        if len <= stack.len() {
+            let mut out = &mut stack[..len];
+            write_session_keys(&mut out, &self.prefix, id);
+            script.call(&[&stack[..hash], &stack[..len]], args, bytes)
+        } else {
+            let (keys, hash) = self.session_keys(id);
+            script.call(&[&keys[..hash], &keys], args, bytes)
+        }
     }
 
     async fn run<T: FromRedisValue>(
@@ -237,23 +255,39 @@ impl Inner {
         member: &str,
     ) -> Result<Option<Duration>, StoreError> {
         let script = &self.scripts.admit;
-        let mut cmd = script.call(&[&self.limit_key(limit.network)]);
+        let mut cmd = script.call(&[self.limit_key(limit.network).as_bytes()], 3, 40);
         cmd.arg(limit.max).arg(millis(limit.window)).arg(member);
         let wait_ms: u64 = self.run(CREATE, script, &cmd).await?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
     }
 }
 
-fn ip_arg(ip: Option<IpAddr>) -> String {
-    ip.map(|ip| ip.to_string()).unwrap_or_default()
+/// Writes `<prefix>{<uuid>}:ips` (the IP log's key; the session's hash is
+/// the same without `:ips`).
+fn write_session_keys(out: &mut impl std::io::Write, prefix: &str, id: &SessionId) {
+    // Writing to memory with room enough cannot fail.
+    let _ = out
+        .write_all(prefix.as_bytes())
+        .and_then(|()| out.write_all(b"{"))
+        .and_then(|()| out.write_all(id.uuid_str().as_bytes()))
+        .and_then(|()| out.write_all(b"}:ips"));
 }
 
-/// The `a` field of an access: `<ms>,<ip>` (the IP empty when unknown).
-fn last_access(access: &Access<'_>) -> String {
-    match access.ip {
-        Some(ip) => format!("{},{ip}", access.at_ms),
-        None => format!("{},", access.at_ms),
-    }
+/// Appends the client IP as a script argument (empty for none), formatted
+/// on the stack.
+fn push_ip(cmd: &mut redis::Cmd, ip: Option<IpAddr>) {
+    use std::io::Write;
+    // The longest IP text, an IPv4-mapped IPv6 address, is 45 bytes.
+    let mut buf = [0u8; 45];
+    let len = match ip {
+        Some(ip) => {
+            let mut out = &mut buf[..];
+            let _ = write!(out, "{ip}");
+            45 - out.len()
+        }
+        None => 0,
+    };
+    cmd.arg(&buf[..len]);
 }
 
 /// Milliseconds for a script argument; at least 1, since 0 means "none" there.
@@ -272,19 +306,28 @@ fn creation_token() -> String {
 
 /// Appends the data fields a creation or commit sets (removals left out).
 fn push_sets(cmd: &mut redis::Cmd, changes: &Changes) {
+    let mut field = Vec::new();
     for (key, value) in &changes.data {
         if let Some(value) = value {
-            cmd.arg(format!("d:{key}")).arg(value.as_str());
+            cmd.arg(data_field(&mut field, key)).arg(value.as_str());
         }
     }
+}
+
+/// `d:<key>`, the hash field of a handler key, written into `buf`.
+fn data_field<'b>(buf: &'b mut Vec<u8>, key: &str) -> &'b [u8] {
+    buf.clear();
+    buf.extend_from_slice(b"d:");
+    buf.extend_from_slice(key.as_bytes());
+    buf
 }
 
 fn protocol(op: &'static str, what: impl Into<String>) -> StoreError {
     StoreError::new(StoreErrorKind::Protocol, op, what)
 }
 
-/// The session answered by the touch script: its fields before this access
-/// (`m`, `a`, `d:<key>`...), or nil when it is gone.
+/// The session answered by the touch script: its metadata (`m`) followed by
+/// its data fields and values (`d:<key>`, JSON), or nil when it is gone.
 fn parse_record(
     reply: Value,
     at_ms: u64,
@@ -296,22 +339,22 @@ fn parse_record(
         Value::Array(items) => items,
         _ => return Err(bad("not a list of fields")),
     };
-    let mut meta = None;
-    let mut data = Vec::with_capacity(items.len() / 2);
     let mut items = items.into_iter();
+    let Some(Value::BulkString(meta)) = items.next() else {
+        return Err(bad("no metadata"));
+    };
+    let mut data = Vec::with_capacity(items.len() / 2);
     while let (Some(field), Some(value)) = (items.next(), items.next()) {
         let (Value::BulkString(field), Value::BulkString(value)) = (field, value) else {
             return Err(bad("a field that is not a string"));
         };
-        if let Some(key) = field.strip_prefix(b"d:") {
-            let key = std::str::from_utf8(key).map_err(|_| bad("a key that is not UTF-8"))?;
-            let value = String::from_utf8(value).map_err(|_| bad("a value that is not UTF-8"))?;
-            data.push((key.to_owned(), value));
-        } else if field == b"m" {
-            meta = Some(value);
-        }
+        let key = field
+            .strip_prefix(b"d:")
+            .and_then(|key| std::str::from_utf8(key).ok())
+            .ok_or_else(|| bad("a data field that is not `d:` and UTF-8"))?;
+        let value = String::from_utf8(value).map_err(|_| bad("a value that is not UTF-8"))?;
+        data.push((key.to_owned(), value));
     }
-    let meta = meta.ok_or_else(|| bad("no metadata"))?;
     let mut parts = meta.split(|&b| b == b',');
     let state = match parts.next() {
         Some(b"t") => SessionState::Temporary,
@@ -325,8 +368,7 @@ fn parse_record(
     Ok(Some(SessionRecord {
         state,
         created_ms,
-        // The script answers with the fields as they were before this
-        // access, which it recorded.
+        // The script recorded this access.
         last_seen_ms: at_ms,
         ip,
         data: data.into_iter().collect(),
@@ -352,9 +394,10 @@ fn parse_ip_log(fields: HashMap<String, String>) -> Vec<IpLogEntry> {
 impl SessionStore for RedisStore {
     fn touch(&self, id: &SessionId, access: &Access<'_>) -> StoreFuture<Option<SessionRecord>> {
         let inner = self.inner.clone();
-        let mut cmd = inner.session_call(&inner.scripts.touch, id);
-        cmd.arg(last_access(access))
-            .arg(millis(access.policy.idle_ttl))
+        let mut cmd = inner.session_call(&inner.scripts.touch, id, 5, 80);
+        cmd.arg(access.at_ms);
+        push_ip(&mut cmd, access.ip);
+        cmd.arg(millis(access.policy.idle_ttl))
             .arg(optional_millis(access.policy.permanent_retention))
             .arg(optional_millis(access.policy.ip_log_retention));
         let (at_ms, ip) = (access.at_ms, access.ip);
@@ -378,18 +421,27 @@ impl SessionStore for RedisStore {
         let limit = limit.copied();
         let token = limit.map(|_| creation_token());
         let script = &inner.scripts.create;
+        let data_bytes: usize = changes
+            .data
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, String::len) + 16)
+            .sum();
+        let args = 9 + 2 * changes.data.len();
         let mut cmd = match limit {
-            Some(limit) if !inner.limit_apart => script.call(&[
-                &inner.session_key(id),
-                &inner.ip_log_key(id),
-                &inner.limit_key(limit.network),
-            ]),
-            _ => inner.session_call(script, id),
+            Some(limit) if !inner.limit_apart => {
+                let (keys, hash) = inner.session_keys(id);
+                let limit_key = inner.limit_key(limit.network);
+                script.call(
+                    &[&keys[..hash], &keys, limit_key.as_bytes()],
+                    args,
+                    120 + data_bytes,
+                )
+            }
+            _ => inner.session_call(script, id, args, 120 + data_bytes),
         };
-        cmd.arg(access.at_ms)
-            .arg(ip_arg(access.ip))
-            .arg(last_access(access))
-            .arg(millis(access.policy.idle_ttl))
+        cmd.arg(access.at_ms);
+        push_ip(&mut cmd, access.ip);
+        cmd.arg(millis(access.policy.idle_ttl))
             .arg(optional_millis(access.policy.permanent_retention))
             .arg(optional_millis(access.policy.ip_log_retention))
             .arg(if changes.promote { "1" } else { "0" })
@@ -423,19 +475,30 @@ impl SessionStore for RedisStore {
         changes: &Changes,
     ) -> StoreFuture<Committed> {
         let inner = self.inner.clone();
-        let mut cmd = inner.session_call(&inner.scripts.commit, id);
+        let data_bytes: usize = changes
+            .data
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, String::len) + 16)
+            .sum();
+        let mut cmd = inner.session_call(
+            &inner.scripts.commit,
+            id,
+            8 + 2 * changes.data.len(),
+            80 + data_bytes,
+        );
         let sets = changes.data.values().filter(|v| v.is_some()).count();
-        cmd.arg(access.at_ms)
-            .arg(ip_arg(access.ip))
-            .arg(optional_millis(access.policy.permanent_retention))
+        cmd.arg(access.at_ms);
+        push_ip(&mut cmd, access.ip);
+        cmd.arg(optional_millis(access.policy.permanent_retention))
             .arg(optional_millis(access.policy.ip_log_retention))
             .arg(if changes.promote { "1" } else { "0" })
             .arg(access.policy.max_keys)
             .arg(access.policy.max_data_bytes)
             .arg(sets);
         push_sets(&mut cmd, changes);
+        let mut field = Vec::new();
         for (key, _) in changes.data.iter().filter(|(_, v)| v.is_none()) {
-            cmd.arg(format!("d:{key}"));
+            cmd.arg(data_field(&mut field, key));
         }
         StoreFuture::new(async move {
             match inner
@@ -452,7 +515,7 @@ impl SessionStore for RedisStore {
 
     fn reset(&self, id: &SessionId) -> StoreFuture<bool> {
         let inner = self.inner.clone();
-        let cmd = inner.session_call(&inner.scripts.reset, id);
+        let cmd = inner.session_call(&inner.scripts.reset, id, 0, 0);
         StoreFuture::new(async move {
             let deleted: i64 = inner.run(RESET, &inner.scripts.reset, &cmd).await?;
             Ok(deleted == 1)
@@ -461,7 +524,7 @@ impl SessionStore for RedisStore {
 
     fn delete(&self, id: &SessionId) -> StoreFuture<bool> {
         let inner = self.inner.clone();
-        let cmd = inner.session_call(&inner.scripts.delete, id);
+        let cmd = inner.session_call(&inner.scripts.delete, id, 0, 0);
         StoreFuture::new(async move {
             let deleted: i64 = inner.run(DELETE, &inner.scripts.delete, &cmd).await?;
             Ok(deleted > 0)
@@ -470,7 +533,7 @@ impl SessionStore for RedisStore {
 
     fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<Vec<IpLogEntry>>> {
         let inner = self.inner.clone();
-        let cmd = inner.session_call(&inner.scripts.ip_log, id);
+        let cmd = inner.session_call(&inner.scripts.ip_log, id, 0, 0);
         StoreFuture::new(async move {
             let fields: Option<HashMap<String, String>> =
                 inner.run(IP_LOG, &inner.scripts.ip_log, &cmd).await?;

@@ -39,10 +39,15 @@ impl LuaScript {
         self.name
     }
 
-    /// `EVALSHA <sha> <keys...>`, to which the caller appends the arguments.
-    pub(super) fn call(&self, keys: &[&str]) -> Cmd {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.sha.as_str()).arg(keys.len()).arg(keys);
+    /// `EVALSHA <sha> <keys...>`, to which the caller appends the arguments
+    /// (room is made for `args` more taking about `bytes`).
+    pub(super) fn call(&self, keys: &[&[u8]], args: usize, bytes: usize) -> Cmd {
+        let key_bytes: usize = keys.iter().map(|k| k.len()).sum();
+        let mut cmd = Cmd::with_capacity(3 + keys.len() + args, 60 + key_bytes + bytes);
+        cmd.arg("EVALSHA").arg(self.sha.as_str()).arg(keys.len());
+        for key in keys {
+            cmd.arg(*key);
+        }
         cmd
     }
 

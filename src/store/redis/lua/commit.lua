@@ -34,7 +34,11 @@ if first_removal > first_set then call_with_args('HSET', KEYS[1], first_set, fir
 if #ARGV >= first_removal then call_with_args('HDEL', KEYS[1], first_removal, #ARGV) end
 local promote = ARGV[5] == '1' and state == 't'
 if promote then state = 'p' end
-redis.call('HSET', KEYS[1], 'm', meta(state, created, keys, bytes))
+if promote then
+  redis.call('HSET', KEYS[1], 'm', meta(state, created, keys, bytes), 's', ARGV[1])
+else
+  redis.call('HSET', KEYS[1], 'm', meta(state, created, keys, bytes))
+end
 if promote then
   log_ip(ARGV[1], ARGV[2], tonumber(ARGV[4]))
   apply_retention(tonumber(ARGV[3]), true)

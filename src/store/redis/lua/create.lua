@@ -1,10 +1,9 @@
 -- create: a new session with its first data (SPEC §3.2).
 -- KEYS: session hash, IP log, and with a new-session limit on a standalone
 -- server the limit's set for the client network.
--- ARGV: now (ms), client IP ('' for none), '<now>,<IP>', idle TTL (ms),
--- retention of a permanent session (ms, 0: none), IP-log retention (ms, 0:
--- keep), promote ('1'/'0'), limit: max, window (ms), member; then
--- field/value pairs.
+-- ARGV: now (ms), client IP ('' for none), idle TTL (ms), retention of a
+-- permanent session (ms, 0: none), IP-log retention (ms, 0: keep), promote
+-- ('1'/'0'), limit: max, window (ms), member; then field/value pairs.
 -- Returns {1, 0} created, {0, 0} the id is taken, {2, ms} over the limit.
 local now, ip = ARGV[1], ARGV[2]
 local existing = redis.call('HGET', KEYS[1], 'm')
@@ -14,23 +13,30 @@ if existing then
   return {0, 0}
 end
 if #KEYS > 2 then
-  local wait = admit(KEYS[3], ARGV[10], tonumber(ARGV[8]), ARGV[9])
+  local wait = admit(KEYS[3], ARGV[9], tonumber(ARGV[7]), ARGV[8])
   if wait then return {2, wait} end
 end
-local first = 11
+local first = 10
 local keys, bytes = 0, 0
 for i = first, #ARGV, 2 do
   keys = keys + 1
   bytes = bytes + entry_size(ARGV[i], #ARGV[i + 1])
 end
 local state = 't'
-if ARGV[7] == '1' then state = 'p' end
-redis.call('HSET', KEYS[1], 'm', meta(state, now, keys, bytes), 'a', ARGV[3])
-if #ARGV >= first then call_with_args('HSET', KEYS[1], first, #ARGV) end
-if state == 't' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if ARGV[6] == '1' then state = 'p' end
+local m = meta(state, now, keys, bytes)
+if #ARGV - first < 998 then
+  -- The usual case: metadata and data in one command.
+  redis.call('HSET', KEYS[1], 'm', m, 'i', ip, unpack(ARGV, first, #ARGV))
 else
-  log_ip(now, ip, tonumber(ARGV[6]))
-  apply_retention(tonumber(ARGV[5]), false)
+  redis.call('HSET', KEYS[1], 'm', m, 'i', ip)
+  call_with_args('HSET', KEYS[1], first, #ARGV)
+end
+if state == 't' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 's', now)
+  log_ip(now, ip, tonumber(ARGV[5]))
+  apply_retention(tonumber(ARGV[4]), false)
 end
 return {1, 0}

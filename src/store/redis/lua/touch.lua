@@ -1,25 +1,36 @@
 -- touch: load a live session and record this access (SPEC §3.1, §3.3).
 -- KEYS: session hash, IP log.
--- ARGV: '<now ms>,<client IP>' (IP empty for none), idle TTL (ms),
--- retention of a permanent session (ms, 0: none), IP-log retention (ms, 0:
--- keep).
--- Returns false when the session is gone, else its fields as they were
--- before this access.
+-- ARGV: now (ms), client IP ('' for none), idle TTL (ms), retention of a
+-- permanent session (ms, 0: none), IP-log retention (ms, 0: keep).
+-- Returns false when the session is gone, else its metadata ('m') followed
+-- by its data fields and values.
+--
+-- A temporary session records the access in its TTL (slid to now + idle
+-- TTL) and its IP only when the IP changed: two commands for a visitor
+-- who stays on one address.
 local fields = redis.call('HGETALL', KEYS[1])
-local meta
+local answer = {false}
+local stored_ip
 for i = 1, #fields, 2 do
-  if fields[i] == 'm' then
-    meta = fields[i + 1]
-    break
+  local field = fields[i]
+  if field == 'm' then
+    answer[1] = fields[i + 1]
+  elseif field == 'i' then
+    stored_ip = fields[i + 1]
+  elseif string.byte(field, 1) == 100 then -- 'd': a handler key
+    answer[#answer + 1] = field
+    answer[#answer + 1] = fields[i + 1]
   end
 end
+local meta = answer[1]
 if not meta then return false end
-redis.call('HSET', KEYS[1], 'a', ARGV[1])
+local now, ip = ARGV[1], ARGV[2]
 if string.byte(meta, 1) == 116 then -- 't': temporary
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if stored_ip ~= ip then redis.call('HSET', KEYS[1], 'i', ip) end
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
 else
-  local now, ip = string.match(ARGV[1], '^(%d+),(.*)$')
-  log_ip(now, ip, tonumber(ARGV[4]))
-  apply_retention(tonumber(ARGV[3]), false)
+  redis.call('HSET', KEYS[1], 'i', ip, 's', now)
+  log_ip(now, ip, tonumber(ARGV[5]))
+  apply_retention(tonumber(ARGV[4]), false)
 end
-return fields
+return answer

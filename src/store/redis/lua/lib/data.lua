@@ -1,7 +1,10 @@
 -- Session metadata and data accounting. The hash of a session holds:
 --   'm'         '<state>,<created ms>,<keys>,<bytes>' (state 't' temporary,
 --               'p' permanent; keys and bytes: the size of the data)
---   'a'         '<last access ms>,<client IP>' (rewritten by every access)
+--   'i'         the client IP of the latest access ('' when unknown),
+--               written when it changes
+--   's'         permanent sessions: the time of the latest access (ms); a
+--               temporary session's is its expiry time minus the idle TTL
 --   'd:<key>'   each handler key, holding JSON
 -- The data size is the sum over the keys of key bytes (without 'd:') plus
 -- value bytes: the rule of `store::limits` in Rust, kept in step by the test
