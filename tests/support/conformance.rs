@@ -59,6 +59,7 @@ macro_rules! store_conformance {
             create_run_twice_with_the_same_arguments_creates_once,
             commit_run_twice_with_the_same_changes_is_applied_once,
             touch_of_an_unknown_session_finds_nothing_and_creates_nothing,
+            a_commit_of_a_thousand_keys_is_applied_whole,
             new_session_limit_answers_429_with_retry_after
         );
     };
@@ -558,6 +559,57 @@ pub async fn touch_of_an_unknown_session_finds_nothing_and_creates_nothing<B: Ba
         Committed::Missing
     );
     assert!(!(case.holds)(&id));
+}
+
+/// Large writes go to Redis in several commands inside one script (Lua
+/// cannot pass a few thousand arguments at once); they stay all or nothing.
+pub async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: &B) {
+    let store = b.case().store;
+    let policy = POLICY.clone().with_limits(5000, 1 << 20);
+    let access = Access {
+        policy: &policy,
+        ..access_at(Access::now_ms(), None)
+    };
+    let id = SessionId::generate();
+    let first: Vec<(String, String)> = (0..1200)
+        .map(|i| (format!("a{i}"), "1".to_owned()))
+        .collect();
+    let first: Vec<(&str, &str)> = first
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let created = store
+        .create(&id, &access, &changes(&first, &[], false), None)
+        .await;
+    assert_eq!(created.unwrap(), Created::Created);
+    let more: Vec<(String, String)> = (0..1200)
+        .map(|i| (format!("b{i}"), "2".to_owned()))
+        .collect();
+    let more: Vec<(&str, &str)> = more.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let removed: Vec<String> = (0..600).map(|i| format!("a{i}")).collect();
+    let removed: Vec<&str> = removed.iter().map(String::as_str).collect();
+    let commit = changes(&more, &removed, true);
+    assert_eq!(
+        store.commit(&id, &access, &commit).await.unwrap(),
+        Committed::Applied
+    );
+    let record = store.touch(&id, &access).await.unwrap().expect("alive");
+    assert_eq!(record.state, SessionState::Permanent);
+    assert_eq!(record.data.len(), 600 + 1200);
+    assert!(record.data.contains_key("b1199") && !record.data.contains_key("a0"));
+    // The kept size is right: one more key would go past a 1801-key limit.
+    let tight = POLICY.clone().with_limits(1800, 1 << 20);
+    let tight = Access {
+        policy: &tight,
+        ..access
+    };
+    assert_eq!(
+        store
+            .commit(&id, &tight, &changes(&[("c", "3")], &[], false))
+            .await
+            .unwrap(),
+        Committed::OverLimit
+    );
 }
 
 pub async fn new_session_limit_answers_429_with_retry_after<B: Backend>(b: &B) {

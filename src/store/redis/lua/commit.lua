@@ -30,14 +30,25 @@ for i = first_removal, #ARGV do forget(ARGV[i]) end
 if not within_limits(keys0, bytes0, keys, bytes, tonumber(ARGV[6]), tonumber(ARGV[7])) then
   return 2
 end
-if first_removal > first_set then call_with_args('HSET', KEYS[1], first_set, first_removal - 1) end
 if #ARGV >= first_removal then call_with_args('HDEL', KEYS[1], first_removal, #ARGV) end
 local promote = ARGV[5] == '1' and state == 't'
 if promote then state = 'p' end
-if promote then
-  redis.call('HSET', KEYS[1], 'm', meta(state, created, keys, bytes), 's', ARGV[1])
+local m = meta(state, created, keys, bytes)
+local seen = promote and ARGV[1] or nil
+if first_removal - first_set < 998 then
+  -- The usual case: data and metadata in one command.
+  if seen then
+    redis.call('HSET', KEYS[1], 'm', m, 's', seen, unpack(ARGV, first_set, first_removal - 1))
+  else
+    redis.call('HSET', KEYS[1], 'm', m, unpack(ARGV, first_set, first_removal - 1))
+  end
 else
-  redis.call('HSET', KEYS[1], 'm', meta(state, created, keys, bytes))
+  call_with_args('HSET', KEYS[1], first_set, first_removal - 1)
+  if seen then
+    redis.call('HSET', KEYS[1], 'm', m, 's', seen)
+  else
+    redis.call('HSET', KEYS[1], 'm', m)
+  end
 end
 if promote then
   log_ip(ARGV[1], ARGV[2], tonumber(ARGV[4]))
