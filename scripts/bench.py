@@ -35,7 +35,7 @@ SCENARIOS = [
     ("returning visitor", "/", "returning", ["ours", "tower-sessions"]),
     ("new visitor", "/", "new", ["ours", "tower-sessions"]),
     ("returning visitor, handler writes one key", "/write", "returning", ["ours", "tower-sessions"]),
-    ("total-privacy visitor without cookie", "/quiet", "new", ["ours-privacy", "tower-sessions", "bare"]),
+    ("total-privacy visitor without cookie", "/quiet", "new", ["ours-privacy", "tower-sessions", "bare", "bare-layered"]),
 ]
 
 
@@ -182,6 +182,7 @@ IN_PROCESS_CASES = [
     "ours new visitor",
     "tower-sessions returning visitor",
     "bare quiet page",
+    "bare quiet page behind a no-op layer",
     "ours total-privacy visitor without cookie",
 ]
 
@@ -238,9 +239,10 @@ def in_process(args):
         ours = overhead(measure, "ours returning visitor", "bare")
         theirs = overhead(measure, "tower-sessions returning visitor", "bare")
         privacy = measure["ours total-privacy visitor without cookie"] / measure["bare quiet page"]
+        layered = measure["bare quiet page behind a no-op layer"] / measure["bare quiet page"]
         print(f"- {label}: our overhead over bare for a returning visitor is {ours / theirs:.2f} of "
               f"tower-sessions' ({ours:.0f} vs {theirs:.0f}); a total-privacy visitor without cookie "
-              f"costs {privacy:.2f}x bare")
+              f"costs {privacy:.2f}x bare (a no-op layer: {layered:.2f}x)")
     print(f"- MemoryStore keeps {per_session} bytes per idle temporary session without data")
 
 
@@ -315,6 +317,11 @@ def main():
         if (name, ours) in by and (name, "bare") in by:
             ratio = by[(name, ours)]["rps"] / by[(name, "bare")]["rps"]
             print(f"- {name}: ours / bare = {ratio:.2f}x req/s")
+        if (name, ours) in by and (name, "bare-layered") in by:
+            ratio = by[(name, ours)]["rps"] / by[(name, "bare-layered")]["rps"]
+            floor = by[(name, "bare-layered")]["rps"] / by[(name, "bare")]["rps"]
+            print(f"- {name}: ours / bare behind a no-op layer = {ratio:.2f}x req/s "
+                  f"(the no-op layer alone: {floor:.2f}x bare)")
 
 
 if __name__ == "__main__":

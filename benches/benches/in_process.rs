@@ -25,7 +25,7 @@ use http::{Request, header};
 use tower::ServiceExt;
 use visitor_session::store::{Access, Changes, SessionStore, StorePolicy};
 use visitor_session::{MemoryStore, PrivacyMode, SessionId};
-use visitor_session_benches::{bare, ours, theirs};
+use visitor_session_benches::{bare, bare_layered, ours, theirs};
 
 /// Counts allocations and live bytes.
 struct Counting;
@@ -138,6 +138,12 @@ async fn cases() -> Vec<Case> {
         Case {
             name: "bare quiet page",
             router: bare(),
+            path: "/quiet",
+            cookie: None,
+        },
+        Case {
+            name: "bare quiet page behind a no-op layer",
+            router: bare_layered(),
             path: "/quiet",
             cookie: None,
         },

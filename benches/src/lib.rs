@@ -25,6 +25,14 @@ pub fn bare() -> Router {
         .route("/quiet", get(|| async { "quiet" }))
 }
 
+/// [`bare`] behind a layer that does nothing: what wrapping routes in any
+/// layer costs in axum, the floor under every session layer.
+pub fn bare_layered() -> Router {
+    bare().layer(tower::util::MapRequestLayer::new(
+        |req: axum::http::Request<axum::body::Body>| req,
+    ))
+}
+
 /// visitor-session.
 pub mod ours {
     use axum::Router;

@@ -3,26 +3,27 @@
 //! its CPU time from `/proc`.
 //!
 //! ```text
-//! bench_server <bare|ours|ours-privacy|tower-sessions> <memory|redis://...> <port>
+//! bench_server <bare|bare-layered|ours|ours-privacy|tower-sessions> <memory|redis://...> <port>
 //! ```
 //!
 //! The contenders and their routes are in the crate's library.
 
 use std::net::SocketAddr;
 
-use visitor_session_benches::{bare, ours, theirs};
+use visitor_session_benches::{bare, bare_layered, ours, theirs};
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, contender, store, port] = args.as_slice() else {
         eprintln!(
-            "usage: bench_server <bare|ours|ours-privacy|tower-sessions> <memory|redis://...> <port>"
+            "usage: bench_server <bare|bare-layered|ours|ours-privacy|tower-sessions> <memory|redis://...> <port>"
         );
         std::process::exit(2);
     };
     let router = match contender.as_str() {
         "bare" => bare(),
+        "bare-layered" => bare_layered(),
         "ours" => ours::router(store, visitor_session::PrivacyMode::Standard).await,
         "ours-privacy" => ours::router(store, visitor_session::PrivacyMode::Total).await,
         "tower-sessions" => theirs::router(store).await,
