@@ -208,6 +208,10 @@ def in_process(args):
     ir = {}
     for case in IN_PROCESS_CASES:
         ir[case] = (instructions(case, 2000) - instructions(case, 0)) / 2000
+    out = subprocess.run([exe], env={**os.environ, "VS_BENCH_PAIRED": "200"},
+                         capture_output=True, text=True, check=True).stdout
+    paired = {case: float(re.search(rf"^paired {re.escape(case)}: ([\d.]+)$", out, re.M).group(1))
+              for case in IN_PROCESS_CASES}
     times = {case: [] for case in IN_PROCESS_CASES}
     allocs = {}
     for _ in range(args.rounds):
@@ -224,18 +228,19 @@ def in_process(args):
     ns = {case: statistics.median(times[case]) for case in IN_PROCESS_CASES}
 
     print(f"Taken {time.strftime('%Y-%m-%d')} with `bash scripts/bench --in-process` on {os.cpu_count()} cores; "
-          f"time: criterion medians of {args.rounds} runs; instructions: callgrind, 2000 requests; "
+          f"criterion: medians of {args.rounds} runs, one case after the other; side by side: the cases "
+          "in turn, 200 requests each, 200 cycles, medians; instructions: callgrind, 2000 requests; "
           "allocations: a counting allocator, 20 000 requests.\n")
-    print("| case | ns / request | instructions / request | allocations / request |")
-    print("|---|---:|---:|---:|")
+    print("| case | ns / request (criterion) | ns / request (side by side) | instructions / request | allocations / request |")
+    print("|---|---:|---:|---:|---:|")
     for case in IN_PROCESS_CASES:
-        print(f"| {case} | {ns[case]:.0f} | {ir[case]:.0f} | {allocs[case]:.1f} |")
+        print(f"| {case} | {ns[case]:.0f} | {paired[case]:.0f} | {ir[case]:.0f} | {allocs[case]:.1f} |")
     print()
 
     def overhead(measure, case, base):
         return measure[case] - measure[base]
 
-    for label, measure in (("time", ns), ("instructions", ir)):
+    for label, measure in (("time side by side", paired), ("instructions", ir), ("criterion time", ns)):
         ours = overhead(measure, "ours returning visitor", "bare")
         theirs = overhead(measure, "tower-sessions returning visitor", "bare")
         privacy = measure["ours total-privacy visitor without cookie"] / measure["bare quiet page"]

@@ -7,7 +7,8 @@
 //! ([`Session::promote`]) is permanent. A total privacy mode sets no cookie at
 //! all until the visitor interacts.
 //!
-//! The behaviour contract is SPEC.md; the pieces are:
+//! The behaviour contract is `docs/behaviour.md` in the repository (cited as
+//! `SPEC §<section>`); the pieces are:
 //!
 //! - [`SessionLayer`] / [`SessionService`] / [`ResponseFuture`]: the middleware,
 //!   configured by one [`SessionConfig`] checked at construction.

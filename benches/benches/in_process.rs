@@ -9,8 +9,11 @@
 //! temporary session. With `VS_BENCH_CASE=<case>` and
 //! `VS_BENCH_ITERATIONS=<n>` it only sends that case `n` times, for counting
 //! instructions under `valgrind --tool=callgrind` (repeatable, unlike time on
-//! a shared machine). `bash scripts/bench --in-process` does all of it and
-//! prints the table with the ratios.
+//! a shared machine). With `VS_BENCH_PAIRED=<cycles>` it times the cases side
+//! by side instead: each cycle sends every case 200 requests in turn, and the
+//! median per case is printed, so a burst of noise on the machine hits every
+//! case alike. `bash scripts/bench --in-process` does all of it and prints
+//! the table with the ratios.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -206,7 +209,43 @@ fn in_process(c: &mut Criterion) {
 
 criterion_group!(benches, in_process);
 
+/// Times the cases in turn, `cycles` times, and prints each case's median
+/// ns per request.
+fn paired(cycles: usize) {
+    const BATCH: u32 = 200;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let cases = cases().await;
+        let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(cycles); cases.len()];
+        for cycle in 0..cycles + 5 {
+            for (case, times) in cases.iter().zip(&mut times) {
+                let started = std::time::Instant::now();
+                for _ in 0..BATCH {
+                    case.call().await;
+                }
+                // The first cycles warm up.
+                if cycle >= 5 {
+                    times.push(started.elapsed().as_nanos() as f64 / f64::from(BATCH));
+                }
+            }
+        }
+        for (case, mut times) in cases.iter().zip(times) {
+            times.sort_by(f64::total_cmp);
+            println!("paired {}: {:.0}", case.name, times[times.len() / 2]);
+        }
+    });
+}
+
 fn main() {
+    if let Some(cycles) = std::env::var("VS_BENCH_PAIRED")
+        .ok()
+        .and_then(|c| c.parse().ok())
+    {
+        return paired(cycles);
+    }
     if let (Ok(name), Ok(n)) = (
         std::env::var("VS_BENCH_CASE"),
         std::env::var("VS_BENCH_ITERATIONS"),
