@@ -186,8 +186,7 @@ impl SessionConfig {
             idle_ttl: self.idle_ttl,
             permanent_retention: self.permanent_retention,
             ip_log_retention: self.ip_log_retention,
-            max_keys: self.max_keys,
-            max_data_bytes: self.max_data_bytes,
+            limits: crate::store::DataLimits::new(self.max_keys, self.max_data_bytes),
         }
     }
 

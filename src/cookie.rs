@@ -2,7 +2,6 @@
 //! `Set-Cookie` (SPEC §2, §5).
 
 use std::cell::{Cell, RefCell};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -10,6 +9,7 @@ use cookie::{Cookie, SameSite};
 use http::{HeaderMap, HeaderValue, header};
 
 use crate::config::{CookieDomain, SessionConfig};
+use crate::domain::registrable_domain;
 use crate::id::SessionId;
 
 /// More occurrences of our cookie name than this in one request is abuse,
@@ -287,60 +287,6 @@ fn http_date(unix_secs: u64) -> [u8; 29] {
     date.copy_from_slice(text);
     LAST_DATE.set((unix_secs, date));
     date
-}
-
-/// The registrable domain ("eTLD+1") of a request host, or `None` where a
-/// `Domain` attribute must not be set: IP addresses, `localhost`, single-label
-/// hosts, public suffixes themselves and anything that is not a plain DNS name.
-///
-/// ```
-/// use visitor_session::registrable_domain;
-///
-/// assert_eq!(registrable_domain("a.example.com").as_deref(), Some("example.com"));
-/// assert_eq!(registrable_domain("foo.github.io:8443").as_deref(), Some("foo.github.io"));
-/// assert_eq!(registrable_domain("127.0.0.1:3000"), None);
-/// assert_eq!(registrable_domain("localhost"), None);
-/// ```
-pub fn registrable_domain(host: &str) -> Option<String> {
-    let host = strip_port(host.trim())?;
-    if host.parse::<IpAddr>().is_ok() {
-        return None;
-    }
-    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-    let plain_dns = !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if !plain_dns || !host.contains('.') || host == "localhost" || host.ends_with(".localhost") {
-        return None;
-    }
-    // A host whose last label is numeric is an IPv4 literal in some shorter
-    // form, never a DNS name under a public suffix.
-    if host.rsplit('.').next()?.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    psl::domain_str(&host).map(str::to_owned)
-}
-
-/// `host[:port]` or `[v6]:port` without the port; `None` for a bracketed IPv6
-/// literal (never a cookie domain).
-fn strip_port(host: &str) -> Option<&str> {
-    if host.starts_with('[') {
-        return None;
-    }
-    match host.rsplit_once(':') {
-        // Exactly one colon: a port. More colons: a bare IPv6 literal.
-        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(name)
-        }
-        Some(_) => Some(host),
-        None => Some(host),
-    }
 }
 
 #[cfg(test)]

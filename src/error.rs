@@ -129,9 +129,6 @@ pub enum SessionError {
     /// writes (from a task that outlived the request) would be lost.
     #[error("the session was already committed with its response; write during the request")]
     Closed,
-    /// Too many new sessions were created from this client's network recently.
-    #[error("no new session: too many sessions were created from this network; retry later")]
-    RateLimited,
     /// A write would take the session over its key-count limit.
     #[error("session data would hold {count} keys, over the limit of {limit}")]
     TooManyKeys {

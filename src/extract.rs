@@ -1,5 +1,9 @@
-//! The axum extractor for [`Session`] (feature `axum`).
+//! The axum integration (feature `axum`): the [`Session`] extractor, and
+//! axum's `ConnectInfo<SocketAddr>` as a source of the socket peer.
 
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
 use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -7,8 +11,27 @@ use http::request::Parts;
 
 use crate::session::Session;
 
+/// The socket peer that `axum::serve(.., app.into_make_service_with_connect_info::<SocketAddr>())`
+/// records on each request. A [`PeerAddr`](crate::PeerAddr) in the same
+/// request takes precedence.
+pub(crate) fn connect_info(extensions: &http::Extensions) -> Option<SocketAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0)
+}
+
 /// Rejection of the [`Session`] extractor: the route is not wrapped in a
 /// [`SessionLayer`](crate::SessionLayer).
+///
+/// It answers `500 Internal Server Error`, since this is a mistake in the
+/// application's wiring, never the visitor's.
+///
+/// ```
+/// use visitor_session::MissingSessionLayer;
+///
+/// assert_eq!(MissingSessionLayer.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+/// assert!(MissingSessionLayer.body_text().contains("SessionLayer"));
+/// ```
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error(
     "no visitor session in the request extensions: wrap this route (or the router) in \
@@ -16,9 +39,21 @@ use crate::session::Session;
 )]
 pub struct MissingSessionLayer;
 
+impl MissingSessionLayer {
+    /// The status of the rejection's response: `500`.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// The body of the rejection's response: what is missing and how to add it.
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
+}
+
 impl IntoResponse for MissingSessionLayer {
     fn into_response(self) -> Response {
-        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+        (self.status(), self.body_text()).into_response()
     }
 }
 

@@ -108,6 +108,7 @@
 pub mod client_ip;
 mod config;
 mod cookie;
+mod domain;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -121,7 +122,7 @@ pub use config::{
     CookieDomain, DEFAULT_COOKIE_MAX_AGE, DEFAULT_IDLE_TTL, FailureMode, LimitAction,
     MAX_COOKIE_MAX_AGE, MIN_IP_LOG_RETENTION, NewSessionLimit, PrivacyMode, SessionConfig,
 };
-pub use cookie::registrable_domain;
+pub use domain::registrable_domain;
 pub use error::{ConfigError, SessionError, StoreError, StoreErrorKind};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;

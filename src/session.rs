@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{SessionError, StoreError};
 use crate::id::SessionId;
-use crate::store::{Changes, SessionData, SessionRecord, SessionState};
+use crate::store::{
+    Changes, DataLimits, DataSize, OverLimit, SessionData, SessionRecord, SessionState,
+};
 
 /// Longest key accepted, in bytes.
 pub(crate) const MAX_KEY_LEN: usize = 128;
@@ -32,12 +34,6 @@ pub(crate) const MAX_KEY_LEN: usize = 128;
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<Mutex<Inner>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Limits {
-    pub(crate) max_keys: usize,
-    pub(crate) max_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -68,7 +64,7 @@ struct Inner {
     promote: bool,
     /// A loaded session that `reset` unbound from the browser.
     unbound: Option<(SessionId, SessionState)>,
-    limits: Limits,
+    limits: DataLimits,
     /// Set once the layer took the plan: writes after that would be lost.
     closed: bool,
 }
@@ -82,7 +78,7 @@ pub(crate) struct Plan {
 }
 
 impl Session {
-    fn with(binding: Binding, ip: Option<IpAddr>, data: SessionData, limits: Limits) -> Self {
+    fn with(binding: Binding, ip: Option<IpAddr>, data: SessionData, limits: DataLimits) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 binding,
@@ -97,7 +93,7 @@ impl Session {
         }
     }
 
-    pub(crate) fn loaded(id: SessionId, record: SessionRecord, limits: Limits) -> Self {
+    pub(crate) fn loaded(id: SessionId, record: SessionRecord, limits: DataLimits) -> Self {
         Self::with(
             Binding::Existing {
                 id,
@@ -109,7 +105,7 @@ impl Session {
         )
     }
 
-    pub(crate) fn created(ip: Option<IpAddr>, limits: Limits) -> Self {
+    pub(crate) fn created(ip: Option<IpAddr>, limits: DataLimits) -> Self {
         Self::with(
             Binding::New {
                 id: SessionId::generate(),
@@ -122,11 +118,11 @@ impl Session {
         )
     }
 
-    pub(crate) fn absent(ip: Option<IpAddr>, limits: Limits) -> Self {
+    pub(crate) fn absent(ip: Option<IpAddr>, limits: DataLimits) -> Self {
         Self::with(Binding::None, ip, SessionData::new(), limits)
     }
 
-    pub(crate) fn unavailable(error: StoreError, ip: Option<IpAddr>, limits: Limits) -> Self {
+    pub(crate) fn unavailable(error: StoreError, ip: Option<IpAddr>, limits: DataLimits) -> Self {
         Self::with(Binding::Unavailable(error), ip, SessionData::new(), limits)
     }
 
@@ -313,24 +309,12 @@ impl Inner {
     }
 
     fn check_limits(&self, key: &str, value: Option<&str>) -> Result<(), SessionError> {
-        let old = self.data.get(key);
-        let count = self.data.len() + usize::from(old.is_none() && value.is_some());
-        if count > self.limits.max_keys {
-            return Err(SessionError::TooManyKeys {
-                count,
-                limit: self.limits.max_keys,
-            });
-        }
-        let current: usize = self.data.iter().map(|(k, v)| k.len() + v.len()).sum();
-        let size = current - old.map_or(0, |v| key.len() + v.len())
-            + value.map_or(0, |v| key.len() + v.len());
-        if size > self.limits.max_bytes {
-            return Err(SessionError::TooLarge {
-                size,
-                limit: self.limits.max_bytes,
-            });
-        }
-        Ok(())
+        let before = DataSize::of(&self.data);
+        let after = before.with(&self.data, key, value);
+        self.limits.check(before, after).map_err(|over| match over {
+            OverLimit::Keys { count, limit } => SessionError::TooManyKeys { count, limit },
+            OverLimit::Bytes { size, limit } => SessionError::TooLarge { size, limit },
+        })
     }
 }
 
@@ -365,10 +349,7 @@ impl fmt::Debug for Session {
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits {
-        max_keys: 3,
-        max_bytes: 64,
-    };
+    const LIMITS: DataLimits = DataLimits::new(3, 64);
 
     fn existing() -> Session {
         let record = SessionRecord {

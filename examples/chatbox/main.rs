@@ -269,7 +269,6 @@ async fn reset(session: Session) -> StatusCode {
 fn session_error(error: SessionError) -> Response {
     let status = match error {
         SessionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        SessionError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         SessionError::TooManyKeys { .. } | SessionError::TooLarge { .. } => {
             StatusCode::PAYLOAD_TOO_LARGE
         }

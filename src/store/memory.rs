@@ -9,8 +9,8 @@ use rustc_hash::FxBuildHasher;
 use tokio::time::Instant;
 
 use super::{
-    Access, Changes, Committed, CreateLimit, Created, IpLogEntry, SessionData, SessionRecord,
-    SessionState, SessionStore, StoreFuture,
+    Access, Changes, Committed, CreateLimit, Created, DataSize, IpLogEntry, SessionData,
+    SessionRecord, SessionState, SessionStore, StoreFuture,
 };
 use crate::id::SessionId;
 
@@ -95,25 +95,12 @@ impl Stored {
         }
     }
 
-    /// Whether the data after `changes` stays within the access's limits
-    /// (a limit refuses only a commit that grows what it limits).
+    /// Whether the data after `changes` stays within the access's limits.
     fn fits(&self, changes: &Changes, access: &Access<'_>) -> bool {
         let data = &self.record.data;
-        let keys0 = data.len();
-        let bytes0: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
-        let (mut keys, mut bytes) = (keys0, bytes0);
-        for (key, value) in &changes.data {
-            if let Some(old) = data.get(key) {
-                keys -= 1;
-                bytes -= key.len() + old.len();
-            }
-            if let Some(new) = value {
-                keys += 1;
-                bytes += key.len() + new.len();
-            }
-        }
-        (keys <= access.policy.max_keys || keys <= keys0)
-            && (bytes <= access.policy.max_data_bytes || bytes <= bytes0)
+        let before = DataSize::of(data);
+        let after = before.with_changes(data, changes);
+        access.policy.limits.check(before, after).is_ok()
     }
 
     fn apply(&mut self, changes: &Changes) {

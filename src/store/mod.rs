@@ -24,10 +24,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::StoreError;
 use crate::id::SessionId;
 
+mod limits;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
+pub use limits::DataLimits;
+pub(crate) use limits::{DataSize, OverLimit};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisStore};
@@ -145,10 +148,8 @@ pub struct StorePolicy {
     pub permanent_retention: Option<Duration>,
     /// IP-log entries last seen longer ago than this are dropped, if set.
     pub ip_log_retention: Option<Duration>,
-    /// Most data keys a session may hold after a commit.
-    pub max_keys: usize,
-    /// Most bytes (keys plus JSON values) a session's data may take after a commit.
-    pub max_data_bytes: usize,
+    /// What a session's data may hold after a commit.
+    pub limits: DataLimits,
 }
 
 impl Default for StorePolicy {
@@ -166,9 +167,8 @@ impl StorePolicy {
     }
 
     /// The policy with other data limits.
-    pub fn with_limits(mut self, max_keys: usize, max_data_bytes: usize) -> Self {
-        self.max_keys = max_keys;
-        self.max_data_bytes = max_data_bytes;
+    pub fn with_limits(mut self, limits: DataLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -352,8 +352,7 @@ pub enum Committed {
     /// The session expired or was deleted meanwhile; nothing was written (no resurrection).
     Missing,
     /// The changes, together with what concurrent requests stored meanwhile,
-    /// would exceed [`StorePolicy::max_keys`] or [`StorePolicy::max_data_bytes`];
-    /// nothing was written.
+    /// would exceed the [`StorePolicy::limits`]; nothing was written.
     OverLimit,
 }
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::Value;
-use visitor_session::store::{Access, Changes, Committed, Created, SessionStore, StorePolicy};
+use visitor_session::store::{
+    Access, Changes, Committed, Created, DataLimits, SessionStore, StorePolicy,
+};
 use visitor_session::{LimitAction, NewSessionLimit, SessionConfig, SessionId, SessionState};
 
 use super::*;
@@ -440,7 +442,9 @@ pub async fn data_limits_agree_on_every_store<B: Backend>(b: &B) {
         let initial = changes(data, &[], false);
         let created = store.create(&id, &access, &initial, None).await;
         assert_eq!(created.unwrap(), Created::Created);
-        let policy = POLICY.clone().with_limits(limit.keys, limit.bytes);
+        let policy = POLICY
+            .clone()
+            .with_limits(DataLimits::new(limit.keys, limit.bytes));
         let limited = Access {
             policy: &policy,
             ..access
@@ -463,7 +467,7 @@ pub async fn session_over_a_lowered_limit_can_still_shed_data<B: Backend>(b: &B)
         store.create(&id, &access, &data, None).await.unwrap(),
         Created::Created
     );
-    let policy = POLICY.clone().with_limits(1, 4);
+    let policy = POLICY.clone().with_limits(DataLimits::new(1, 4));
     let lowered = Access {
         policy: &policy,
         ..access
@@ -525,7 +529,9 @@ pub async fn commit_run_twice_with_the_same_changes_is_applied_once<B: Backend>(
     assert_eq!(created.unwrap(), Created::Created);
     // "a" + "\"0123456789\"" is 13 bytes.
     let write = changes(&[("a", "\"0123456789\"")], &[], true);
-    let policy = POLICY.clone().with_limits(POLICY.max_keys, 20);
+    let policy = POLICY
+        .clone()
+        .with_limits(DataLimits::new(POLICY.limits.max_keys(), 20));
     let limited = Access {
         policy: &policy,
         ..access
@@ -565,7 +571,7 @@ pub async fn touch_of_an_unknown_session_finds_nothing_and_creates_nothing<B: Ba
 /// cannot pass a few thousand arguments at once); they stay all or nothing.
 pub async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: &B) {
     let store = b.case().store;
-    let policy = POLICY.clone().with_limits(5000, 1 << 20);
+    let policy = POLICY.clone().with_limits(DataLimits::new(5000, 1 << 20));
     let access = Access {
         policy: &policy,
         ..access_at(Access::now_ms(), None)
@@ -598,7 +604,7 @@ pub async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: &B) {
     assert_eq!(record.data.len(), 600 + 1200);
     assert!(record.data.contains_key("b1199") && !record.data.contains_key("a0"));
     // The kept size is right: one more key would go past a 1801-key limit.
-    let tight = POLICY.clone().with_limits(1800, 1 << 20);
+    let tight = POLICY.clone().with_limits(DataLimits::new(1800, 1 << 20));
     let tight = Access {
         policy: &tight,
         ..access

@@ -226,7 +226,8 @@ pub async fn commit_cost_does_not_grow_with_the_session<B: RedisBackend>(backend
     let _quiet = quiet().await;
     let c = counted(backend, config().max_keys(2000)).await;
     let id = SessionId::generate();
-    let policy = StorePolicy::default().with_limits(2000, 1 << 20);
+    let policy =
+        StorePolicy::default().with_limits(visitor_session::store::DataLimits::new(2000, 1 << 20));
     let access = Access::now(None, &policy);
     let many = visitor_session::store::Changes {
         data: (0..1000)

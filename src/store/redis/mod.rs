@@ -492,8 +492,8 @@ impl SessionStore for RedisStore {
         cmd.arg(optional_millis(access.policy.permanent_retention))
             .arg(optional_millis(access.policy.ip_log_retention))
             .arg(if changes.promote { "1" } else { "0" })
-            .arg(access.policy.max_keys)
-            .arg(access.policy.max_data_bytes)
+            .arg(access.policy.limits.max_keys())
+            .arg(access.policy.limits.max_bytes())
             .arg(sets);
         push_sets(&mut cmd, changes);
         let mut field = Vec::new();

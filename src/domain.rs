@@ -1,0 +1,102 @@
+//! Domain names: the one check of what a DNS name is, shared by the
+//! configured cookie `Domain` and the auto domain of a request host
+//! (SPEC §2), and the registrable domain of a host.
+
+use std::net::IpAddr;
+
+/// Whether `name` is a plain DNS host name: dot-separated labels of 1 to 63
+/// ASCII letters, digits and hyphens, 253 bytes at most in all (no trailing
+/// dot, no port).
+pub(crate) fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// The registrable domain ("eTLD+1") of a request host, or `None` where a
+/// `Domain` attribute must not be set: IP addresses, `localhost`, single-label
+/// hosts, public suffixes themselves and anything that is not a plain DNS name.
+///
+/// ```
+/// use visitor_session::registrable_domain;
+///
+/// assert_eq!(registrable_domain("a.example.com").as_deref(), Some("example.com"));
+/// assert_eq!(registrable_domain("foo.github.io:8443").as_deref(), Some("foo.github.io"));
+/// assert_eq!(registrable_domain("127.0.0.1:3000"), None);
+/// assert_eq!(registrable_domain("localhost"), None);
+/// ```
+pub fn registrable_domain(host: &str) -> Option<String> {
+    let host = strip_port(host.trim())?;
+    if host.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    if !is_dns_name(&host)
+        || !host.contains('.')
+        || host == "localhost"
+        || host.ends_with(".localhost")
+    {
+        return None;
+    }
+    // A host whose last label is numeric is an IPv4 literal in some shorter
+    // form, never a DNS name under a public suffix.
+    if host.rsplit('.').next()?.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    psl::domain_str(&host).map(str::to_owned)
+}
+
+/// `host[:port]` or `[v6]:port` without the port; `None` for a bracketed IPv6
+/// literal (never a cookie domain).
+fn strip_port(host: &str) -> Option<&str> {
+    if host.starts_with('[') {
+        return None;
+    }
+    match host.rsplit_once(':') {
+        // Exactly one colon: a port. More colons: a bare IPv6 literal.
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(name)
+        }
+        Some(_) => Some(host),
+        None => Some(host),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_names_are_labels_of_letters_digits_and_hyphens() {
+        for good in [
+            "example.com",
+            "a-b.example.co.uk",
+            "localhost",
+            "xn--bcher-kva.example",
+        ] {
+            assert!(is_dns_name(good), "{good}");
+        }
+        let long_label = format!("{}.com", "a".repeat(64));
+        let long_name = vec!["abcdefghi"; 26].join(".");
+        for bad in [
+            "",
+            "exa mple.com",
+            "a..b",
+            ".example.com",
+            "example.com.",
+            "a_b.com",
+            "é.com",
+            "host:80",
+        ] {
+            assert!(!is_dns_name(bad), "{bad}");
+        }
+        assert!(!is_dns_name(&long_label));
+        assert!(!is_dns_name(&long_name), "{} bytes", long_name.len());
+    }
+}

@@ -1,0 +1,166 @@
+//! What the layer reads from a request before any store call: the cookie, the
+//! client IP, the cookie `Domain` for the response, and the session of a
+//! visitor without a live one (SPEC §2, §3.2, §3.3).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{HeaderValue, Request, header};
+
+use super::Shared;
+use crate::client_ip::{self, PeerAddr};
+use crate::config::PrivacyMode;
+use crate::cookie::CookieRead;
+use crate::session::Session;
+use crate::store::{Access, CreateLimit};
+
+/// What the layer learned from the request, kept until the response.
+pub(crate) struct RequestContext {
+    pub(crate) shared: Arc<Shared>,
+    /// The client IP of the request (SPEC §3.3).
+    pub(crate) ip: Option<IpAddr>,
+    /// When the request came, in ms since the Unix epoch.
+    pub(crate) at_ms: u64,
+    /// `Domain` for the `Set-Cookie` of this response.
+    pub(crate) domain: Option<Arc<str>>,
+    /// The request's host, kept only when two session cookies conflict (the
+    /// response then also clears the other copy).
+    pub(crate) host: Option<HeaderValue>,
+    /// The request carried a well-formed cookie naming no live session.
+    pub(crate) stale_cookie: bool,
+    /// The request carried two different session cookies.
+    pub(crate) conflicting: bool,
+    pub(crate) session: Option<Session>,
+}
+
+impl RequestContext {
+    /// This request's access to its session, for the store.
+    pub(crate) fn access(&self) -> Access<'_> {
+        Access {
+            ip: self.ip,
+            at_ms: self.at_ms,
+            policy: &self.shared.policy,
+        }
+    }
+
+    /// The `Domain` of this response's `Set-Cookie`.
+    pub(crate) fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+
+    /// The limit to apply to a new session of this request, if one is configured.
+    pub(crate) fn create_limit(&self) -> Option<CreateLimit> {
+        let limit = self.shared.config.new_session_limit?;
+        Some(CreateLimit {
+            network: network_of(self.ip?),
+            max: limit.max,
+            window: limit.window,
+        })
+    }
+}
+
+/// The socket peer of the request: a [`PeerAddr`] inserted by the server,
+/// else (feature `axum`) axum's `ConnectInfo`.
+fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
+    let peer = extensions.get::<PeerAddr>().map(|peer| peer.0);
+    #[cfg(feature = "axum")]
+    let peer = peer.or_else(|| crate::extract::connect_info(extensions));
+    peer.map(|addr| addr.ip().to_canonical())
+}
+
+impl Shared {
+    /// Reads what the request says about the session, before any store call.
+    pub(crate) fn inspect<B>(self: &Arc<Self>, req: &Request<B>) -> (CookieRead, RequestContext) {
+        let ip = peer_ip(req.extensions())
+            .map(|peer| client_ip::resolve(peer, req.headers(), &self.config.trusted_proxies));
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .map(HeaderValue::as_bytes)
+            .or_else(|| req.uri().host().map(str::as_bytes));
+        let cookie = self.codec.read(req.headers());
+        let conflicting = matches!(cookie, CookieRead::Unusable { conflicting: true });
+        let ctx = RequestContext {
+            shared: self.clone(),
+            ip,
+            at_ms: Access::now_ms(),
+            domain: self.codec.domain_for(host),
+            host: host
+                .filter(|_| conflicting)
+                .and_then(|h| HeaderValue::from_bytes(h).ok()),
+            stale_cookie: false,
+            conflicting,
+            session: None,
+        };
+        (cookie, ctx)
+    }
+
+    /// The session of a request without a live session: a new temporary one
+    /// in standard mode with consent, none otherwise (SPEC §3.2).
+    pub(crate) fn fresh_session<B>(
+        &self,
+        req: Request<B>,
+        ip: Option<IpAddr>,
+    ) -> (Request<B>, Session) {
+        let (parts, body) = req.into_parts();
+        let creates = match self.config.privacy {
+            PrivacyMode::Total => false,
+            PrivacyMode::Standard => self.config.consent.as_ref().is_none_or(|gate| gate(&parts)),
+        };
+        let limits = self.policy.limits;
+        let session = if creates {
+            Session::created(ip, limits)
+        } else {
+            Session::absent(ip, limits)
+        };
+        (Request::from_parts(parts, body), session)
+    }
+}
+
+/// The client network counted by the new-session limit: an IPv4 address or
+/// the /64 of an IPv6 address (SPEC §3.6).
+pub(crate) fn network_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_networks_are_grouped_by_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(network_of(a), network_of(b));
+        assert_ne!(network_of(a), network_of(c));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(network_of(v4), v4);
+    }
+
+    #[test]
+    fn peer_addr_extension_gives_the_peer_ip() {
+        // SPEC §3.3: the equivalent of `ConnectInfo` for plain hyper.
+        let mut extensions = http::Extensions::new();
+        assert_eq!(peer_ip(&extensions), None);
+        extensions.insert(PeerAddr("[::ffff:203.0.113.7]:5000".parse().unwrap()));
+        assert_eq!(peer_ip(&extensions), Some("203.0.113.7".parse().unwrap()));
+    }
+
+    #[cfg(feature = "axum")]
+    #[test]
+    fn connect_info_gives_the_peer_ip_and_peer_addr_takes_precedence() {
+        let mut extensions = http::Extensions::new();
+        let addr: std::net::SocketAddr = "203.0.113.7:5000".parse().unwrap();
+        extensions.insert(axum::extract::ConnectInfo(addr));
+        assert_eq!(peer_ip(&extensions), Some("203.0.113.7".parse().unwrap()));
+        extensions.insert(PeerAddr("198.51.100.1:4000".parse().unwrap()));
+        assert_eq!(peer_ip(&extensions), Some("198.51.100.1".parse().unwrap()));
+    }
+}
