@@ -23,9 +23,17 @@ impl ConfigError {
         }
     }
 
-    /// The name of the rejected setting (a builder method or environment variable).
+    /// The name of the rejected setting: the builder method, or the
+    /// environment variable when the value came from the environment reader.
     pub fn setting(&self) -> &'static str {
         self.setting
+    }
+
+    /// The same error, for a setting known under another name (the
+    /// environment reader's variable for a builder setting).
+    pub(crate) fn for_setting(mut self, setting: &'static str) -> Self {
+        self.setting = setting;
+        self
     }
 }
 

@@ -168,6 +168,10 @@ impl Session {
     }
 
     /// Reads `key` as a `T`; `Ok(None)` when absent or when there is no session.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Serde`] when the stored JSON is not a `T`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         let inner = self.lock();
         match inner.data.get(key) {
@@ -187,7 +191,15 @@ impl Session {
     }
 
     /// Sets `key` to `value`, committed after the response. Starts a session in
-    /// privacy mode. Fails, changing nothing, when a limit would be exceeded.
+    /// privacy mode.
+    ///
+    /// # Errors
+    ///
+    /// Changing nothing: [`SessionError::InvalidKey`] for an empty or too long
+    /// key, [`SessionError::Serde`] when `value` does not serialize,
+    /// [`SessionError::TooManyKeys`] or [`SessionError::TooLarge`] over the
+    /// data limits, [`SessionError::Unavailable`] when the store failed to load
+    /// this request's session, [`SessionError::Closed`] after the response.
     pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
         check_key(key)?;
         let json = serde_json::to_string(value).map_err(|e| SessionError::Serde {
@@ -203,6 +215,11 @@ impl Session {
     }
 
     /// Removes `key`, committed after the response. Returns whether it was present.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Unavailable`] when the store failed to load this
+    /// request's session, [`SessionError::Closed`] after the response.
     pub fn remove(&self, key: &str) -> Result<bool, SessionError> {
         let mut inner = self.lock();
         inner.check_open()?;
@@ -221,6 +238,11 @@ impl Session {
 
     /// Makes the session permanent: the visitor started a conversation
     /// (SPEC §3.1). Idempotent. Starts a session in privacy mode.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Unavailable`] when the store failed to load this
+    /// request's session, [`SessionError::Closed`] after the response.
     pub fn promote(&self) -> Result<(), SessionError> {
         let mut inner = self.lock();
         inner.ensure_session()?;
@@ -233,6 +255,11 @@ impl Session {
 
     /// Creates a session for this visitor if there is none (total privacy
     /// mode, consent gate): the cookie is set with this response (SPEC §3.2).
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Unavailable`] when the store failed to load this
+    /// request's session, [`SessionError::Closed`] after the response.
     pub fn start(&self) -> Result<(), SessionError> {
         self.lock().ensure_session()
     }

@@ -17,7 +17,9 @@ use visitor_session::{
 fn echo_ip() -> (TestStore, TestService, TestService) {
     let store = TestStore::default();
     let handler = |session: visitor_session::Session, _req| async move {
-        format!("{:?}", session.client_ip())
+        session
+            .client_ip()
+            .map_or("none".to_owned(), |ip| ip.to_string())
     };
     let plain = service(store.clone(), config(), handler);
     let proxied = service(
@@ -128,7 +130,7 @@ async fn forged_forwarded_for_is_ignored_without_a_trusted_proxy() {
             .header("forwarded", "for=5.6.7.8"),
     )
     .await;
-    assert_eq!(res.body(), &format!("Some({PEER})"));
+    assert_eq!(res.body(), PEER);
 }
 
 /// The client IP bound for a request from `peer` with `X-Forwarded-For: xff`,
@@ -148,13 +150,13 @@ async fn bound_ip(peer: &str, xff: &str) -> String {
 async fn trusted_proxy_supplies_the_client_ip() {
     assert_eq!(
         bound_ip("10.0.0.2", "198.51.100.7, 10.0.0.5").await,
-        "Some(198.51.100.7)"
+        "198.51.100.7"
     );
 }
 
 #[tokio::test]
 async fn untrusted_peer_cannot_forge_its_ip_even_when_proxies_are_configured() {
-    assert_eq!(bound_ip(PEER, "1.2.3.4").await, format!("Some({PEER})"));
+    assert_eq!(bound_ip(PEER, "1.2.3.4").await, PEER);
 }
 
 #[tokio::test]
@@ -162,16 +164,13 @@ async fn client_prepended_hops_do_not_fool_the_right_to_left_walk() {
     // The client sent "X-Forwarded-For: 1.2.3.4"; the proxy appended the real peer.
     assert_eq!(
         bound_ip("10.0.0.2", "1.2.3.4, 198.51.100.7").await,
-        "Some(198.51.100.7)"
+        "198.51.100.7"
     );
 }
 
 #[tokio::test]
 async fn malformed_forwarding_header_falls_back_to_the_peer() {
-    assert_eq!(
-        bound_ip("10.0.0.2", "not-an-ip, ,,[").await,
-        "Some(10.0.0.2)"
-    );
+    assert_eq!(bound_ip("10.0.0.2", "not-an-ip, ,,[").await, "10.0.0.2");
 }
 
 #[tokio::test]
@@ -225,9 +224,9 @@ async fn too_many_keys_is_an_error_for_the_handler() {
         let results: Vec<bool> = (0..3)
             .map(|i| session.insert(&format!("k{i}"), &i).is_ok())
             .collect();
-        format!("{results:?}")
+        serde_json::to_string(&results).unwrap()
     });
-    assert_eq!(send(&svc, request()).await.body(), "[true, true, false]");
+    assert_eq!(send(&svc, request()).await.body(), "[true,true,false]");
 }
 
 /// The kind of the load failure the handler sees, by name.
@@ -304,11 +303,7 @@ async fn slow_store_times_out_and_fails_open() {
 
 /// At most `max` new sessions per network per minute.
 fn per_minute(max: u32, action: LimitAction) -> NewSessionLimit {
-    NewSessionLimit {
-        max,
-        window: Duration::from_secs(60),
-        action,
-    }
+    NewSessionLimit::new(max, Duration::from_secs(60)).action(action)
 }
 
 /// A handler answering "page", behind `per_minute(max, action)`.
@@ -386,12 +381,12 @@ async fn write_over_the_new_session_limit_is_refused_not_dropped() {
 #[tokio::test]
 async fn request_without_peer_address_still_gets_a_session() {
     let svc = service(MemoryStore::new(), config(), |s, _| async move {
-        format!("{:?}", s.client_ip())
+        s.client_ip().map_or("none".to_owned(), |ip| ip.to_string())
     });
     let req = http::Request::builder()
         .uri("/")
         .header(header::HOST, "example.com");
     let res = send(&svc, req).await;
-    assert_eq!(res.body(), "None");
+    assert_eq!(res.body(), "none");
     assert!(bound_id(&res).is_some());
 }

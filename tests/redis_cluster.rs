@@ -71,11 +71,8 @@ async fn keys_of_a_session_share_one_slot_and_sessions_spread_over_the_primaries
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_session_limit_costs_its_own_call_on_a_cluster() {
     let _quiet = quiet().await;
-    let limit = NewSessionLimit {
-        max: 100,
-        window: Duration::from_secs(60),
-        action: LimitAction::TooManyRequests,
-    };
+    let limit =
+        NewSessionLimit::new(100, Duration::from_secs(60)).action(LimitAction::TooManyRequests);
     let c = counted(&Cluster, config().new_session_limit(Some(limit))).await;
     let (res, sent) = c.measure(request()).await;
     assert!(bound_id(&res).is_some());

@@ -70,7 +70,7 @@ impl TrustedProxies {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] for the setting `TRUSTED_PROXIES` that names the
+    /// A [`ConfigError`] for the setting `trusted_proxies` that names the
     /// first entry that is empty or neither a CIDR network nor an IP address.
     pub fn parse(list: &str) -> Result<Self, ConfigError> {
         if list.trim().is_empty() {
@@ -81,7 +81,7 @@ impl TrustedProxies {
             |trusted, (index, entry)| {
                 if entry.is_empty() {
                     return Err(ConfigError::new(
-                        "TRUSTED_PROXIES",
+                        "trusted_proxies",
                         format!(
                             "entry {} is empty; expected comma-separated CIDR networks \
                              or IP addresses, e.g. `10.0.0.0/8, 192.168.1.1`",
@@ -94,7 +94,7 @@ impl TrustedProxies {
                     .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
                     .map_err(|_| {
                         ConfigError::new(
-                            "TRUSTED_PROXIES",
+                            "trusted_proxies",
                             format!(
                                 "`{entry}` is neither a CIDR network nor an IP address; \
                                  expected e.g. `10.0.0.0/8`, `192.168.1.1` or `2001:db8::/32`"
@@ -434,7 +434,7 @@ mod tests {
             ("10.0.0.1,,10.0.0.2", "entry 2 is empty"),
         ] {
             let error = TrustedProxies::parse(list).unwrap_err();
-            assert_eq!(error.setting(), "TRUSTED_PROXIES");
+            assert_eq!(error.setting(), "trusted_proxies");
             assert!(error.to_string().contains(bad), "{error}");
         }
     }

@@ -59,11 +59,19 @@ impl std::fmt::Debug for SessionLayer {
 
 impl SessionLayer {
     /// A layer over `store`, after checking `config` once.
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] of [`SessionConfig::validate`], naming the bad setting.
     pub fn new<S: SessionStore>(store: S, config: SessionConfig) -> Result<Self, ConfigError> {
         Self::from_arc(Arc::new(store), config)
     }
 
     /// Like [`new`](Self::new), for a store shared with other code (an admin API, say).
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] of [`SessionConfig::validate`], naming the bad setting.
     pub fn from_arc(
         store: Arc<dyn SessionStore>,
         config: SessionConfig,

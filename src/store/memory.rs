@@ -40,6 +40,16 @@ pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
 }
 
+impl std::fmt::Debug for MemoryStore {
+    /// The number of sessions held (live or awaiting the sweep), never their contents.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.lock().sessions.len();
+        f.debug_struct("MemoryStore")
+            .field("sessions_held", &held)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     /// Keyed by ids the store generated (random), so a fast hash cannot be

@@ -141,6 +141,7 @@ impl SessionState {
 /// with every access.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub struct StorePolicy {
     /// TTL a temporary session gets from each access.
     pub idle_ttl: Duration,
@@ -332,6 +333,7 @@ pub struct CreateLimit {
 
 /// The result of [`SessionStore::create`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Created {
     /// The session now exists.
     Created,
@@ -346,6 +348,7 @@ pub enum Created {
 
 /// The result of [`SessionStore::commit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Committed {
     /// The changes were written.
     Applied,
@@ -376,6 +379,16 @@ pub struct IpLogEntry {
 /// after its last [`touch`](Self::touch), together with its IP; a permanent
 /// session does not expire (unless a retention is given); a
 /// [`commit`](Self::commit) never recreates a session that is gone.
+///
+/// # Errors
+///
+/// Every method's future fails with a [`StoreError`] whose
+/// [`kind`](StoreError::kind) tells the layer what it may assume:
+/// [`Timeout`](crate::StoreErrorKind::Timeout) and
+/// [`Unavailable`](crate::StoreErrorKind::Unavailable) changed nothing,
+/// [`OutcomeUnknown`](crate::StoreErrorKind::OutcomeUnknown) is a write that
+/// may have been applied, [`Protocol`](crate::StoreErrorKind::Protocol) an
+/// answer the store did not expect.
 pub trait SessionStore: Send + Sync + 'static {
     /// Loads a live session and records the access in the same operation:
     /// slides a temporary session's TTL, records IP and last-seen time, and

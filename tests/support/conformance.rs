@@ -19,14 +19,14 @@ use visitor_session::{LimitAction, NewSessionLimit, SessionConfig, SessionId, Se
 use super::*;
 
 /// One test's store, and a way to look into it.
-pub struct Case {
-    pub store: Arc<dyn SessionStore>,
+pub(crate) struct Case {
+    pub(crate) store: Arc<dyn SessionStore>,
     /// Whether the store still holds anything of session `id` (data, IP, IP log).
-    pub holds: Box<dyn Fn(&SessionId) -> bool + Send + Sync>,
+    pub(crate) holds: Box<dyn Fn(&SessionId) -> bool + Send + Sync>,
 }
 
 /// A kind of store the suite runs on.
-pub trait Backend: Send + Sync {
+pub(crate) trait Backend: Send + Sync {
     /// A store of this kind, kept apart from every other test's.
     fn case(&self) -> Case;
     /// The idle TTL the scenarios give temporary sessions.
@@ -124,7 +124,7 @@ fn changes(sets: &[(&str, &str)], removes: &[&str], promote: bool) -> Changes {
     Changes { data, promote }
 }
 
-pub async fn returning_visitor_keeps_its_session_and_data<B: Backend>(b: &B) {
+pub(crate) async fn returning_visitor_keeps_its_session_and_data<B: Backend>(b: &B) {
     let (_case, svc) = setup(b, config());
     let id = new_session(&svc, "/write").await;
     let res = send(&svc, at("/", Some(&id))).await;
@@ -139,7 +139,7 @@ pub async fn returning_visitor_keeps_its_session_and_data<B: Backend>(b: &B) {
     assert_eq!(seen["ip"], PEER);
 }
 
-pub async fn temporary_session_and_its_ip_are_gone_after_the_idle_ttl<B: Backend>(b: &B) {
+pub(crate) async fn temporary_session_and_its_ip_are_gone_after_the_idle_ttl<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/write").await;
     assert!((case.holds)(&id));
@@ -156,7 +156,7 @@ pub async fn temporary_session_and_its_ip_are_gone_after_the_idle_ttl<B: Backend
     assert_eq!(body(&res)["note"], Value::Null);
 }
 
-pub async fn temporary_session_lives_until_the_idle_ttl_has_passed<B: Backend>(b: &B) {
+pub(crate) async fn temporary_session_lives_until_the_idle_ttl_has_passed<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/").await;
     tokio::time::sleep(b.idle() - Duration::from_millis(250)).await;
@@ -166,7 +166,7 @@ pub async fn temporary_session_lives_until_the_idle_ttl_has_passed<B: Backend>(b
     );
 }
 
-pub async fn each_access_slides_the_idle_ttl<B: Backend>(b: &B) {
+pub(crate) async fn each_access_slides_the_idle_ttl<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/").await;
     for _ in 0..4 {
@@ -180,7 +180,7 @@ pub async fn each_access_slides_the_idle_ttl<B: Backend>(b: &B) {
     );
 }
 
-pub async fn promoted_session_outlives_the_idle_ttl<B: Backend>(b: &B) {
+pub(crate) async fn promoted_session_outlives_the_idle_ttl<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/").await;
     send(&svc, at("/promote", Some(&id))).await;
@@ -191,7 +191,7 @@ pub async fn promoted_session_outlives_the_idle_ttl<B: Backend>(b: &B) {
     assert_eq!(body(&res)["state"], "permanent");
 }
 
-pub async fn permanent_session_logs_every_ip_it_was_used_from<B: Backend>(b: &B) {
+pub(crate) async fn permanent_session_logs_every_ip_it_was_used_from<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/promote").await;
     let other: IpAddr = "2001:db8::7".parse().unwrap();
@@ -215,7 +215,7 @@ pub async fn permanent_session_logs_every_ip_it_was_used_from<B: Backend>(b: &B)
     );
 }
 
-pub async fn ip_log_drops_entries_past_their_retention<B: Backend>(b: &B) {
+pub(crate) async fn ip_log_drops_entries_past_their_retention<B: Backend>(b: &B) {
     let case = b.case();
     let id = SessionId::generate();
     let old: IpAddr = "192.0.2.1".parse().unwrap();
@@ -247,7 +247,9 @@ pub async fn ip_log_drops_entries_past_their_retention<B: Backend>(b: &B) {
     );
 }
 
-pub async fn agent_deletion_removes_everything_and_the_cookie_gets_a_fresh_session<B: Backend>(
+pub(crate) async fn agent_deletion_removes_everything_and_the_cookie_gets_a_fresh_session<
+    B: Backend,
+>(
     b: &B,
 ) {
     let (case, svc) = setup(b, config());
@@ -265,7 +267,7 @@ pub async fn agent_deletion_removes_everything_and_the_cookie_gets_a_fresh_sessi
     assert_eq!(body(&res)["note"], Value::Null);
 }
 
-pub async fn reset_deletes_a_temporary_session_and_keeps_a_permanent_one<B: Backend>(b: &B) {
+pub(crate) async fn reset_deletes_a_temporary_session_and_keeps_a_permanent_one<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let temporary = new_session(&svc, "/").await;
     let res = send(&svc, at("/reset", Some(&temporary))).await;
@@ -280,7 +282,9 @@ pub async fn reset_deletes_a_temporary_session_and_keeps_a_permanent_one<B: Back
     );
 }
 
-pub async fn concurrent_requests_writing_different_keys_all_keep_their_change<B: Backend>(b: &B) {
+pub(crate) async fn concurrent_requests_writing_different_keys_all_keep_their_change<B: Backend>(
+    b: &B,
+) {
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/").await;
     let tasks: Vec<_> = (0..50)
@@ -304,7 +308,9 @@ pub async fn concurrent_requests_writing_different_keys_all_keep_their_change<B:
     }
 }
 
-pub async fn commit_racing_an_agent_deletion_does_not_resurrect_the_session<B: Backend>(b: &B) {
+pub(crate) async fn commit_racing_an_agent_deletion_does_not_resurrect_the_session<B: Backend>(
+    b: &B,
+) {
     let case = b.case();
     let admin = case.store.clone();
     let racing = service(
@@ -343,7 +349,7 @@ pub async fn commit_racing_an_agent_deletion_does_not_resurrect_the_session<B: B
     assert!(!(case.holds)(&id));
 }
 
-pub async fn concurrent_writes_cannot_exceed_the_data_limits_together<B: Backend>(b: &B) {
+pub(crate) async fn concurrent_writes_cannot_exceed_the_data_limits_together<B: Backend>(b: &B) {
     let case = b.case();
     let plain = service(case.store.clone(), config(), act);
     let id = new_session(&plain, "/").await;
@@ -369,7 +375,7 @@ pub async fn concurrent_writes_cannot_exceed_the_data_limits_together<B: Backend
 /// Commits run against the same data and limits on every store; each store
 /// must give the answers below (SPEC §3.4). On Redis this runs the Lua twin
 /// of the Rust size rule, so the two are kept in step.
-pub async fn data_limits_agree_on_every_store<B: Backend>(b: &B) {
+pub(crate) async fn data_limits_agree_on_every_store<B: Backend>(b: &B) {
     struct Limit {
         keys: usize,
         bytes: usize,
@@ -454,7 +460,7 @@ pub async fn data_limits_agree_on_every_store<B: Backend>(b: &B) {
     }
 }
 
-pub async fn session_over_a_lowered_limit_can_still_shed_data<B: Backend>(b: &B) {
+pub(crate) async fn session_over_a_lowered_limit_can_still_shed_data<B: Backend>(b: &B) {
     let store = b.case().store;
     let id = SessionId::generate();
     let access = access_at(Access::now_ms(), None);
@@ -490,7 +496,7 @@ pub async fn session_over_a_lowered_limit_can_still_shed_data<B: Backend>(b: &B)
     );
 }
 
-pub async fn create_run_twice_with_the_same_arguments_creates_once<B: Backend>(b: &B) {
+pub(crate) async fn create_run_twice_with_the_same_arguments_creates_once<B: Backend>(b: &B) {
     let store = b.case().store;
     let id = SessionId::generate();
     let access = access_at(Access::now_ms(), Some(PEER.parse().unwrap()));
@@ -521,7 +527,7 @@ pub async fn create_run_twice_with_the_same_arguments_creates_once<B: Backend>(b
     assert_eq!(record.data.keys().collect::<Vec<_>>(), ["a"]);
 }
 
-pub async fn commit_run_twice_with_the_same_changes_is_applied_once<B: Backend>(b: &B) {
+pub(crate) async fn commit_run_twice_with_the_same_changes_is_applied_once<B: Backend>(b: &B) {
     let store = b.case().store;
     let id = SessionId::generate();
     let access = access_at(Access::now_ms(), None);
@@ -553,7 +559,9 @@ pub async fn commit_run_twice_with_the_same_changes_is_applied_once<B: Backend>(
     assert_eq!(record.data.len(), 2);
 }
 
-pub async fn touch_of_an_unknown_session_finds_nothing_and_creates_nothing<B: Backend>(b: &B) {
+pub(crate) async fn touch_of_an_unknown_session_finds_nothing_and_creates_nothing<B: Backend>(
+    b: &B,
+) {
     let case = b.case();
     let id = SessionId::generate();
     let access = access_at(Access::now_ms(), Some(PEER.parse().unwrap()));
@@ -569,7 +577,7 @@ pub async fn touch_of_an_unknown_session_finds_nothing_and_creates_nothing<B: Ba
 
 /// Large writes go to Redis in several commands inside one script (Lua
 /// cannot pass a few thousand arguments at once); they stay all or nothing.
-pub async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: &B) {
+pub(crate) async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: &B) {
     let store = b.case().store;
     let policy = POLICY.clone().with_limits(DataLimits::new(5000, 1 << 20));
     let access = Access {
@@ -618,12 +626,9 @@ pub async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: &B) {
     );
 }
 
-pub async fn new_session_limit_answers_429_with_retry_after<B: Backend>(b: &B) {
-    let limit = NewSessionLimit {
-        max: 2,
-        window: Duration::from_secs(60),
-        action: LimitAction::TooManyRequests,
-    };
+pub(crate) async fn new_session_limit_answers_429_with_retry_after<B: Backend>(b: &B) {
+    let limit =
+        NewSessionLimit::new(2, Duration::from_secs(60)).action(LimitAction::TooManyRequests);
     let (_case, svc) = setup(b, config().new_session_limit(Some(limit)));
     assert_eq!(send(&svc, request()).await.status(), StatusCode::OK);
     assert_eq!(send(&svc, request()).await.status(), StatusCode::OK);
@@ -639,7 +644,7 @@ pub async fn new_session_limit_answers_429_with_retry_after<B: Backend>(b: &B) {
 
 /// The embedded store, on tokio's paused clock (`start_paused = true`).
 #[derive(Clone, Copy)]
-pub struct Memory;
+pub(crate) struct Memory;
 
 impl Backend for Memory {
     fn case(&self) -> Case {

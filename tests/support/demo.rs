@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The chatbox binary that `cargo test --all-features` built next to this test.
-pub fn chatbox_binary() -> PathBuf {
+pub(crate) fn chatbox_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let path = exe
         .parent()
@@ -25,7 +25,7 @@ pub fn chatbox_binary() -> PathBuf {
     path
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
@@ -33,14 +33,14 @@ pub fn free_port() -> u16 {
 }
 
 /// A running chatbox demo, killed on drop.
-pub struct Demo {
+pub(crate) struct Demo {
     child: Child,
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Demo {
     /// Starts the demo with `env` on a free port and waits until it accepts connections.
-    pub fn start(env: &[(&str, &str)]) -> Demo {
+    pub(crate) fn start(env: &[(&str, &str)]) -> Demo {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut cmd = Command::new(chatbox_binary());
         cmd.env_clear()
@@ -66,7 +66,7 @@ impl Demo {
         Demo { child, addr }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -79,7 +79,7 @@ impl Drop for Demo {
 }
 
 /// Runs the demo with `env` expecting it to refuse to start; returns its stderr.
-pub fn start_fails(env: &[(&str, &str)]) -> String {
+pub(crate) fn start_fails(env: &[(&str, &str)]) -> String {
     let output = Command::new(chatbox_binary())
         .env_clear()
         .env("BIND", format!("127.0.0.1:{}", free_port()))
@@ -93,21 +93,21 @@ pub fn start_fails(env: &[(&str, &str)]) -> String {
 
 /// One HTTP response.
 #[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn set_cookies(&self) -> Vec<&str> {
+    pub(crate) fn set_cookies(&self) -> Vec<&str> {
         self.headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
@@ -115,21 +115,21 @@ impl Reply {
             .collect()
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
 /// A browser-like client: keeps the cookies the server sets and sends them back.
 #[derive(Clone)]
-pub struct Client {
-    pub addr: SocketAddr,
-    pub jar: HashMap<String, String>,
-    pub extra_headers: Vec<(String, String)>,
+pub(crate) struct Client {
+    pub(crate) addr: SocketAddr,
+    pub(crate) jar: HashMap<String, String>,
+    pub(crate) extra_headers: Vec<(String, String)>,
 }
 
 impl Client {
-    pub fn new(addr: SocketAddr) -> Self {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
             jar: HashMap::new(),
@@ -137,15 +137,15 @@ impl Client {
         }
     }
 
-    pub fn get(&mut self, path: &str) -> Reply {
+    pub(crate) fn get(&mut self, path: &str) -> Reply {
         self.send("GET", path, None)
     }
 
-    pub fn post_json(&mut self, path: &str, body: &str) -> Reply {
+    pub(crate) fn post_json(&mut self, path: &str, body: &str) -> Reply {
         self.send("POST", path, Some(body))
     }
 
-    pub fn send(&mut self, method: &str, path: &str, body: Option<&str>) -> Reply {
+    pub(crate) fn send(&mut self, method: &str, path: &str, body: Option<&str>) -> Reply {
         let reply = raw_request(self.addr, method, path, &self.headers(), body);
         for c in reply.set_cookies() {
             let pair = c.split(';').next().unwrap_or_default();
@@ -170,7 +170,7 @@ impl Client {
     }
 
     /// The session id the jar holds, if any.
-    pub fn session_cookie(&self) -> Option<&str> {
+    pub(crate) fn session_cookie(&self) -> Option<&str> {
         self.jar
             .iter()
             .find(|(k, _)| k.starts_with("crisp-client%2Fsession"))
@@ -179,7 +179,7 @@ impl Client {
 }
 
 /// Sends one HTTP/1.1 request (`Connection: close`) and reads the whole reply.
-pub fn raw_request(
+pub(crate) fn raw_request(
     addr: SocketAddr,
     method: &str,
     path: &str,

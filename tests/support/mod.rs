@@ -18,11 +18,11 @@ use visitor_session::{
     StoreError, StoreErrorKind,
 };
 
-pub const PEER: &str = "203.0.113.9";
+pub(crate) const PEER: &str = "203.0.113.9";
 
 /// What [`TestStore`] does with one operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Behaviour {
+pub(crate) enum Behaviour {
     /// Forward it to the memory store.
     PassThrough,
     /// Fail it at once, as a store that cannot be reached.
@@ -35,8 +35,8 @@ pub enum Behaviour {
 /// `MemoryStore`, or fails or hangs it, operation by operation; and counts
 /// the calls, so a test can assert what a request cost.
 #[derive(Clone)]
-pub struct TestStore {
-    pub inner: MemoryStore,
+pub(crate) struct TestStore {
+    pub(crate) inner: MemoryStore,
     behaviour: Arc<Mutex<HashMap<&'static str, Behaviour>>>,
     calls: Arc<Mutex<HashMap<&'static str, usize>>>,
 }
@@ -49,7 +49,7 @@ impl Default for TestStore {
 
 impl TestStore {
     /// Forwards everything to `inner`.
-    pub fn new(inner: MemoryStore) -> Self {
+    pub(crate) fn new(inner: MemoryStore) -> Self {
         Self {
             inner,
             behaviour: Arc::default(),
@@ -58,7 +58,7 @@ impl TestStore {
     }
 
     /// A store that fails every operation.
-    pub fn down() -> Self {
+    pub(crate) fn down() -> Self {
         let store = Self::default();
         for op in OPERATIONS {
             store.set(op, Behaviour::Fail);
@@ -67,7 +67,7 @@ impl TestStore {
     }
 
     /// A store that never answers.
-    pub fn hanging() -> Self {
+    pub(crate) fn hanging() -> Self {
         let store = Self::default();
         for op in OPERATIONS {
             store.set(op, Behaviour::Hang);
@@ -76,17 +76,17 @@ impl TestStore {
     }
 
     /// From now on, `op` (`"touch"`, `"create"`...) behaves so.
-    pub fn set(&self, op: &'static str, behaviour: Behaviour) {
+    pub(crate) fn set(&self, op: &'static str, behaviour: Behaviour) {
         self.behaviour.lock().unwrap().insert(op, behaviour);
     }
 
     /// Calls of `op` so far.
-    pub fn calls(&self, op: &str) -> usize {
+    pub(crate) fn calls(&self, op: &str) -> usize {
         self.calls.lock().unwrap().get(op).copied().unwrap_or(0)
     }
 
     /// All calls so far.
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.calls.lock().unwrap().values().sum()
     }
 
@@ -118,19 +118,24 @@ impl TestStore {
 const OPERATIONS: [&str; 6] = ["touch", "create", "commit", "reset", "delete", "ip_log"];
 
 impl SessionStore for TestStore {
-    fn touch(&self, id: &SessionId, access: &Access) -> StoreFuture<Option<SessionRecord>> {
+    fn touch(&self, id: &SessionId, access: &Access<'_>) -> StoreFuture<Option<SessionRecord>> {
         self.run("touch", |s| s.touch(id, access))
     }
     fn create(
         &self,
         id: &SessionId,
-        access: &Access,
+        access: &Access<'_>,
         changes: &Changes,
         limit: Option<&CreateLimit>,
     ) -> StoreFuture<Created> {
         self.run("create", |s| s.create(id, access, changes, limit))
     }
-    fn commit(&self, id: &SessionId, access: &Access, changes: &Changes) -> StoreFuture<Committed> {
+    fn commit(
+        &self,
+        id: &SessionId,
+        access: &Access<'_>,
+        changes: &Changes,
+    ) -> StoreFuture<Committed> {
         self.run("commit", |s| s.commit(id, access, changes))
     }
     fn reset(&self, id: &SessionId) -> StoreFuture<bool> {
@@ -146,10 +151,10 @@ impl SessionStore for TestStore {
 
 /// The test service: the layer around `handler`, which gets the request's
 /// `Session` and returns a body.
-pub type TestService =
+pub(crate) type TestService =
     tower::util::BoxCloneSyncService<Request<String>, Response<String>, BoxError>;
 
-pub fn service<St, F, Fut>(store: St, config: SessionConfig, handler: F) -> TestService
+pub(crate) fn service<St, F, Fut>(store: St, config: SessionConfig, handler: F) -> TestService
 where
     St: SessionStore,
     F: Fn(Session, Request<String>) -> Fut + Clone + Send + Sync + 'static,
@@ -176,27 +181,27 @@ where
 }
 
 /// Plain-http development config, so tests can read cookies without TLS.
-pub fn config() -> SessionConfig {
+pub(crate) fn config() -> SessionConfig {
     SessionConfig::new().site_id("test")
 }
 
 /// A request from `PEER` to `http://app.example.com/`.
-pub fn request() -> http::request::Builder {
+pub(crate) fn request() -> http::request::Builder {
     from_ip(PEER.parse().unwrap())
 }
 
-pub fn from_ip(ip: IpAddr) -> http::request::Builder {
+pub(crate) fn from_ip(ip: IpAddr) -> http::request::Builder {
     Request::builder()
         .uri("/")
         .header(header::HOST, "app.example.com")
         .extension(PeerAddr(SocketAddr::new(ip, 50_000)))
 }
 
-pub fn with_cookie(cookie: &str) -> http::request::Builder {
+pub(crate) fn with_cookie(cookie: &str) -> http::request::Builder {
     request().header(header::COOKIE, cookie)
 }
 
-pub async fn send(svc: &TestService, req: http::request::Builder) -> Response<String> {
+pub(crate) async fn send(svc: &TestService, req: http::request::Builder) -> Response<String> {
     svc.clone()
         .oneshot(req.body(String::new()).unwrap())
         .await
@@ -204,7 +209,7 @@ pub async fn send(svc: &TestService, req: http::request::Builder) -> Response<St
 }
 
 /// The `Set-Cookie` values of a response.
-pub fn set_cookies(res: &Response<String>) -> Vec<String> {
+pub(crate) fn set_cookies(res: &Response<String>) -> Vec<String> {
     res.headers()
         .get_all(header::SET_COOKIE)
         .iter()
@@ -213,7 +218,7 @@ pub fn set_cookies(res: &Response<String>) -> Vec<String> {
 }
 
 /// The session id the response binds the browser to, if any.
-pub fn bound_id(res: &Response<String>) -> Option<SessionId> {
+pub(crate) fn bound_id(res: &Response<String>) -> Option<SessionId> {
     set_cookies(res).iter().find_map(|c| {
         let (_, value) = c.split(';').next()?.split_once('=')?;
         SessionId::parse(value)
@@ -221,12 +226,12 @@ pub fn bound_id(res: &Response<String>) -> Option<SessionId> {
 }
 
 /// The `Cookie` header a browser would send back for `id`.
-pub fn cookie_for(id: &SessionId) -> String {
+pub(crate) fn cookie_for(id: &SessionId) -> String {
     format!("crisp-client%2Fsession%2Ftest={}", id.as_str())
 }
 
 /// True when the response removes the session cookie.
-pub fn removes_cookie(res: &Response<String>) -> bool {
+pub(crate) fn removes_cookie(res: &Response<String>) -> bool {
     set_cookies(res)
         .iter()
         .any(|c| c.starts_with("crisp-client%2Fsession%2Ftest=;") && c.contains("Max-Age=0"))
@@ -234,7 +239,7 @@ pub fn removes_cookie(res: &Response<String>) -> bool {
 
 /// Three requests of session `id` that each write their own key, all loaded
 /// before any commits, under `max_keys(2)`: the statuses they got, sorted.
-pub async fn three_writers_over_a_two_key_limit<St: SessionStore>(
+pub(crate) async fn three_writers_over_a_two_key_limit<St: SessionStore>(
     store: St,
     id: SessionId,
 ) -> Vec<http::StatusCode> {
@@ -267,7 +272,7 @@ pub async fn three_writers_over_a_two_key_limit<St: SessionStore>(
 /// saw as JSON: `error` (the error of the action, if any), `state`, `note`
 /// (the key the `/write` action sets), `ip`, and `store_error` (the kind of
 /// a load failure, in fail-open mode).
-pub async fn act(session: Session, req: Request<String>) -> String {
+pub(crate) async fn act(session: Session, req: Request<String>) -> String {
     let path = req.uri().path().to_owned();
     let result = match path.as_str() {
         "/write" => session.insert("note", "hello"),
@@ -290,9 +295,9 @@ pub async fn act(session: Session, req: Request<String>) -> String {
     .to_string()
 }
 
-pub mod conformance;
-pub mod demo;
-pub mod process;
-pub mod proxy;
-pub mod redis_servers;
-pub mod redis_suite;
+pub(crate) mod conformance;
+pub(crate) mod demo;
+pub(crate) mod process;
+pub(crate) mod proxy;
+pub(crate) mod redis_servers;
+pub(crate) mod redis_suite;

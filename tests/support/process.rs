@@ -39,7 +39,7 @@ fn spawner() -> &'static Mutex<Sender<Request>> {
 }
 
 /// Spawns `command` as a child that dies with the test process.
-pub fn spawn(command: Command) -> io::Result<Child> {
+pub(crate) fn spawn(command: Command) -> io::Result<Child> {
     let (tx, rx) = channel();
     spawner()
         .lock()

@@ -7,14 +7,14 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub struct ReplyLosingProxy {
-    pub port: u16,
+pub(crate) struct ReplyLosingProxy {
+    pub(crate) port: u16,
     lose_next: Arc<AtomicBool>,
 }
 
 impl ReplyLosingProxy {
     /// Listens on a free loopback port and forwards to `target_port`.
-    pub fn start(target_port: u16) -> ReplyLosingProxy {
+    pub(crate) fn start(target_port: u16) -> ReplyLosingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
         let port = listener.local_addr().unwrap().port();
         let lose_next = Arc::new(AtomicBool::new(false));
@@ -36,12 +36,12 @@ impl ReplyLosingProxy {
         ReplyLosingProxy { port, lose_next }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// The next reply any connection receives is lost, and its connection closed.
-    pub fn lose_next_reply(&self) {
+    pub(crate) fn lose_next_reply(&self) {
         self.lose_next.store(true, Ordering::SeqCst);
     }
 }

@@ -22,8 +22,8 @@ use super::demo::free_port;
 use super::process;
 
 /// A redis-server process on a loopback port, killed on drop.
-pub struct RedisServer {
-    pub port: u16,
+pub(crate) struct RedisServer {
+    pub(crate) port: u16,
     /// The `requirepass` of the server, if it has one.
     password: Option<String>,
     dir: PathBuf,
@@ -33,13 +33,13 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// A server without persistence.
-    pub fn start() -> RedisServer {
+    pub(crate) fn start() -> RedisServer {
         Self::start_with(&["--save", "", "--appendonly", "no"])
     }
 
     /// A server that writes every change to its append-only file before
     /// answering, so a `kill -9` loses nothing it acknowledged.
-    pub fn start_durable() -> RedisServer {
+    pub(crate) fn start_durable() -> RedisServer {
         Self::start_with(&[
             "--save",
             "",
@@ -51,7 +51,7 @@ impl RedisServer {
     }
 
     /// A server with extra `redis-server` arguments.
-    pub fn start_with(args: &[&str]) -> RedisServer {
+    pub(crate) fn start_with(args: &[&str]) -> RedisServer {
         Self::start_on_free_port(args, None, free_port)
     }
 
@@ -88,13 +88,13 @@ impl RedisServer {
     }
 
     /// The server this test binary shares between its tests (started once).
-    pub fn shared() -> &'static RedisServer {
+    pub(crate) fn shared() -> &'static RedisServer {
         static SHARED: OnceLock<RedisServer> = OnceLock::new();
         SHARED.get_or_init(RedisServer::start)
     }
 
     /// Starts the server again on the same port and directory after [`stop`](Self::stop).
-    pub fn start_again(&mut self) {
+    pub(crate) fn start_again(&mut self) {
         if let Err(e) = self.launch() {
             panic!(
                 "redis-server did not start again on port {}: {e}",
@@ -128,7 +128,7 @@ impl RedisServer {
     }
 
     /// Kills the server, as a crash would (`kill -9`: no shutdown, no save).
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -139,7 +139,7 @@ impl RedisServer {
         self.child.is_some()
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match &self.password {
             Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
             None => format!("redis://127.0.0.1:{}", self.port),
@@ -147,14 +147,14 @@ impl RedisServer {
     }
 
     /// A plain redis-rs connection, for looking into the server.
-    pub fn conn(&self) -> redis::Connection {
+    pub(crate) fn conn(&self) -> redis::Connection {
         redis::Client::open(self.url())
             .and_then(|c| c.get_connection())
             .expect("connect to the test's redis-server")
     }
 
     /// Runs one command and converts its answer.
-    pub fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+    pub(crate) fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
         redis::cmd(args[0])
             .arg(&args[1..])
             .query(&mut self.conn())
@@ -196,7 +196,7 @@ fn wait_until_serving(url: &str, child: &mut Child) -> Result<(), String> {
 }
 
 /// A unique key prefix per call, so tests sharing a server keep apart.
-pub fn unique_prefix(name: &str) -> String {
+pub(crate) fn unique_prefix(name: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!("t{}-{name}:", NEXT.fetch_add(1, Ordering::Relaxed))
 }
@@ -204,23 +204,23 @@ pub fn unique_prefix(name: &str) -> String {
 static TRAFFIC: RwLock<()> = RwLock::const_new(());
 
 /// Held by every test that sends traffic to a shared server.
-pub async fn traffic() -> RwLockReadGuard<'static, ()> {
+pub(crate) async fn traffic() -> RwLockReadGuard<'static, ()> {
     TRAFFIC.read().await
 }
 
 /// [`traffic`] for a test that is not async.
-pub fn traffic_blocking() -> RwLockReadGuard<'static, ()> {
+pub(crate) fn traffic_blocking() -> RwLockReadGuard<'static, ()> {
     TRAFFIC.blocking_read()
 }
 
 /// Held by a test that counts round trips: no other test sends meanwhile.
-pub async fn quiet() -> RwLockWriteGuard<'static, ()> {
+pub(crate) async fn quiet() -> RwLockWriteGuard<'static, ()> {
     TRAFFIC.write().await
 }
 
 /// `MONITOR` on one server: every command it receives, as it receives it.
 /// Closed on drop.
-pub struct Monitor {
+pub(crate) struct Monitor {
     lines: Arc<Mutex<Vec<String>>>,
     stream: TcpStream,
     /// Sends the markers and asks who the clients are; opened before any
@@ -231,7 +231,7 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn start(server: &RedisServer) -> Monitor {
+    pub(crate) fn start(server: &RedisServer) -> Monitor {
         let mut stream =
             TcpStream::connect(("127.0.0.1", server.port)).expect("connect for MONITOR");
         if let Some(password) = &server.password {
@@ -342,37 +342,40 @@ fn client_of(line: &str) -> Option<&str> {
 
 /// The command of a `MONITOR` line (`<time> [<db> <client>] "cmd" "arg"...`),
 /// lowercased.
-pub fn command_of(line: &str) -> Option<String> {
+pub(crate) fn command_of(line: &str) -> Option<String> {
     let rest = &line[line.find("] \"")? + 3..];
     Some(rest[..rest.find('"')?].to_ascii_lowercase())
 }
 
 /// Whether a `MONITOR` line is a command a script ran inside Redis.
-pub fn is_script_internal(line: &str) -> bool {
+pub(crate) fn is_script_internal(line: &str) -> bool {
     line.contains(" lua] ")
 }
 
 /// What a client sent to a set of servers while a piece of work ran.
 #[derive(Debug, Default)]
-pub struct Sent {
+pub(crate) struct Sent {
     /// Commands sent by clients, by name (lowercase), over all servers.
-    pub commands: BTreeMap<String, u64>,
+    pub(crate) commands: BTreeMap<String, u64>,
     /// Commands run inside scripts, by name, over all servers.
-    pub script_internal: BTreeMap<String, u64>,
+    pub(crate) script_internal: BTreeMap<String, u64>,
     /// Client commands per server, in the order the monitors were given.
-    pub per_server: Vec<u64>,
+    pub(crate) per_server: Vec<u64>,
 }
 
 impl Sent {
     /// Client commands over all servers: the round trips.
-    pub fn round_trips(&self) -> u64 {
+    pub(crate) fn round_trips(&self) -> u64 {
         self.commands.values().sum()
     }
 }
 
 /// Runs `work` and returns what clients sent to the monitored servers
 /// meanwhile. Hold [`quiet`] around it.
-pub async fn count<F: std::future::Future>(monitors: &[&Monitor], work: F) -> (F::Output, Sent) {
+pub(crate) async fn count<F: std::future::Future>(
+    monitors: &[&Monitor],
+    work: F,
+) -> (F::Output, Sent) {
     let starts: Vec<String> = monitors.iter().map(|m| m.mark()).collect();
     let output = work.await;
     let ends: Vec<String> = monitors.iter().map(|m| m.mark()).collect();
@@ -410,8 +413,8 @@ fn free_cluster_port() -> u16 {
 }
 
 /// A Redis Cluster of 3 primaries with one replica each, on loopback.
-pub struct RedisCluster {
-    pub nodes: Vec<RedisServer>,
+pub(crate) struct RedisCluster {
+    pub(crate) nodes: Vec<RedisServer>,
 }
 
 impl RedisCluster {
@@ -419,7 +422,7 @@ impl RedisCluster {
     /// --cluster-replicas 1`). A node silent for `node_timeout` is failed
     /// (and its replica promoted); a cluster with a failed primary keeps
     /// serving the other slots.
-    pub fn start(node_timeout: Duration) -> RedisCluster {
+    pub(crate) fn start(node_timeout: Duration) -> RedisCluster {
         let node_timeout = node_timeout.as_millis().to_string();
         let nodes: Vec<RedisServer> = (0..6)
             .map(|_| {
@@ -464,7 +467,7 @@ impl RedisCluster {
 
     /// The cluster this test binary shares between its tests (started once;
     /// slow to fail a node, so a busy machine never triggers a failover).
-    pub fn shared() -> &'static RedisCluster {
+    pub(crate) fn shared() -> &'static RedisCluster {
         static SHARED: OnceLock<RedisCluster> = OnceLock::new();
         SHARED.get_or_init(|| RedisCluster::start(Duration::from_secs(5)))
     }
@@ -472,7 +475,7 @@ impl RedisCluster {
     /// Waits until every running node reports the cluster ok, agrees on
     /// three primaries with slots and no failed node, and every replica is
     /// linked to its primary.
-    pub fn wait_ready(&self, within: Duration) {
+    pub(crate) fn wait_ready(&self, within: Duration) {
         let deadline = Instant::now() + within;
         while !self
             .running()
@@ -490,12 +493,12 @@ impl RedisCluster {
         self.nodes.iter().filter(|n| n.is_running())
     }
 
-    pub fn urls(&self) -> Vec<String> {
+    pub(crate) fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 
     /// The running nodes that are primaries now.
-    pub fn primaries(&self) -> Vec<&RedisServer> {
+    pub(crate) fn primaries(&self) -> Vec<&RedisServer> {
         self.running()
             .filter(|n| {
                 let role: Vec<redis::Value> = n.query(&["ROLE"]);
@@ -505,7 +508,7 @@ impl RedisCluster {
     }
 
     /// The primary that serves `key` now, as the first running node sees it.
-    pub fn primary_for(&self, key: &str) -> &RedisServer {
+    pub(crate) fn primary_for(&self, key: &str) -> &RedisServer {
         let node = self.running().next().expect("a running node");
         let slot: i64 = node.query(&["CLUSTER", "KEYSLOT", key]);
         // Each entry: start slot, end slot, [ip, port, id, ...], replicas...
@@ -534,7 +537,7 @@ impl RedisCluster {
     }
 
     /// Kills the node on `port`, as a crash would.
-    pub fn kill(&mut self, port: u16) {
+    pub(crate) fn kill(&mut self, port: u16) {
         self.nodes
             .iter_mut()
             .find(|n| n.port == port)
@@ -543,7 +546,7 @@ impl RedisCluster {
     }
 
     /// Waits until every replica has received everything its primary wrote.
-    pub fn wait_replicated(&self) {
+    pub(crate) fn wait_replicated(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.primaries().iter().all(|p| replicas_caught_up(p)) {
             assert!(Instant::now() < deadline, "the replicas did not catch up");
@@ -552,7 +555,7 @@ impl RedisCluster {
     }
 
     /// A redis-rs cluster connection, for looking into the cluster.
-    pub fn conn(&self) -> redis::cluster::ClusterConnection {
+    pub(crate) fn conn(&self) -> redis::cluster::ClusterConnection {
         redis::cluster::ClusterClient::new(self.urls())
             .and_then(|c| c.get_connection())
             .expect("connect to the test cluster")
@@ -560,7 +563,7 @@ impl RedisCluster {
 }
 
 /// Whether every replica of `primary` has acknowledged all it wrote.
-pub fn replicas_caught_up(primary: &RedisServer) -> bool {
+pub(crate) fn replicas_caught_up(primary: &RedisServer) -> bool {
     let info: String = primary.query(&["INFO", "replication"]);
     let field = |name: &str| {
         info.lines()
@@ -612,21 +615,21 @@ fn node_ready(node: &RedisServer, running: usize) -> bool {
 }
 
 /// A primary, its replica, and one Sentinel monitoring them as `mymaster`.
-pub struct RedisSentinel {
-    pub servers: Vec<RedisServer>,
-    pub sentinel_port: u16,
+pub(crate) struct RedisSentinel {
+    pub(crate) servers: Vec<RedisServer>,
+    pub(crate) sentinel_port: u16,
     /// The password of the primary and its replica.
-    pub password: String,
+    pub(crate) password: String,
     sentinel: Option<Child>,
     dir: PathBuf,
 }
 
-pub const SENTINEL_MASTER: &str = "mymaster";
+pub(crate) const SENTINEL_MASTER: &str = "mymaster";
 
 impl RedisSentinel {
     /// A primary and a replica, both requiring `password`, and a Sentinel
     /// that fails the primary over when it was silent for `down_after`.
-    pub fn start(down_after: Duration, password: &str) -> RedisSentinel {
+    pub(crate) fn start(down_after: Duration, password: &str) -> RedisSentinel {
         let common = [
             "--save",
             "",
@@ -700,12 +703,12 @@ impl RedisSentinel {
     /// The setup this test binary shares between its tests (started once;
     /// slow to declare the primary down, so a busy machine never triggers a
     /// failover).
-    pub fn shared() -> &'static RedisSentinel {
+    pub(crate) fn shared() -> &'static RedisSentinel {
         static SHARED: OnceLock<RedisSentinel> = OnceLock::new();
         SHARED.get_or_init(|| RedisSentinel::start(Duration::from_secs(10), "shared-secret"))
     }
 
-    pub fn sentinel_urls(&self) -> Vec<String> {
+    pub(crate) fn sentinel_urls(&self) -> Vec<String> {
         vec![format!("redis://127.0.0.1:{}", self.sentinel_port)]
     }
 
@@ -716,7 +719,7 @@ impl RedisSentinel {
     }
 
     /// The port of the primary, as the Sentinel names it now.
-    pub fn primary_port(&self) -> u16 {
+    pub(crate) fn primary_port(&self) -> u16 {
         let (_, port): (String, u16) = self
             .sentinel_query(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER])
             .expect("the Sentinel knows the primary");
@@ -724,7 +727,7 @@ impl RedisSentinel {
     }
 
     /// The server that is the primary now.
-    pub fn primary(&self) -> &RedisServer {
+    pub(crate) fn primary(&self) -> &RedisServer {
         let port = self.primary_port();
         self.servers
             .iter()
@@ -763,7 +766,7 @@ impl RedisSentinel {
 
     /// `SENTINEL FAILOVER`, then waits until the Sentinel names the replica
     /// as the primary. Returns the new primary's port.
-    pub fn failover(&self) -> u16 {
+    pub(crate) fn failover(&self) -> u16 {
         self.wait_for_replica_known(Duration::from_secs(20));
         let old = self.primary_port();
         let _: String = self

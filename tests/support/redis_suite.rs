@@ -18,7 +18,7 @@ use super::redis_servers::{
 use super::*;
 
 /// A Redis deployment the suites run on.
-pub trait RedisBackend: Copy + Send + Sync + 'static {
+pub(crate) trait RedisBackend: Copy + Send + Sync + 'static {
     /// Where the deployment is, with the tests' timeouts.
     fn config(&self) -> RedisConfig;
     /// The servers that take client commands (the primaries).
@@ -34,14 +34,14 @@ pub trait RedisBackend: Copy + Send + Sync + 'static {
 }
 
 /// The keys of session `id` under `prefix`: its hash and its IP log.
-pub fn keys_of(prefix: &str, id: &SessionId) -> [String; 2] {
+pub(crate) fn keys_of(prefix: &str, id: &SessionId) -> [String; 2] {
     let hash = format!("{prefix}{{{}}}", id.uuid_str());
     let log = format!("{hash}:ips");
     [hash, log]
 }
 
 /// Runs one command on `backend`, routed by its key.
-pub fn query<T: redis::FromRedisValue, B: RedisBackend>(backend: &B, args: &[&str]) -> T {
+pub(crate) fn query<T: redis::FromRedisValue, B: RedisBackend>(backend: &B, args: &[&str]) -> T {
     redis::cmd(args[0])
         .arg(&args[1..])
         .query(&mut *backend.conn())
@@ -95,16 +95,16 @@ macro_rules! redis_conformance {
     };
 }
 
-pub struct Counted {
-    pub prefix: String,
-    pub store: RedisStore,
-    pub svc: TestService,
-    pub monitors: Vec<Monitor>,
+pub(crate) struct Counted {
+    pub(crate) prefix: String,
+    pub(crate) store: RedisStore,
+    pub(crate) svc: TestService,
+    pub(crate) monitors: Vec<Monitor>,
 }
 
 /// A store and service warmed up (scripts loaded, connections open), and a
 /// `MONITOR` on every primary. Hold [`quiet`] while it is in use.
-pub async fn counted<B: RedisBackend>(backend: &B, config: SessionConfig) -> Counted {
+pub(crate) async fn counted<B: RedisBackend>(backend: &B, config: SessionConfig) -> Counted {
     let prefix = unique_prefix("count");
     let store = RedisStore::new(backend.config().key_prefix(prefix.as_str())).unwrap();
     store.load_scripts().await.unwrap();
@@ -135,7 +135,10 @@ pub async fn counted<B: RedisBackend>(backend: &B, config: SessionConfig) -> Cou
 
 impl Counted {
     /// Sends `req` and returns the response with what the store sent for it.
-    pub async fn measure(&self, req: http::request::Builder) -> (http::Response<String>, Sent) {
+    pub(crate) async fn measure(
+        &self,
+        req: http::request::Builder,
+    ) -> (http::Response<String>, Sent) {
         let monitors: Vec<&Monitor> = self.monitors.iter().collect();
         count(&monitors, send(&self.svc, req)).await
     }
@@ -157,7 +160,7 @@ fn sent(s: &Sent) -> Vec<(String, u64)> {
     s.commands.iter().map(|(k, v)| (k.clone(), *v)).collect()
 }
 
-pub async fn returning_visitor_costs_one_round_trip<B: RedisBackend>(backend: &B) {
+pub(crate) async fn returning_visitor_costs_one_round_trip<B: RedisBackend>(backend: &B) {
     let _quiet = quiet().await;
     let c = counted(backend, config()).await;
     let id = bound_id(&send(&c.svc, request()).await).unwrap();
@@ -170,7 +173,7 @@ pub async fn returning_visitor_costs_one_round_trip<B: RedisBackend>(backend: &B
     );
 }
 
-pub async fn response_with_changes_costs_one_more_round_trip<B: RedisBackend>(backend: &B) {
+pub(crate) async fn response_with_changes_costs_one_more_round_trip<B: RedisBackend>(backend: &B) {
     let _quiet = quiet().await;
     let c = counted(backend, config()).await;
     let id = bound_id(&send(&c.svc, request()).await).unwrap();
@@ -181,7 +184,9 @@ pub async fn response_with_changes_costs_one_more_round_trip<B: RedisBackend>(ba
     assert_eq!(sent(&s), only("evalsha", 2), "touch + commit (promotion)");
 }
 
-pub async fn new_visitor_costs_one_round_trip_with_or_without_data<B: RedisBackend>(backend: &B) {
+pub(crate) async fn new_visitor_costs_one_round_trip_with_or_without_data<B: RedisBackend>(
+    backend: &B,
+) {
     let _quiet = quiet().await;
     let c = counted(backend, config()).await;
     let (res, s) = c.measure(request()).await;
@@ -196,7 +201,9 @@ pub async fn new_visitor_costs_one_round_trip_with_or_without_data<B: RedisBacke
     );
 }
 
-pub async fn privacy_visitor_without_cookie_costs_no_round_trip<B: RedisBackend>(backend: &B) {
+pub(crate) async fn privacy_visitor_without_cookie_costs_no_round_trip<B: RedisBackend>(
+    backend: &B,
+) {
     let _quiet = quiet().await;
     let c = counted(backend, config().privacy(PrivacyMode::Total)).await;
     let (res, s) = c.measure(request()).await;
@@ -204,7 +211,7 @@ pub async fn privacy_visitor_without_cookie_costs_no_round_trip<B: RedisBackend>
     assert_eq!(s.round_trips(), 0);
 }
 
-pub async fn malformed_cookie_costs_no_lookup<B: RedisBackend>(backend: &B) {
+pub(crate) async fn malformed_cookie_costs_no_lookup<B: RedisBackend>(backend: &B) {
     let _quiet = quiet().await;
     let bad = "crisp-client%2Fsession%2Ftest=session_1234; crisp-client%2Fsession%2Ftest=x";
     let c = counted(backend, config().privacy(PrivacyMode::Total)).await;
@@ -222,7 +229,7 @@ pub async fn malformed_cookie_costs_no_lookup<B: RedisBackend>(backend: &B) {
 
 /// The commit checks the data limits against the size kept in the hash: its
 /// work inside Redis does not grow with the number of keys stored.
-pub async fn commit_cost_does_not_grow_with_the_session<B: RedisBackend>(backend: &B) {
+pub(crate) async fn commit_cost_does_not_grow_with_the_session<B: RedisBackend>(backend: &B) {
     let _quiet = quiet().await;
     let c = counted(backend, config().max_keys(2000)).await;
     let id = SessionId::generate();
@@ -255,7 +262,7 @@ pub async fn commit_cost_does_not_grow_with_the_session<B: RedisBackend>(backend
     );
 }
 
-pub async fn scripts_the_server_lost_are_sent_again_whole<B: RedisBackend>(backend: &B) {
+pub(crate) async fn scripts_the_server_lost_are_sent_again_whole<B: RedisBackend>(backend: &B) {
     let _quiet = quiet().await;
     let c = counted(backend, config()).await;
     let id = bound_id(&send(&c.svc, request()).await).unwrap();
@@ -271,7 +278,7 @@ pub async fn scripts_the_server_lost_are_sent_again_whole<B: RedisBackend>(backe
     assert_eq!(sent(&s), only("evalsha", 1), "cached again");
 }
 
-pub async fn temporary_session_is_one_hash_with_the_idle_ttl<B: RedisBackend>(backend: &B) {
+pub(crate) async fn temporary_session_is_one_hash_with_the_idle_ttl<B: RedisBackend>(backend: &B) {
     let _traffic = super::redis_servers::traffic().await;
     let prefix = unique_prefix("layout");
     let store = RedisStore::new(backend.config().key_prefix(prefix.as_str())).unwrap();
@@ -309,7 +316,9 @@ pub async fn temporary_session_is_one_hash_with_the_idle_ttl<B: RedisBackend>(ba
 /// A temporary session keeps its latest access in its TTL and its IP in `i`:
 /// a visitor who stays on one address costs Redis two commands (read,
 /// slide); one who moves, three (and the new IP is recorded).
-pub async fn returning_visit_records_a_changed_ip_and_slides_the_ttl<B: RedisBackend>(backend: &B) {
+pub(crate) async fn returning_visit_records_a_changed_ip_and_slides_the_ttl<B: RedisBackend>(
+    backend: &B,
+) {
     let _quiet = quiet().await;
     let c = counted(backend, config().idle_ttl(Duration::from_secs(30))).await;
     let id = bound_id(&send(&c.svc, request()).await).unwrap();
@@ -331,7 +340,7 @@ pub async fn returning_visit_records_a_changed_ip_and_slides_the_ttl<B: RedisBac
     assert!(pttl > 29_000, "slid back to the full idle TTL: {pttl}");
 }
 
-pub async fn permanent_session_has_no_ttl<B: RedisBackend>(backend: &B) {
+pub(crate) async fn permanent_session_has_no_ttl<B: RedisBackend>(backend: &B) {
     let _traffic = super::redis_servers::traffic().await;
     let prefix = unique_prefix("permanent");
     let store = RedisStore::new(backend.config().key_prefix(prefix.as_str())).unwrap();
@@ -352,7 +361,7 @@ pub async fn permanent_session_has_no_ttl<B: RedisBackend>(backend: &B) {
 
 /// The test binary's shared standalone server.
 #[derive(Clone, Copy)]
-pub struct Standalone;
+pub(crate) struct Standalone;
 
 impl RedisBackend for Standalone {
     fn config(&self) -> RedisConfig {
@@ -370,7 +379,7 @@ impl RedisBackend for Standalone {
 
 /// The test binary's shared Redis Cluster.
 #[derive(Clone, Copy)]
-pub struct Cluster;
+pub(crate) struct Cluster;
 
 impl RedisBackend for Cluster {
     fn config(&self) -> RedisConfig {
@@ -388,7 +397,7 @@ impl RedisBackend for Cluster {
 
 /// The test binary's shared primary + replica + Sentinel.
 #[derive(Clone, Copy)]
-pub struct Sentinel;
+pub(crate) struct Sentinel;
 
 impl RedisBackend for Sentinel {
     fn config(&self) -> RedisConfig {

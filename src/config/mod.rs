@@ -1,12 +1,22 @@
 //! [`SessionConfig`]: every setting of the layer, validated once when the
 //! layer is built (SPEC §2, §3).
+//!
+//! This file holds the settings, their builder methods and [`validate`]
+//! (errors name the builder method); `env.rs` reads SPEC §6's environment
+//! variables on top of them (errors name the variable).
+//!
+//! [`validate`]: SessionConfig::validate
+
+mod env;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client_ip::TrustedProxies;
+use crate::domain::is_dns_name;
 use crate::error::ConfigError;
+use crate::store::{DataLimits, StorePolicy};
 
 /// Cookie `Max-Age` by default: 182.5 days, "6 months" (SPEC §2).
 pub const DEFAULT_COOKIE_MAX_AGE: Duration = Duration::from_secs(15_768_000);
@@ -21,6 +31,7 @@ pub const MIN_IP_LOG_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Where the session cookie applies (SPEC §2, `Domain`).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum CookieDomain {
     /// The registrable domain of the request host (public-suffix list), so
     /// `a.example.com` and `b.example.com` share one session. No `Domain`
@@ -35,6 +46,7 @@ pub enum CookieDomain {
 
 /// Whether a visit creates a session by itself (SPEC §3.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum PrivacyMode {
     /// A request without a valid session creates a temporary one and sets the cookie.
     #[default]
@@ -46,6 +58,7 @@ pub enum PrivacyMode {
 
 /// What the layer does when the store fails while loading a session (SPEC §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum FailureMode {
     /// Serve the request without a session; the handler sees
     /// [`Session::error`](crate::Session::error). No cookie change.
@@ -57,6 +70,7 @@ pub enum FailureMode {
 
 /// What happens to a visitor over the new-session limit (SPEC §3.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum LimitAction {
     /// Serve the request without creating a session (privacy-mode behaviour).
     #[default]
@@ -67,7 +81,19 @@ pub enum LimitAction {
 
 /// At most `max` new sessions per client network (an IPv4 address or an IPv6
 /// /64) per `window` (SPEC §3.6).
+///
+/// ```
+/// use std::time::Duration;
+/// use visitor_session::{LimitAction, NewSessionLimit, SessionConfig};
+///
+/// let limit = NewSessionLimit::new(20, Duration::from_secs(60))
+///     .action(LimitAction::TooManyRequests);
+/// let config = SessionConfig::new().new_session_limit(Some(limit));
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct NewSessionLimit {
     /// Sessions allowed per window.
     pub max: u32,
@@ -75,6 +101,24 @@ pub struct NewSessionLimit {
     pub window: Duration,
     /// What to do with a request over the limit.
     pub action: LimitAction,
+}
+
+impl NewSessionLimit {
+    /// At most `max` new sessions per network per `window`; a request over the
+    /// limit is served without a session ([`LimitAction::Skip`]).
+    pub const fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            action: LimitAction::Skip,
+        }
+    }
+
+    /// What to do with a request over the limit (default [`LimitAction::Skip`]).
+    pub const fn action(mut self, action: LimitAction) -> Self {
+        self.action = action;
+        self
+    }
 }
 
 type ConsentFn = dyn Fn(&http::request::Parts) -> bool + Send + Sync;
@@ -96,6 +140,7 @@ type ConsentFn = dyn Fn(&http::request::Parts) -> bool + Send + Sync;
 /// assert!(config.validate().is_ok());
 /// ```
 #[derive(Clone)]
+#[must_use]
 pub struct SessionConfig {
     pub(crate) cookie_prefix: String,
     pub(crate) site_id: Option<String>,
@@ -114,8 +159,7 @@ pub struct SessionConfig {
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) store_timeout: Duration,
     pub(crate) failure_mode: FailureMode,
-    pub(crate) max_keys: usize,
-    pub(crate) max_data_bytes: usize,
+    pub(crate) limits: DataLimits,
     pub(crate) new_session_limit: Option<NewSessionLimit>,
 }
 
@@ -144,8 +188,7 @@ impl fmt::Debug for SessionConfig {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("store_timeout", &self.store_timeout)
             .field("failure_mode", &self.failure_mode)
-            .field("max_keys", &self.max_keys)
-            .field("max_data_bytes", &self.max_data_bytes)
+            .field("limits", &self.limits)
             .field("new_session_limit", &self.new_session_limit)
             .finish()
     }
@@ -174,110 +217,19 @@ impl SessionConfig {
             trusted_proxies: TrustedProxies::none(),
             store_timeout: Duration::from_secs(1),
             failure_mode: FailureMode::Open,
-            max_keys: 64,
-            max_data_bytes: 64 * 1024,
+            limits: DataLimits::default(),
             new_session_limit: None,
         }
     }
 
     /// The lifetimes and data limits the store applies, from this configuration.
-    pub fn store_policy(&self) -> crate::store::StorePolicy {
-        crate::store::StorePolicy {
+    pub fn store_policy(&self) -> StorePolicy {
+        StorePolicy {
             idle_ttl: self.idle_ttl,
             permanent_retention: self.permanent_retention,
             ip_log_retention: self.ip_log_retention,
-            limits: crate::store::DataLimits::new(self.max_keys, self.max_data_bytes),
+            limits: self.limits,
         }
-    }
-
-    /// Reads the settings of SPEC §6 from the process environment on top of
-    /// the defaults: `SESSION_COOKIE_EXPIRE`, `SESSION_COOKIE_DOMAIN`,
-    /// `SESSION_IDLE_TTL`, `SESSION_PRIVACY`, `SESSION_SECURE`,
-    /// `TRUSTED_PROXIES`, `SESSION_NEW_PER_IP`, `SESSION_LIMIT_ACTION`.
-    /// Unset variables keep the default; a bad value is an error naming it.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::new().with_vars(|name| std::env::var(name).ok())
-    }
-
-    /// Like [`from_env`](Self::from_env), with variables looked up by `var`
-    /// (applied on top of `self`).
-    pub fn with_vars(mut self, var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        if let Some(v) = var("SESSION_COOKIE_EXPIRE") {
-            self.cookie_max_age = Duration::from_secs(parse_secs("SESSION_COOKIE_EXPIRE", &v)?);
-        }
-        if let Some(v) = var("SESSION_COOKIE_DOMAIN") {
-            self.domain = match v.trim() {
-                "auto" => CookieDomain::Auto,
-                "host" => CookieDomain::HostOnly,
-                d => CookieDomain::Fixed(d.to_owned()),
-            };
-        }
-        if let Some(v) = var("SESSION_IDLE_TTL") {
-            self.idle_ttl = Duration::from_secs(parse_secs("SESSION_IDLE_TTL", &v)?);
-        }
-        if let Some(v) = var("SESSION_PRIVACY") {
-            self.privacy = match v.trim() {
-                "standard" => PrivacyMode::Standard,
-                "total" => PrivacyMode::Total,
-                other => {
-                    return Err(ConfigError::new(
-                        "SESSION_PRIVACY",
-                        format!("{other:?} is neither `standard` nor `total`"),
-                    ));
-                }
-            };
-        }
-        if let Some(v) = var("SESSION_SECURE") {
-            self.secure = match v.trim() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                other => {
-                    return Err(ConfigError::new(
-                        "SESSION_SECURE",
-                        format!("{other:?} is neither `true` nor `false`"),
-                    ));
-                }
-            };
-        }
-        if let Some(v) = var("TRUSTED_PROXIES") {
-            self.trusted_proxies = TrustedProxies::parse(&v)?;
-        }
-        let action = match var("SESSION_LIMIT_ACTION") {
-            None => LimitAction::Skip,
-            Some(v) => match v.trim() {
-                "skip" => LimitAction::Skip,
-                "429" => LimitAction::TooManyRequests,
-                other => {
-                    return Err(ConfigError::new(
-                        "SESSION_LIMIT_ACTION",
-                        format!("{other:?} is neither `skip` nor `429`"),
-                    ));
-                }
-            },
-        };
-        if let Some(v) = var("SESSION_NEW_PER_IP") {
-            let bad = || {
-                ConfigError::new(
-                    "SESSION_NEW_PER_IP",
-                    format!("{v:?} is not `<count>/<seconds>` with both numbers above 0"),
-                )
-            };
-            let (count, secs) = v.trim().split_once('/').ok_or_else(bad)?;
-            let max: u32 = count.trim().parse().map_err(|_| bad())?;
-            let secs: u64 = secs.trim().parse().map_err(|_| bad())?;
-            if max == 0 || secs == 0 {
-                return Err(bad());
-            }
-            self.new_session_limit = Some(NewSessionLimit {
-                max,
-                window: Duration::from_secs(secs),
-                action,
-            });
-        } else if let Some(limit) = self.new_session_limit.as_mut() {
-            limit.action = action;
-        }
-        self.validate()?;
-        Ok(self)
     }
 
     /// The site id appended to the cookie name (`crisp-client/session/<site_id>`).
@@ -394,13 +346,13 @@ impl SessionConfig {
 
     /// Most data keys one session may hold (default 64).
     pub fn max_keys(mut self, max: usize) -> Self {
-        self.max_keys = max;
+        self.limits = DataLimits::new(max, self.limits.max_bytes());
         self
     }
 
     /// Most bytes (keys plus JSON values) one session's data may take (default 64 KiB).
     pub fn max_data_bytes(mut self, max: usize) -> Self {
-        self.max_data_bytes = max;
+        self.limits = DataLimits::new(self.limits.max_keys(), max);
         self
     }
 
@@ -418,7 +370,12 @@ impl SessionConfig {
         }
     }
 
-    /// Checks every setting; the error names the first bad one.
+    /// Checks every setting.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the builder method of the first bad setting
+    /// and saying what it accepts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let name_ok = |s: &str| {
             s.bytes()
@@ -444,17 +401,17 @@ impl SessionConfig {
             || self.cookie_max_age > MAX_COOKIE_MAX_AGE
         {
             return Err(ConfigError::new(
-                "SESSION_COOKIE_EXPIRE",
+                "cookie_max_age",
                 "the cookie max-age is a whole number of seconds from 1 to 34560000 (400 days, \
                  the longest browsers keep a cookie)",
             ));
         }
         for (setting, value) in [
-            ("SESSION_IDLE_TTL", Some(self.idle_ttl)),
+            ("idle_ttl", Some(self.idle_ttl)),
             ("permanent_retention", self.permanent_retention),
             ("ip_log_retention", self.ip_log_retention),
             (
-                "SESSION_NEW_PER_IP",
+                "new_session_limit",
                 self.new_session_limit.map(|l| l.window),
             ),
             ("store_timeout", Some(self.store_timeout)),
@@ -465,24 +422,16 @@ impl SessionConfig {
         }
         if let CookieDomain::Fixed(d) = &self.domain {
             let d = d.trim_start_matches('.');
-            let ok = !d.is_empty()
-                && d.len() <= 253
-                && d.split('.').all(|label| {
-                    !label.is_empty()
-                        && label
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
-            if !ok {
+            if !is_dns_name(d) {
                 return Err(ConfigError::new(
-                    "SESSION_COOKIE_DOMAIN",
+                    "domain",
                     format!("{d:?} is not `auto`, `host` or a domain name"),
                 ));
             }
         }
         if self.idle_ttl < Duration::from_secs(1) {
             return Err(ConfigError::new(
-                "SESSION_IDLE_TTL",
+                "idle_ttl",
                 "the idle TTL is at least 1 second",
             ));
         }
@@ -520,16 +469,22 @@ impl SessionConfig {
                 "the store timeout is above 0",
             ));
         }
-        if self.max_keys == 0 || self.max_data_bytes == 0 {
+        if self.limits.max_keys() == 0 {
             return Err(ConfigError::new(
                 "max_keys",
-                "the data limits (max_keys, max_data_bytes) are above 0",
+                "a session may hold at least one key",
+            ));
+        }
+        if self.limits.max_bytes() == 0 {
+            return Err(ConfigError::new(
+                "max_data_bytes",
+                "a session's data may take at least one byte",
             ));
         }
         if let Some(limit) = &self.new_session_limit {
             if limit.max == 0 || limit.window.is_zero() {
                 return Err(ConfigError::new(
-                    "SESSION_NEW_PER_IP",
+                    "new_session_limit",
                     "the new-session limit needs a count and a window above 0",
                 ));
             }
@@ -538,28 +493,9 @@ impl SessionConfig {
     }
 }
 
-fn parse_secs(var: &'static str, value: &str) -> Result<u64, ConfigError> {
-    match value.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(ConfigError::new(
-            var,
-            format!("{value:?} is not a whole number of seconds above 0"),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
 
     #[test]
     fn defaults_follow_spec_section_2() {
@@ -576,61 +512,6 @@ mod tests {
     fn site_id_is_appended_to_cookie_name() {
         let c = SessionConfig::new().site_id("abc-123");
         assert_eq!(c.cookie_name(), "crisp-client/session/abc-123");
-    }
-
-    #[test]
-    fn environment_overrides_defaults() {
-        let c = SessionConfig::new()
-            .with_vars(vars(&[
-                ("SESSION_COOKIE_EXPIRE", "3600"),
-                ("SESSION_COOKIE_DOMAIN", "host"),
-                ("SESSION_IDLE_TTL", "60"),
-                ("SESSION_PRIVACY", "total"),
-                ("SESSION_SECURE", "false"),
-                ("TRUSTED_PROXIES", "10.0.0.0/8"),
-                ("SESSION_NEW_PER_IP", "5/60"),
-                ("SESSION_LIMIT_ACTION", "429"),
-            ]))
-            .unwrap();
-        assert_eq!(c.cookie_max_age, Duration::from_secs(3600));
-        assert_eq!(c.domain, CookieDomain::HostOnly);
-        assert_eq!(c.idle_ttl, Duration::from_secs(60));
-        assert_eq!(c.privacy, PrivacyMode::Total);
-        assert!(!c.secure);
-        assert!(c.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
-        assert_eq!(
-            c.new_session_limit,
-            Some(NewSessionLimit {
-                max: 5,
-                window: Duration::from_secs(60),
-                action: LimitAction::TooManyRequests
-            })
-        );
-    }
-
-    #[test]
-    fn bad_environment_value_names_the_variable() {
-        for (var, value) in [
-            ("SESSION_COOKIE_EXPIRE", "0"),
-            ("SESSION_COOKIE_EXPIRE", "soon"),
-            ("SESSION_COOKIE_DOMAIN", "exa mple.com"),
-            ("SESSION_IDLE_TTL", "-5"),
-            ("SESSION_IDLE_TTL", "18446744073709551615"),
-            ("SESSION_COOKIE_EXPIRE", "34560001"),
-            ("SESSION_NEW_PER_IP", "1/18446744073709551615"),
-            ("SESSION_PRIVACY", "paranoid"),
-            ("SESSION_SECURE", "yes please"),
-            ("TRUSTED_PROXIES", "10.0.0.0/99"),
-            ("SESSION_NEW_PER_IP", "5"),
-            ("SESSION_NEW_PER_IP", "0/60"),
-            ("SESSION_LIMIT_ACTION", "block"),
-        ] {
-            let err = SessionConfig::new()
-                .with_vars(vars(&[(var, value)]))
-                .expect_err(value);
-            assert_eq!(err.setting(), var, "{value}");
-            assert!(err.to_string().contains(var));
-        }
     }
 
     #[test]
@@ -677,5 +558,63 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn builder_errors_name_the_builder_setting() {
+        let second = Duration::from_secs(1);
+        for (config, setting) in [
+            (
+                SessionConfig::new().cookie_max_age(Duration::ZERO),
+                "cookie_max_age",
+            ),
+            (
+                SessionConfig::new().cookie_max_age(second * 34_560_001),
+                "cookie_max_age",
+            ),
+            (
+                SessionConfig::new().idle_ttl(Duration::from_millis(500)),
+                "idle_ttl",
+            ),
+            (
+                SessionConfig::new().domain(CookieDomain::Fixed("a b.com".into())),
+                "domain",
+            ),
+            (
+                SessionConfig::new().domain(CookieDomain::Fixed(".".into())),
+                "domain",
+            ),
+            (SessionConfig::new().max_keys(0), "max_keys"),
+            (SessionConfig::new().max_data_bytes(0), "max_data_bytes"),
+            (
+                SessionConfig::new().store_timeout(Duration::ZERO),
+                "store_timeout",
+            ),
+            (
+                SessionConfig::new().new_session_limit(Some(NewSessionLimit::new(0, second))),
+                "new_session_limit",
+            ),
+            (
+                SessionConfig::new()
+                    .new_session_limit(Some(NewSessionLimit::new(1, second * 4_000_000_000))),
+                "new_session_limit",
+            ),
+        ] {
+            let err = config.validate().expect_err(setting);
+            assert_eq!(err.setting(), setting, "{err}");
+            assert!(err.to_string().contains(setting), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_fixed_domain_may_start_with_a_dot() {
+        let config = SessionConfig::new().domain(CookieDomain::Fixed(".chat.test".into()));
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn data_limits_are_set_one_at_a_time() {
+        let config = SessionConfig::new().max_keys(5).max_data_bytes(100);
+        assert_eq!(config.store_policy().limits, DataLimits::new(5, 100));
     }
 }
