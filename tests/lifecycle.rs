@@ -45,23 +45,10 @@ fn actions(store: TestStore, config: visitor_session::SessionConfig) -> TestServ
     })
 }
 
-/// What the handler saw, as JSON.
-fn seen(res: &http::Response<String>) -> serde_json::Value {
-    serde_json::from_str(res.body()).unwrap_or_else(|e| panic!("{e}: {:?}", res.body()))
-}
-
 fn setup(config: visitor_session::SessionConfig) -> (TestStore, TestService) {
     let store = TestStore::default();
     let svc = actions(store.clone(), config);
     (store, svc)
-}
-
-fn at(path: &str, cookie: Option<&visitor_session::SessionId>) -> http::request::Builder {
-    let b = request().uri(path);
-    match cookie {
-        Some(id) => b.header(http::header::COOKIE, cookie_for(id)),
-        None => b,
-    }
 }
 
 #[tokio::test(start_paused = true)]

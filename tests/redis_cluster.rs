@@ -14,28 +14,15 @@ store_conformance!(
 redis_conformance!(Cluster);
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::demo::{Client, Demo};
+use support::load::Load;
 use support::redis_servers::{RedisCluster, quiet, traffic, traffic_blocking, unique_prefix};
 use support::redis_suite::{RedisBackend, counted, keys_of};
 use support::*;
 use visitor_session::store::{RedisConfig, RedisStore};
-use visitor_session::{LimitAction, NewSessionLimit, SessionId};
-
-fn at(path: &str, id: Option<&SessionId>) -> http::request::Builder {
-    let b = request().uri(path);
-    match id {
-        Some(id) => b.header(http::header::COOKIE, cookie_for(id)),
-        None => b,
-    }
-}
-
-fn body(res: &http::Response<String>) -> serde_json::Value {
-    serde_json::from_str(res.body()).unwrap()
-}
+use visitor_session::{LimitAction, NewSessionLimit};
 
 /// Every key of a session carries its hash tag: one slot, one node, so each
 /// store call is one atomic script there; and sessions spread over every
@@ -98,47 +85,26 @@ async fn every_session_is_served_again_after_a_primary_fails_over() {
     }
     tokio::task::block_in_place(|| cluster.wait_replicated());
     let victim = cluster.primary_for(&keys_of("fo:", &ids[0])[0]).port;
-    let ids = Arc::new(ids);
-    let stop = Arc::new(AtomicBool::new(false));
-    let load: Vec<_> = (0..8)
-        .map(|worker| {
-            let (svc, ids, stop) = (svc.clone(), ids.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut log = Vec::new();
-                let mut n = worker;
-                while !stop.load(Ordering::Relaxed) {
-                    let id = ids[n % ids.len()];
-                    let started = Instant::now();
-                    let res = send(&svc, at("/", Some(&id))).await;
-                    let ok = body(&res)["store_error"].is_null() && body(&res)["note"] == "hello";
-                    log.push((started, Instant::now(), ok));
-                    n += 8;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                log
-            })
-        })
-        .collect();
+    let load = Load::start(&svc, &ids, 8, Duration::from_millis(5), |_, _| false);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let killed = Instant::now();
     cluster.kill(victim);
     tokio::task::block_in_place(|| cluster.wait_ready(Duration::from_secs(30)));
     let promoted = killed.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut log = Vec::new();
-    for worker in load {
-        log.extend(worker.await.unwrap());
-    }
-    let failed: Vec<_> = log.iter().filter(|(_, _, ok)| !ok).collect();
+    let log = load.stop().await;
+    let failed: Vec<_> = log
+        .iter()
+        .filter(|v| !(v.served() && v.seen["note"] == "hello"))
+        .collect();
     let last_failure = failed
         .iter()
-        .map(|(_, finished, _)| finished.duration_since(killed))
+        .map(|v| v.finished.duration_since(killed))
         .max()
         .unwrap_or_default();
     let after = log
         .iter()
-        .filter(|(s, _, _)| *s > killed + last_failure)
+        .filter(|v| v.started > killed + last_failure)
         .count();
     eprintln!(
         "cluster failover: replica promoted {promoted:?} after the kill; last failed request \
@@ -154,9 +120,9 @@ async fn every_session_is_served_again_after_a_primary_fails_over() {
          (promoted after {promoted:?}, last failure {last_failure:?})"
     );
     assert!(after > 100, "the load went on ({after} requests after)");
-    for id in ids.iter() {
+    for id in &ids {
         let res = send(&svc, at("/", Some(id))).await;
-        assert_eq!(body(&res)["note"], "hello", "every session kept its data");
+        assert_eq!(seen(&res)["note"], "hello", "every session kept its data");
     }
 }
 

@@ -13,30 +13,16 @@ store_conformance!(
 );
 redis_conformance!(Sentinel);
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::demo::{Client, Demo};
+use support::load::Load;
 use support::redis_servers::{
     RedisSentinel, SENTINEL_MASTER, replicas_caught_up, traffic_blocking,
 };
 use support::redis_suite::keys_of;
 use support::*;
-use visitor_session::SessionId;
 use visitor_session::store::{RedisConfig, RedisStore};
-
-fn at(path: &str, id: Option<&SessionId>) -> http::request::Builder {
-    let b = request().uri(path);
-    match id {
-        Some(id) => b.header(http::header::COOKIE, cookie_for(id)),
-        None => b,
-    }
-}
-
-fn body(res: &http::Response<String>) -> serde_json::Value {
-    serde_json::from_str(res.body()).unwrap()
-}
 
 /// `SENTINEL FAILOVER` under load: the service follows the promoted replica
 /// without a restart. Writes acknowledged after it followed are on the new
@@ -63,41 +49,14 @@ async fn a_forced_failover_is_followed_without_a_restart() {
             std::thread::sleep(Duration::from_millis(20));
         }
     });
-    let ids = Arc::new(ids);
-    let stop = Arc::new(AtomicBool::new(false));
-    let load: Vec<_> = (0..4)
-        .map(|worker| {
-            let (svc, ids, stop) = (svc.clone(), ids.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut log = Vec::new();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let id = ids[(worker + 4 * n) % ids.len()];
-                    let key = format!("w{worker}-{n}");
-                    let started = Instant::now();
-                    let res = send(&svc, at(&format!("/key/{key}"), Some(&id))).await;
-                    let ok = res.status() == http::StatusCode::OK
-                        && body(&res)["store_error"].is_null()
-                        && body(&res)["error"].is_null();
-                    log.push((started, ok, id, key));
-                    n += 1;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                log
-            })
-        })
-        .collect();
+    let load = Load::start(&svc, &ids, 4, Duration::from_millis(5), |_, _| true);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started_failover = Instant::now();
     let new_primary = tokio::task::block_in_place(|| setup.failover());
     let switched = started_failover.elapsed();
     assert_ne!(new_primary, old_primary);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut log = Vec::new();
-    for worker in load {
-        log.extend(worker.await.unwrap());
-    }
+    let log = load.stop().await;
     // The store follows within one watch period (500 ms) of the Sentinel's
     // switch; give it two seconds on a busy machine.
     let followed = started_failover + switched + Duration::from_secs(2);
@@ -107,12 +66,14 @@ async fn a_forced_failover_is_followed_without_a_restart() {
         .find(|s| s.port == new_primary)
         .unwrap();
     let (mut after, mut lost_in_window, mut failed) = (0, 0, 0);
-    for (started, ok, id, key) in &log {
+    for visit in &log {
+        let key = visit.key.as_deref().expect("every visit writes");
         let on_new_primary = || {
-            let [hash, _] = keys_of("fo:", id);
+            let [hash, _] = keys_of("fo:", &visit.id);
             new.query::<i64>(&["HEXISTS", &hash, &format!("d:{key}")]) == 1
         };
-        if *started >= followed {
+        let ok = visit.served();
+        if visit.started >= followed {
             after += 1;
             assert!(
                 ok,
@@ -124,7 +85,7 @@ async fn a_forced_failover_is_followed_without_a_restart() {
             );
         } else if !ok {
             failed += 1;
-        } else if *started >= started_failover && !on_new_primary() {
+        } else if visit.started >= started_failover && !on_new_primary() {
             lost_in_window += 1;
         }
     }
@@ -137,9 +98,9 @@ async fn a_forced_failover_is_followed_without_a_restart() {
     assert_eq!(failed, 0, "no write failed during the failover");
     for id in ids.iter() {
         let res = send(&svc, at("/", Some(id))).await;
-        assert!(body(&res)["store_error"].is_null());
+        assert!(seen(&res)["store_error"].is_null());
         assert_eq!(
-            body(&res)["note"],
+            seen(&res)["note"],
             "hello",
             "sessions from before the failover are there"
         );

@@ -6,12 +6,11 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use serde_json::Value;
+use support::load::Load;
 use support::proxy::ReplyLosingProxy;
 use support::redis_servers::{RedisServer, quiet, traffic, unique_prefix};
 use support::redis_suite::Standalone;
@@ -26,18 +25,6 @@ store_conformance!(
     Standalone
 );
 redis_conformance!(Standalone);
-
-fn body(res: &http::Response<String>) -> Value {
-    serde_json::from_str(res.body()).unwrap()
-}
-
-fn at(path: &str, id: Option<&SessionId>) -> http::request::Builder {
-    let b = request().uri(path);
-    match id {
-        Some(id) => b.header(http::header::COOKIE, cookie_for(id)),
-        None => b,
-    }
-}
 
 fn store_on(url: String, config: impl FnOnce(RedisConfig) -> RedisConfig) -> RedisStore {
     RedisStore::new(config(RedisConfig::new(url).key_prefix(unique_prefix("s")))).unwrap()
@@ -62,7 +49,7 @@ async fn no_server_fail_open_serves_without_a_session() {
     let svc = service(dead_port_store(), config(), act);
     let res = send(&svc, at("/", Some(&SessionId::generate()))).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(body(&res)["store_error"], "unavailable");
+    assert_eq!(seen(&res)["store_error"], "unavailable");
     assert!(set_cookies(&res).is_empty(), "no cookie change");
     let res = send(&svc, request()).await;
     assert_eq!(
@@ -126,34 +113,8 @@ async fn requests_succeed_again_as_soon_as_a_restarted_server_accepts_connection
     for _ in 0..16 {
         ids.push(bound_id(&send(&svc, at("/", None)).await).unwrap());
     }
-    let ids = Arc::new(ids);
-    let stop = Arc::new(AtomicBool::new(false));
-    // Eight visitors keep visiting, every other visit writing a key of its
-    // own; each request is logged with the instant it started.
-    let load: Vec<_> = (0..8)
-        .map(|worker| {
-            let (svc, ids, stop) = (svc.clone(), ids.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut log = Vec::new();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let id = ids[(worker + 8 * n) % ids.len()];
-                    let key = (n % 2 == 0).then(|| format!("w{worker}-{n}"));
-                    let path = key.as_ref().map_or("/".to_owned(), |k| format!("/key/{k}"));
-                    let started = Instant::now();
-                    let res = send(&svc, at(&path, Some(&id))).await;
-                    let ok = res.status() == StatusCode::OK
-                        && body(&res)["store_error"].is_null()
-                        && body(&res)["error"].is_null()
-                        && bound_id(&res) == Some(id);
-                    log.push((started, ok, id, key));
-                    n += 1;
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                log
-            })
-        })
-        .collect();
+    // Eight visitors keep visiting, every other visit writing a key of its own.
+    let load = Load::start(&svc, &ids, 8, Duration::from_millis(2), |_, n| n % 2 == 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.stop();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -166,35 +127,34 @@ async fn requests_succeed_again_as_soon_as_a_restarted_server_accepts_connection
     // The server answered PING: from here on, nothing may fail.
     let back = Instant::now();
     tokio::time::sleep(Duration::from_millis(700)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (mut failed_while_down, mut after, mut acknowledged) = (0, 0, Vec::new());
-    for worker in load {
-        for (started, ok, id, key) in worker.await.unwrap() {
-            if started >= back {
-                after += 1;
-                assert!(ok, "a request started after the restart failed");
-            } else if !ok {
-                failed_while_down += 1;
-            }
-            if let (true, Some(key)) = (ok, key) {
-                acknowledged.push((id, key));
-            }
-        }
-    }
+    let visits = load.stop().await;
+    let after: Vec<_> = visits.iter().filter(|v| v.started >= back).collect();
     assert!(
-        after > 50,
-        "the load went on after the restart ({after} requests)"
+        after.iter().all(|v| v.served()),
+        "a request started after the restart failed: {:?}",
+        after.iter().find(|v| !v.served())
     );
     assert!(
-        failed_while_down > 0,
+        after.len() > 50,
+        "the load went on after the restart ({} requests)",
+        after.len()
+    );
+    assert!(
+        visits.iter().any(|v| v.started < back && !v.served()),
         "the outage was seen while the server was down"
     );
-    for (id, key) in &acknowledged {
-        let record = store.touch(id, &access()).await.unwrap().expect("alive");
-        assert!(
-            record.data.contains_key(key),
-            "acknowledged write {key} was lost"
-        );
+    for visit in visits.iter().filter(|v| v.served()) {
+        if let Some(key) = &visit.key {
+            let record = store
+                .touch(&visit.id, &access())
+                .await
+                .unwrap()
+                .expect("alive");
+            assert!(
+                record.data.contains_key(key),
+                "acknowledged write {key} was lost"
+            );
+        }
     }
     drop(server);
 }
@@ -213,8 +173,8 @@ async fn a_stall_shorter_than_the_command_timeout_is_waited_out() {
         started.elapsed() >= Duration::from_millis(700),
         "the stall happened"
     );
-    assert_eq!(body(&res)["store_error"], Value::Null);
-    assert_eq!(body(&res)["note"], "hello");
+    assert_eq!(seen(&res)["store_error"], Value::Null);
+    assert_eq!(seen(&res)["note"], "hello");
     assert_eq!(bound_id(&res), Some(id));
 }
 
@@ -234,14 +194,14 @@ async fn a_stall_longer_than_the_command_timeout_fails_within_it() {
     // `CLIENT UNPAUSE` would itself wait for the pause to end.
     tokio::time::sleep(Duration::from_millis(1500).saturating_sub(took)).await;
     assert_eq!(res.status(), StatusCode::OK, "fail-open");
-    assert_eq!(body(&res)["store_error"], "timeout");
+    assert_eq!(seen(&res)["store_error"], "timeout");
     assert!(
         took >= Duration::from_millis(280) && took < Duration::from_millis(800),
         "failed after {took:?}, not within the 300 ms command timeout"
     );
     let res = send(&svc, at("/", Some(&id))).await;
     assert_eq!(
-        body(&res)["note"],
+        seen(&res)["note"],
         "hello",
         "served again once the stall ends"
     );
@@ -414,11 +374,11 @@ async fn killed_connections_are_replaced_without_failing_requests() {
         for t in tasks {
             let res = t.await.unwrap();
             assert_eq!(
-                body(&res)["store_error"],
+                seen(&res)["store_error"],
                 Value::Null,
                 "round {round}: a request failed"
             );
-            assert_eq!(body(&res)["note"], "hello");
+            assert_eq!(seen(&res)["note"], "hello");
         }
     }
 }

@@ -77,19 +77,6 @@ macro_rules! store_conformance {
     };
 }
 
-/// What the conformance handler saw, as JSON.
-fn body(res: &http::Response<String>) -> Value {
-    serde_json::from_str(res.body()).unwrap_or_else(|e| panic!("{e}: {:?}", res.body()))
-}
-
-fn at(path: &str, id: Option<&SessionId>) -> http::request::Builder {
-    let b = request().uri(path);
-    match id {
-        Some(id) => b.header(http::header::COOKIE, cookie_for(id)),
-        None => b,
-    }
-}
-
 fn setup<B: Backend>(b: &B, config: SessionConfig) -> (Case, TestService) {
     let case = b.case();
     let svc = service(case.store.clone(), config.idle_ttl(b.idle()), act);
@@ -133,7 +120,7 @@ pub(crate) async fn returning_visitor_keeps_its_session_and_data<B: Backend>(b: 
         Some(id),
         "the cookie is renewed for the same session"
     );
-    let seen = body(&res);
+    let seen = seen(&res);
     assert_eq!(seen["note"], "hello");
     assert_eq!(seen["state"], "temporary");
     assert_eq!(seen["ip"], PEER);
@@ -153,7 +140,7 @@ pub(crate) async fn temporary_session_and_its_ip_are_gone_after_the_idle_ttl<B: 
     let res = send(&svc, at("/", Some(&id))).await;
     let fresh = bound_id(&res).expect("a fresh session replaces the expired one");
     assert_ne!(fresh, id);
-    assert_eq!(body(&res)["note"], Value::Null);
+    assert_eq!(seen(&res)["note"], Value::Null);
 }
 
 pub(crate) async fn temporary_session_lives_until_the_idle_ttl_has_passed<B: Backend>(b: &B) {
@@ -188,7 +175,7 @@ pub(crate) async fn promoted_session_outlives_the_idle_ttl<B: Backend>(b: &B) {
     assert!((case.holds)(&id));
     let res = send(&svc, at("/", Some(&id))).await;
     assert_eq!(bound_id(&res), Some(id));
-    assert_eq!(body(&res)["state"], "permanent");
+    assert_eq!(seen(&res)["state"], "permanent");
 }
 
 pub(crate) async fn permanent_session_logs_every_ip_it_was_used_from<B: Backend>(b: &B) {
@@ -264,7 +251,7 @@ pub(crate) async fn agent_deletion_removes_everything_and_the_cookie_gets_a_fres
     let res = send(&svc, at("/", Some(&id))).await;
     let fresh = bound_id(&res).expect("a fresh session");
     assert_ne!(fresh, id);
-    assert_eq!(body(&res)["note"], Value::Null);
+    assert_eq!(seen(&res)["note"], Value::Null);
 }
 
 pub(crate) async fn reset_deletes_a_temporary_session_and_keeps_a_permanent_one<B: Backend>(b: &B) {

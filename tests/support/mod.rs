@@ -208,6 +208,20 @@ pub(crate) async fn send(svc: &TestService, req: http::request::Builder) -> Resp
         .expect("the test service is infallible")
 }
 
+/// A request to `path` from `PEER`, with the cookie of `id` if given.
+pub(crate) fn at(path: &str, id: Option<&SessionId>) -> http::request::Builder {
+    let b = request().uri(path);
+    match id {
+        Some(id) => b.header(header::COOKIE, cookie_for(id)),
+        None => b,
+    }
+}
+
+/// The JSON body of a response (what [`act`] saw).
+pub(crate) fn seen(res: &Response<String>) -> serde_json::Value {
+    serde_json::from_str(res.body()).unwrap_or_else(|e| panic!("{e}: {:?}", res.body()))
+}
+
 /// The `Set-Cookie` values of a response.
 pub(crate) fn set_cookies(res: &Response<String>) -> Vec<String> {
     res.headers()
@@ -297,6 +311,7 @@ pub(crate) async fn act(session: Session, req: Request<String>) -> String {
 
 pub(crate) mod conformance;
 pub(crate) mod demo;
+pub(crate) mod load;
 pub(crate) mod process;
 pub(crate) mod proxy;
 pub(crate) mod redis_servers;

@@ -144,14 +144,6 @@ impl Counted {
     }
 }
 
-fn at(path: &str, id: Option<&SessionId>) -> http::request::Builder {
-    let b = request().uri(path);
-    match id {
-        Some(id) => b.header(http::header::COOKIE, cookie_for(id)),
-        None => b,
-    }
-}
-
 fn only(command: &str, n: u64) -> Vec<(String, u64)> {
     vec![(command.to_owned(), n)]
 }

@@ -292,7 +292,12 @@ impl Connections {
                 "no Redis connection available in time",
             ),
             PoolError::Backend(e) => not_sent(op, e),
-            other => StoreError::new(StoreErrorKind::Unavailable, op.name, other.to_string()),
+            other => StoreError::new(
+                StoreErrorKind::Unavailable,
+                op.name,
+                "the Redis connection pool failed",
+            )
+            .with_source(other),
         })?;
         let checkout = Checkout::of(&object);
         *slot.held.write().unwrap_or_else(PoisonError::into_inner) = Some(Held {
