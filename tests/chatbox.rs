@@ -42,6 +42,7 @@ on_both_stores!(
     admin_routes_need_the_bearer_token,
     admin_sees_the_ip_log_and_deletes_the_session,
     admin_rejects_a_malformed_id,
+    admin_reads_a_networks_statistics_with_the_token_only,
 );
 
 fn admin(token: &str) -> Vec<(String, String)> {
@@ -151,6 +152,7 @@ fn admin_routes_need_the_bearer_token(d: &Demo) {
     for (method, path) in [
         ("DELETE", format!("/admin/sessions/{id}")),
         ("GET", format!("/admin/sessions/{id}/ips")),
+        ("GET", "/admin/networks/127.0.0.1".to_owned()),
     ] {
         assert_eq!(raw_request(d.addr, method, &path, &[], None).status, 401);
         assert_eq!(
@@ -196,6 +198,60 @@ fn admin_sees_the_ip_log_and_deletes_the_session(d: &Demo) {
         None,
     );
     assert_eq!(gone.status, 404);
+}
+
+/// SPEC §3.6 and §6: what is left of the demo's visitors from 127.0.0.1.
+fn admin_reads_a_networks_statistics_with_the_token_only(d: &Demo) {
+    let stats = |auth: &[(String, String)]| {
+        raw_request(d.addr, "GET", "/admin/networks/127.0.0.1", auth, None)
+    };
+    let counts = || {
+        let reply = stats(&admin("let-me-in"));
+        assert_eq!(reply.status, 200);
+        let json = reply.json();
+        assert_eq!(json["network"], "127.0.0.1");
+        assert!(json["first_seen_ms"].as_u64() <= json["last_seen_ms"].as_u64());
+        (
+            json["sessions_created"].as_u64().unwrap(),
+            json["conversations_started"].as_u64().unwrap(),
+        )
+    };
+    Client::new(d.addr).get("/");
+    let (created, conversations) = counts();
+    let mut visitor = Client::new(d.addr);
+    visitor.get("/");
+    visitor.post_json("/api/messages", r#"{"text":"count me"}"#);
+    let (created_after, conversations_after) = counts();
+    // Other tests share this demo: counts only grow, at least by this visitor.
+    assert!(created_after > created, "{created} -> {created_after}");
+    assert!(
+        conversations_after > conversations,
+        "{conversations} -> {conversations_after}"
+    );
+    let lower_case = vec![("authorization".into(), "bearer let-me-in".into())];
+    assert_eq!(
+        stats(&lower_case).status,
+        200,
+        "the scheme is case-insensitive"
+    );
+    assert_eq!(stats(&[]).status, 401);
+    assert_eq!(stats(&admin("let-me-out")).status, 401);
+    let unseen = raw_request(
+        d.addr,
+        "GET",
+        "/admin/networks/203.0.113.250",
+        &admin("let-me-in"),
+        None,
+    );
+    assert_eq!(unseen.status, 404);
+    let bad = raw_request(
+        d.addr,
+        "GET",
+        "/admin/networks/not-an-ip",
+        &admin("let-me-in"),
+        None,
+    );
+    assert_eq!(bad.status, 400);
 }
 
 fn admin_rejects_a_malformed_id(d: &Demo) {

@@ -52,22 +52,42 @@ async fn keys_of_a_session_share_one_slot_and_sessions_spread_over_the_primaries
     assert_eq!(primaries.len(), 3, "24 sessions landed on every primary");
 }
 
-/// The new-session limit's key is per network, not per session: on a
-/// cluster it lives in its own slot, so a limited creation costs two calls;
-/// without a limit, one.
+/// A network's keys (its new-session limit and its statistics) are per
+/// network, not per session: on a cluster they live in their own slot, so a
+/// creation costs two calls, with a limit (the limit and the count in one
+/// call, then the creation) or without (the creation, then the count); and
+/// both of the network's keys share that slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn new_session_limit_costs_its_own_call_on_a_cluster() {
+async fn a_networks_keys_cost_one_call_of_their_own_on_a_cluster() {
     let _quiet = quiet().await;
     let limit =
         NewSessionLimit::new(100, Duration::from_secs(60)).action(LimitAction::TooManyRequests);
     let c = counted(&Cluster, config().new_session_limit(Some(limit))).await;
+    let cluster = RedisCluster::shared();
+    let (stats, admitted) = (
+        format!("{}net:{{{PEER}}}", c.prefix),
+        format!("{}new:{{{PEER}}}", c.prefix),
+    );
+    let created = || {
+        cluster
+            .primary_for(&stats)
+            .query::<i64>(&["HGET", &stats, "c"])
+    };
+    let before = created();
     let (res, sent) = c.measure(request()).await;
     assert!(bound_id(&res).is_some());
     assert_eq!(sent.commands.get("evalsha"), Some(&2), "{sent:?}");
-    assert_eq!(sent.round_trips(), 2, "the limit, then the creation");
+    assert_eq!(
+        sent.round_trips(),
+        2,
+        "the limit and count, then the creation"
+    );
+    let slot = |key: &str| cluster.nodes[0].query::<i64>(&["CLUSTER", "KEYSLOT", key]);
+    assert_eq!(slot(&stats), slot(&admitted));
+    assert_eq!(created(), before + 1);
     let c = counted(&Cluster, config()).await;
     let (_, sent) = c.measure(request()).await;
-    assert_eq!(sent.round_trips(), 1);
+    assert_eq!(sent.round_trips(), 2, "the creation, then the count");
 }
 
 /// `kill -9` of a primary under load: its replica is promoted, and every

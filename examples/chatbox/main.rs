@@ -101,6 +101,7 @@ async fn run() -> Result<(), String> {
         .route_layer(layer)
         .route("/admin/sessions/{id}", delete(admin_delete))
         .route("/admin/sessions/{id}/ips", get(admin_ips))
+        .route("/admin/networks/{ip}", get(admin_network))
         .with_state(app);
 
     let listener = tokio::net::TcpListener::bind(bind)
@@ -281,11 +282,13 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
     let Some(token) = &app.admin_token else {
         return false;
     };
+    // RFC 9110: the scheme name is case-insensitive.
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, given)| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -296,6 +299,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 enum AdminRefusal {
     Unauthorized,
     BadId,
+    BadIp,
+    Store(visitor_session::StoreError),
 }
 
 impl IntoResponse for AdminRefusal {
@@ -309,6 +314,15 @@ impl IntoResponse for AdminRefusal {
                 .into_response(),
             Self::BadId => {
                 (StatusCode::BAD_REQUEST, "not a session id (session_<uuid>)").into_response()
+            }
+            Self::BadIp => (StatusCode::BAD_REQUEST, "not an IP address").into_response(),
+            Self::Store(error) => {
+                tracing::warn!(%error, "an admin request found the store unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the session store is unavailable",
+                )
+                    .into_response()
             }
         }
     }
@@ -334,7 +348,7 @@ async fn admin_delete(
     match app.store.delete(&id).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => (StatusCode::NOT_FOUND, "no such session").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(e) => AdminRefusal::Store(e).into_response(),
     }
 }
 
@@ -346,6 +360,25 @@ async fn admin_ips(State(app): State<App>, headers: HeaderMap, Path(id): Path<St
     match app.store.ip_log(&id).await {
         Ok(Some(log)) => Json(log).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, "no such session").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(e) => AdminRefusal::Store(e).into_response(),
+    }
+}
+
+/// The statistics of the client network of `ip` (SPEC §3.6, §6).
+async fn admin_network(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(ip): Path<String>,
+) -> Response {
+    if !authorized(&app, &headers) {
+        return AdminRefusal::Unauthorized.into_response();
+    }
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return AdminRefusal::BadIp.into_response();
+    };
+    match app.store.network_stats(ip).await {
+        Ok(Some(stats)) => Json(stats).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "nothing counted for this network").into_response(),
+        Err(e) => AdminRefusal::Store(e).into_response(),
     }
 }

@@ -177,12 +177,44 @@ fn fall_back(peer: IpAddr, reason: &'static str) -> IpAddr {
     peer
 }
 
+/// The client network of `ip`, the unit of the new-session limit and of the
+/// per-network statistics (SPEC §3.6): an IPv4 address itself (also when
+/// written as an IPv4-mapped IPv6 address), or the /64 of an IPv6 address,
+/// since one IPv6 subscriber is usually given a whole /64.
+///
+/// ```
+/// use std::net::IpAddr;
+/// use visitor_session::client_ip::client_network;
+///
+/// let ip: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+/// assert_eq!(client_network(ip).to_string(), "2001:db8:1:2::");
+/// let v4: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+/// assert_eq!(client_network(v4).to_string(), "192.0.2.7");
+/// ```
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use http::header::{FORWARDED, HeaderValue};
 
     use super::forwarded::X_FORWARDED_FOR;
     use super::*;
+
+    #[test]
+    fn ipv6_networks_are_grouped_by_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_network(a), client_network(b));
+        assert_ne!(client_network(a), client_network(c));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(client_network(v4), v4);
+    }
 
     const PROXY: &str = "10.0.0.1";
     const CLIENT: &str = "203.0.113.7";

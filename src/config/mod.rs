@@ -26,8 +26,13 @@ pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(30 * 60);
 pub const MAX_COOKIE_MAX_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
 /// Longest duration accepted for any TTL, retention or window: 100 years.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-/// Shortest IP-log retention accepted: one year, for legal requests (SPEC §3.3).
+/// The legal minimum for keeping IPs, the default
+/// [`retention_floor`](SessionConfig::retention_floor): one year, for legal
+/// requests (SPEC §3.3, §3.6).
 pub const MIN_IP_LOG_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How long per-network statistics are kept after their latest event by
+/// default: one year (SPEC §3.6).
+pub const DEFAULT_NETWORK_RETENTION: Duration = MIN_IP_LOG_RETENTION;
 
 /// Where the session cookie applies (SPEC §2, `Domain`).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -154,6 +159,8 @@ pub struct SessionConfig {
     pub(crate) idle_ttl: Duration,
     pub(crate) permanent_retention: Option<Duration>,
     pub(crate) ip_log_retention: Option<Duration>,
+    pub(crate) network_retention: Duration,
+    pub(crate) retention_floor: Duration,
     pub(crate) privacy: PrivacyMode,
     pub(crate) consent: Option<Arc<ConsentFn>>,
     pub(crate) trusted_proxies: TrustedProxies,
@@ -183,6 +190,8 @@ impl fmt::Debug for SessionConfig {
             .field("idle_ttl", &self.idle_ttl)
             .field("permanent_retention", &self.permanent_retention)
             .field("ip_log_retention", &self.ip_log_retention)
+            .field("network_retention", &self.network_retention)
+            .field("retention_floor", &self.retention_floor)
             .field("privacy", &self.privacy)
             .field("consent", &self.consent.as_ref().map(|_| "<fn>"))
             .field("trusted_proxies", &self.trusted_proxies)
@@ -212,6 +221,8 @@ impl SessionConfig {
             idle_ttl: DEFAULT_IDLE_TTL,
             permanent_retention: None,
             ip_log_retention: None,
+            network_retention: DEFAULT_NETWORK_RETENTION,
+            retention_floor: MIN_IP_LOG_RETENTION,
             privacy: PrivacyMode::Standard,
             consent: None,
             trusted_proxies: TrustedProxies::none(),
@@ -228,6 +239,7 @@ impl SessionConfig {
             idle_ttl: self.idle_ttl,
             permanent_retention: self.permanent_retention,
             ip_log_retention: self.ip_log_retention,
+            network_retention: self.network_retention,
             limits: self.limits,
         }
     }
@@ -305,9 +317,28 @@ impl SessionConfig {
         self
     }
 
-    /// How long IP-log entries of permanent sessions are kept after last seen (default: kept; at least one year).
+    /// How long IP-log entries of permanent sessions are kept after last
+    /// seen (default: kept; at least the [`retention_floor`](Self::retention_floor)).
     pub fn ip_log_retention(mut self, retention: Option<Duration>) -> Self {
         self.ip_log_retention = retention;
+        self
+    }
+
+    /// How long a client network's statistics
+    /// ([`NetworkStats`](crate::store::NetworkStats)) are kept after the
+    /// latest session created or conversation started from it (default one
+    /// year; at least the [`retention_floor`](Self::retention_floor)).
+    pub fn network_retention(mut self, retention: Duration) -> Self {
+        self.network_retention = retention;
+        self
+    }
+
+    /// The shortest IP retention the other settings may ask for (default
+    /// [`MIN_IP_LOG_RETENTION`], one year, the legal minimum this crate
+    /// assumes). Lower it only where the law that applies to the site allows,
+    /// or in tests.
+    pub fn retention_floor(mut self, floor: Duration) -> Self {
+        self.retention_floor = floor;
         self
     }
 
@@ -410,6 +441,7 @@ impl SessionConfig {
             ("idle_ttl", Some(self.idle_ttl)),
             ("permanent_retention", self.permanent_retention),
             ("ip_log_retention", self.ip_log_retention),
+            ("network_retention", Some(self.network_retention)),
             (
                 "new_session_limit",
                 self.new_session_limit.map(|l| l.window),
@@ -443,13 +475,31 @@ impl SessionConfig {
                 ));
             }
         }
-        if let Some(r) = self.ip_log_retention {
-            if r < MIN_IP_LOG_RETENTION {
-                return Err(ConfigError::new(
-                    "ip_log_retention",
-                    "IP logs are kept at least one year (365 days) for legal requests",
-                ));
-            }
+        let floor = format!(
+            "at least the retention floor, {} s (one year by default, for legal requests; \
+             lower `retention_floor` only where the law allows)",
+            self.retention_floor.as_secs()
+        );
+        if self
+            .ip_log_retention
+            .is_some_and(|r| r < self.retention_floor)
+        {
+            return Err(ConfigError::new(
+                "ip_log_retention",
+                format!("IP logs are kept {floor}"),
+            ));
+        }
+        if self.network_retention < self.retention_floor {
+            return Err(ConfigError::new(
+                "network_retention",
+                format!("per-network statistics are kept {floor}"),
+            ));
+        }
+        if self.network_retention.is_zero() {
+            return Err(ConfigError::new(
+                "network_retention",
+                "per-network statistics are kept for a time above 0",
+            ));
         }
         if self.partitioned && !self.cross_origin {
             return Err(ConfigError::new(
@@ -531,6 +581,22 @@ mod tests {
                 .validate()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn retentions_below_the_floor_need_the_floor_lowered() {
+        let minute = Duration::from_secs(60);
+        let err = SessionConfig::new()
+            .network_retention(minute)
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.setting(), "network_retention");
+        let lowered = SessionConfig::new()
+            .retention_floor(minute)
+            .network_retention(minute)
+            .ip_log_retention(Some(minute));
+        assert!(lowered.validate().is_ok());
+        assert_eq!(lowered.store_policy().network_retention, minute);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::{HeaderValue, Request, header};
 
 use super::Shared;
-use crate::client_ip::{self, PeerAddr};
+use crate::client_ip::{self, PeerAddr, client_network};
 use crate::config::PrivacyMode;
 use crate::cookie::CookieRead;
 use crate::session::Session;
@@ -52,7 +52,7 @@ impl RequestContext {
     pub(crate) fn create_limit(&self) -> Option<CreateLimit> {
         let limit = self.shared.config.new_session_limit?;
         Some(CreateLimit {
-            network: network_of(self.ip?),
+            network: client_network(self.ip?),
             max: limit.max,
             window: limit.window,
         })
@@ -117,32 +117,9 @@ impl Shared {
     }
 }
 
-/// The client network counted by the new-session limit: an IPv4 address or
-/// the /64 of an IPv6 address (SPEC §3.6).
-pub(crate) fn network_of(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(bits.into())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipv6_networks_are_grouped_by_64() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(network_of(a), network_of(b));
-        assert_ne!(network_of(a), network_of(c));
-        let v4: IpAddr = "192.0.2.7".parse().unwrap();
-        assert_eq!(network_of(v4), v4);
-    }
 
     #[test]
     fn peer_addr_extension_gives_the_peer_ip() {

@@ -9,9 +9,10 @@ use rustc_hash::FxBuildHasher;
 use tokio::time::Instant;
 
 use super::{
-    Access, Changes, Committed, CreateLimit, Created, DataSize, IpLogEntry, SessionData,
-    SessionRecord, SessionState, SessionStore, StoreFuture,
+    Access, Changes, Committed, CreateLimit, Created, DataSize, IpLogEntry, NetworkStats,
+    SessionData, SessionRecord, SessionState, SessionStore, StoreFuture,
 };
+use crate::client_ip::client_network;
 use crate::id::SessionId;
 
 /// How often, at most, a write sweeps out expired sessions and counters.
@@ -57,6 +58,8 @@ struct Inner {
     sessions: HashMap<SessionId, Stored, FxBuildHasher>,
     /// New-session counters per client network: (count, end of window).
     created_per_network: HashMap<IpAddr, (u32, Instant)>,
+    /// Aggregate counters per client network, with their expiry.
+    networks: HashMap<IpAddr, (NetworkStats, Instant)>,
     next_sweep: Option<Instant>,
 }
 
@@ -200,7 +203,42 @@ impl Inner {
         }
         self.sessions.retain(|_, s| s.is_live(now));
         self.created_per_network.retain(|_, (_, end)| now < *end);
+        self.networks.retain(|_, (_, end)| now < *end);
         self.next_sweep = Some(now + SWEEP_EVERY);
+    }
+}
+
+impl Inner {
+    /// Counts `created` sessions and `conversations` in the statistics of the
+    /// access's network (SPEC §3.6).
+    fn count_network(
+        &mut self,
+        access: &Access<'_>,
+        now: Instant,
+        created: u64,
+        conversations: u64,
+    ) {
+        let Some(ip) = access.ip else { return };
+        let network = client_network(ip);
+        let fresh = NetworkStats {
+            network,
+            sessions_created: 0,
+            conversations_started: 0,
+            first_seen_ms: access.at_ms,
+            last_seen_ms: access.at_ms,
+        };
+        let (stats, expires_at) = self.networks.entry(network).or_insert((fresh, now));
+        if *expires_at <= now {
+            // New, or past its retention: counted afresh, as in Redis.
+            *stats = fresh;
+        }
+        stats.sessions_created += created;
+        stats.conversations_started += conversations;
+        stats.last_seen_ms = access.at_ms;
+        // A retention too long for the clock is kept as long as the clock goes.
+        *expires_at = now
+            .checked_add(access.policy.network_retention)
+            .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600));
     }
 }
 
@@ -271,6 +309,7 @@ impl SessionStore for MemoryStore {
         stored.refresh_ttl(now, access);
         stored.log_ip(access);
         inner.sessions.insert(*id, stored);
+        inner.count_network(access, now, 1, u64::from(changes.promote));
         ready(Created::Created)
     }
 
@@ -294,6 +333,7 @@ impl SessionStore for MemoryStore {
         if changes.promote && !was_permanent {
             stored.refresh_ttl(now, access);
             stored.log_ip(access);
+            inner.count_network(access, now, 0, 1);
         }
         ready(Committed::Applied)
     }
@@ -322,5 +362,16 @@ impl SessionStore for MemoryStore {
         let now = Instant::now();
         let mut inner = self.lock();
         ready(inner.live(id, now).map(|s| s.ip_log.clone()))
+    }
+
+    fn network_stats(&self, ip: IpAddr) -> StoreFuture<Option<NetworkStats>> {
+        let now = Instant::now();
+        let inner = self.lock();
+        let stats = inner
+            .networks
+            .get(&client_network(ip))
+            .filter(|(_, expires_at)| now < *expires_at)
+            .map(|(stats, _)| *stats);
+        ready(stats)
     }
 }

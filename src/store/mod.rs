@@ -151,6 +151,9 @@ pub struct StorePolicy {
     pub ip_log_retention: Option<Duration>,
     /// What a session's data may hold after a commit.
     pub limits: DataLimits,
+    /// How long a client network's [`NetworkStats`] are kept after the
+    /// latest event they count.
+    pub network_retention: Duration,
 }
 
 impl Default for StorePolicy {
@@ -176,6 +179,12 @@ impl StorePolicy {
     /// The policy with an IP-log retention.
     pub fn with_ip_log_retention(mut self, retention: Option<Duration>) -> Self {
         self.ip_log_retention = retention;
+        self
+    }
+
+    /// The policy with another retention of the per-network statistics.
+    pub fn with_network_retention(mut self, retention: Duration) -> Self {
+        self.network_retention = retention;
         self
     }
 }
@@ -370,6 +379,27 @@ pub struct IpLogEntry {
     pub last_seen_ms: u64,
 }
 
+/// The aggregate counters of one client network (SPEC §3.6): what is left
+/// of its visitors once their temporary sessions are gone.
+///
+/// A network is an IPv4 address or an IPv6 /64 (see
+/// [`client_network`](crate::client_ip::client_network)). The counters are
+/// updated by the same store call as the creation or promotion they count,
+/// and kept for [`StorePolicy::network_retention`] after the latest one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStats {
+    /// The network: an IPv4 address, or an IPv6 address with its last 64 bits zero.
+    pub network: IpAddr,
+    /// Sessions created from it.
+    pub sessions_created: u64,
+    /// Conversations started from it: sessions made permanent.
+    pub conversations_started: u64,
+    /// The first event counted, ms since the Unix epoch.
+    pub first_seen_ms: u64,
+    /// The latest event counted, ms since the Unix epoch.
+    pub last_seen_ms: u64,
+}
+
 /// A server-side session store.
 ///
 /// Every method is one atomic operation on one session. The returned
@@ -398,7 +428,8 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Creates a session with `changes` as its first data, unless the id is
     /// taken (never overwrites) or `limit` refuses it. The new session is
-    /// temporary unless `changes.promote`.
+    /// temporary unless `changes.promote`. Counts the creation (and a
+    /// conversation, if promoted) in the [`NetworkStats`] of the access's IP.
     fn create(
         &self,
         id: &SessionId,
@@ -409,6 +440,8 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Writes only the changed keys (and promotion) of a live session, all or
     /// nothing: refused when the result would exceed the access's data limits.
+    /// Making a temporary session permanent counts a conversation started in
+    /// the [`NetworkStats`] of the access's IP.
     fn commit(
         &self,
         id: &SessionId,
@@ -427,6 +460,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The IP log of a session, oldest first (empty for a temporary session);
     /// `None` when the session does not exist.
     fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<Vec<IpLogEntry>>>;
+
+    /// The aggregate counters of the network of `ip` (any address in it);
+    /// `None` when none are kept.
+    fn network_stats(&self, ip: IpAddr) -> StoreFuture<Option<NetworkStats>>;
 }
 
 /// A shared store is a store: the layer and an admin API can hold one
@@ -465,5 +502,9 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
 
     fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<Vec<IpLogEntry>>> {
         (**self).ip_log(id)
+    }
+
+    fn network_stats(&self, ip: IpAddr) -> StoreFuture<Option<NetworkStats>> {
+        (**self).network_stats(ip)
     }
 }

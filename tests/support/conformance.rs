@@ -23,6 +23,8 @@ pub(crate) struct Case {
     pub(crate) store: Arc<dyn SessionStore>,
     /// Whether the store still holds anything of session `id` (data, IP, IP log).
     pub(crate) holds: Box<dyn Fn(&SessionId) -> bool + Send + Sync>,
+    /// Whether the store holds `ip` anywhere but in its network's statistics.
+    pub(crate) holds_ip: Box<dyn Fn(IpAddr) -> bool + Send + Sync>,
 }
 
 /// A kind of store the suite runs on.
@@ -62,7 +64,10 @@ macro_rules! store_conformance {
             commit_run_twice_with_the_same_changes_is_applied_once,
             touch_of_an_unknown_session_finds_nothing_and_creates_nothing,
             a_commit_of_a_thousand_keys_is_applied_whole,
-            new_session_limit_answers_429_with_retry_after
+            new_session_limit_answers_429_with_retry_after,
+            network_stats_count_sessions_and_conversations_per_network,
+            temporary_session_leaves_only_its_networks_counts_after_the_idle_ttl,
+            network_stats_are_kept_for_their_retention_after_the_latest_event
         );
     };
     (@each #[$test:meta] $backend:expr; $($scenario:ident),*) => {
@@ -629,6 +634,124 @@ pub(crate) async fn new_session_limit_answers_429_with_retry_after<B: Backend>(b
     assert!((1..=60).contains(&retry), "{retry}");
 }
 
+fn from_at(ip: &str, path: &str, id: Option<&SessionId>) -> http::request::Builder {
+    let b = from_ip(ip.parse().unwrap()).uri(path);
+    match id {
+        Some(id) => b.header(http::header::COOKIE, cookie_for(id)),
+        None => b,
+    }
+}
+
+/// Sessions created and conversations started, per IPv4 address and per
+/// IPv6 /64 (SPEC §3.6), counted by the creating or promoting call.
+pub(crate) async fn network_stats_count_sessions_and_conversations_per_network<B: Backend>(b: &B) {
+    let (case, svc) = setup(b, config());
+    let v4 = "192.0.2.10";
+    let first = bound_id(&send(&svc, from_at(v4, "/", None)).await).unwrap();
+    // A new visitor whose first request starts a conversation: both counted.
+    send(&svc, from_at(v4, "/promote", None)).await;
+    // The first visitor starts one later; promoting again counts nothing.
+    send(&svc, from_at(v4, "/promote", Some(&first))).await;
+    send(&svc, from_at(v4, "/promote", Some(&first))).await;
+    // Two addresses of one IPv6 /64 are one network; the next /64 is another.
+    send(&svc, from_at("2001:db8:1:2::a", "/", None)).await;
+    send(&svc, from_at("2001:db8:1:2:ffff::b", "/write", None)).await;
+    send(&svc, from_at("2001:db8:1:3::1", "/", None)).await;
+
+    let stats = |ip: &str| {
+        let store = case.store.clone();
+        let ip: IpAddr = ip.parse().unwrap();
+        async move { store.network_stats(ip).await.unwrap() }
+    };
+    let ipv4 = stats(v4).await.expect("counted");
+    assert_eq!(ipv4.network.to_string(), v4);
+    assert_eq!((ipv4.sessions_created, ipv4.conversations_started), (2, 2));
+    assert!(ipv4.first_seen_ms <= ipv4.last_seen_ms);
+    assert!(ipv4.first_seen_ms > 0);
+    let ipv6 = stats("2001:db8:1:2::1234")
+        .await
+        .expect("any address of the /64");
+    assert_eq!(ipv6.network.to_string(), "2001:db8:1:2::");
+    assert_eq!((ipv6.sessions_created, ipv6.conversations_started), (2, 0));
+    let other = stats("2001:db8:1:3::1").await.expect("counted");
+    assert_eq!(other.sessions_created, 1);
+    assert_eq!(stats("198.51.100.1").await, None, "a network never seen");
+}
+
+/// A temporary session that ends without a conversation leaves its
+/// network's counts and nothing else: no id, no data, no IP (SPEC §3.6).
+pub(crate) async fn temporary_session_leaves_only_its_networks_counts_after_the_idle_ttl<
+    B: Backend,
+>(
+    b: &B,
+) {
+    let (case, svc) = setup(b, config());
+    let ip = "192.0.2.77";
+    let res = send(&svc, from_at(ip, "/write", None)).await;
+    let id = bound_id(&res).unwrap();
+    assert!((case.holds_ip)(ip.parse().unwrap()), "bound while it lives");
+    tokio::time::sleep(b.idle() + Duration::from_millis(150)).await;
+    assert!(!(case.holds)(&id), "the session and its data are gone");
+    assert!(
+        !(case.holds_ip)(ip.parse().unwrap()),
+        "its IP went with it, but for the network's counts"
+    );
+    let stats = case
+        .store
+        .network_stats(ip.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("the counts remain");
+    assert_eq!(
+        (stats.sessions_created, stats.conversations_started),
+        (1, 0)
+    );
+}
+
+/// The counts live `network_retention` after the latest event they count.
+pub(crate) async fn network_stats_are_kept_for_their_retention_after_the_latest_event<
+    B: Backend,
+>(
+    b: &B,
+) {
+    let case = b.case();
+    let retention = b.idle();
+    let policy = POLICY.clone().with_network_retention(retention);
+    let ip: IpAddr = "2001:db8:7:7::1".parse().unwrap();
+    let create = |store: Arc<dyn SessionStore>, policy: StorePolicy| async move {
+        let access = Access {
+            ip: Some(ip),
+            at_ms: Access::now_ms(),
+            policy: &policy,
+        };
+        let created = store
+            .create(
+                &SessionId::generate(),
+                &access,
+                &changes(&[], &[], false),
+                None,
+            )
+            .await;
+        assert_eq!(created.unwrap(), Created::Created);
+    };
+    create(case.store.clone(), policy.clone()).await;
+    tokio::time::sleep(retention / 2).await;
+    create(case.store.clone(), policy.clone()).await;
+    tokio::time::sleep(retention * 3 / 4).await;
+    let stats = case.store.network_stats(ip).await.unwrap();
+    assert_eq!(
+        stats.map(|s| s.sessions_created),
+        Some(2),
+        "the second creation renewed the retention"
+    );
+    tokio::time::sleep(retention / 4 + Duration::from_millis(250)).await;
+    assert_eq!(
+        case.store.network_stats(ip).await.unwrap(),
+        None,
+        "gone a retention after the latest event"
+    );
+}
+
 /// The embedded store, on tokio's paused clock (`start_paused = true`).
 #[derive(Clone, Copy)]
 pub(crate) struct Memory;
@@ -639,7 +762,11 @@ impl Backend for Memory {
         let probe = store.clone();
         Case {
             store: Arc::new(store),
-            holds: Box::new(move |id| probe.peek(id).is_some()),
+            holds: Box::new({
+                let probe = probe.clone();
+                move |id| probe.peek(id).is_some()
+            }),
+            holds_ip: Box::new(move |ip| probe.holds_ip(ip)),
         }
     }
 

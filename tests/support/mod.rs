@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use http::{HeaderValue, Request, Response, header};
 use tower::{BoxError, ServiceExt, service_fn};
 use visitor_session::store::{
-    Access, Changes, Committed, CreateLimit, Created, IpLogEntry, SessionRecord, StoreFuture,
+    Access, Changes, Committed, CreateLimit, Created, IpLogEntry, NetworkStats, SessionRecord,
+    StoreFuture,
 };
 use visitor_session::{
     MemoryStore, PeerAddr, Session, SessionConfig, SessionId, SessionLayer, SessionStore,
@@ -115,7 +116,15 @@ impl TestStore {
     }
 }
 
-const OPERATIONS: [&str; 6] = ["touch", "create", "commit", "reset", "delete", "ip_log"];
+const OPERATIONS: [&str; 7] = [
+    "touch",
+    "create",
+    "commit",
+    "reset",
+    "delete",
+    "ip_log",
+    "network_stats",
+];
 
 impl SessionStore for TestStore {
     fn touch(&self, id: &SessionId, access: &Access<'_>) -> StoreFuture<Option<SessionRecord>> {
@@ -146,6 +155,9 @@ impl SessionStore for TestStore {
     }
     fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<Vec<IpLogEntry>>> {
         self.run("ip_log", |s| s.ip_log(id))
+    }
+    fn network_stats(&self, ip: IpAddr) -> StoreFuture<Option<NetworkStats>> {
+        self.run("network_stats", |s| s.network_stats(ip))
     }
 }
 

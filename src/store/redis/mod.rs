@@ -12,6 +12,7 @@
 //! | `vs:{<uuid>}` | hash | `m`: `<state>,<created>,<keys>,<bytes>` (state `t` temporary or `p` permanent; creation time in ms since the Unix epoch; size of the data, kept up to date by every write); `i`: the client IP of the latest access (written when it changes); `s`: permanent sessions only, the time of the latest access (a temporary session's is its expiry time minus the idle TTL, slid by every access); `d:<key>` per handler key, holding JSON | temporary: `idle_ttl`, slid by every access; permanent: none, or the configured retention |
 //! | `vs:{<uuid>}:ips` | hash | permanent sessions only: `<ip>` → `<first seen ms>,<last seen ms>` | as the session |
 //! | `vs:new:{<network>}` | set | with a new-session limit only: the creations admitted from an IPv4 address or IPv6 /64 in the current window (random tokens, not session ids) | the window |
+//! | `vs:net:{<network>}` | hash | the network's statistics (SPEC §3.6): `c` sessions created, `v` conversations started, `f` first and `l` last seen (ms); no session id, no full address beyond the network itself | `network_retention`, from the latest event counted |
 //!
 //! # Scripts
 //!
@@ -24,12 +25,21 @@
 //! | operation | keys | what the script does |
 //! |---|---|---|
 //! | touch | session, IP log | nothing if the session is gone; else slide the TTL and record a changed IP if temporary (two commands for a visitor who stays on one address), record IP, time and IP log if permanent; return the metadata and the data |
-//! | create | session, IP log (+ the limit's set, standalone) | answer "exists" for a taken id (but "created" for its own retry); admit under the new-session limit; write metadata, first data and size; TTL if temporary |
-//! | commit | session, IP log | nothing if the session is gone (no resurrection) or if the result would break the data limits (checked against the kept size, O(changed keys)); else `HSET` the changed keys, `HDEL` the removed ones; promote with `PERSIST` and a first IP-log entry |
-//! | admit | the limit's set | Redis Cluster with a new-session limit only: the limit, in its own slot, before the create |
+//! | create | session, IP log (standalone: + the network's statistics and the limit's set) | answer "exists" for a taken id (but "created" for its own retry); admit under the new-session limit; write metadata, first data and size; TTL if temporary; count the creation in the network's statistics |
+//! | commit | session, IP log (standalone, when promoting: + the network's statistics) | nothing if the session is gone (no resurrection) or if the result would break the data limits (checked against the kept size, O(changed keys)); else `HSET` the changed keys, `HDEL` the removed ones; promote with `PERSIST` and a first IP-log entry, and count the conversation |
+//! | network | the network's statistics (+ the limit's set) | Redis Cluster only, where a network's keys live in another slot than the session: the limit (before a create) and the counting, as their own call |
 //! | reset | session, IP log | delete both if the session is temporary |
 //! | delete | session, IP log | delete both |
 //! | IP log | session, IP log | the log, if the session exists |
+//! | network stats | the network's statistics | read them |
+//!
+//! On a single server (or through Sentinel) every operation is one call. On
+//! Redis Cluster, a creation costs one more call for the network (two in
+//! all, limit or not), and so does the commit that starts a conversation;
+//! the counting call comes after a creation without a limit and before one
+//! with a limit (which it admits). If that extra call fails after the
+//! session was written, the session stands and the statistics miss one
+//! event (logged as a warning).
 //!
 //! Every script has the same effect when run twice with the same arguments,
 //! so a call retried after a lost reply is correct (a retried reset or
@@ -61,9 +71,10 @@ use connection::{Connections, Op};
 use scripts::{LuaScript, Scripts};
 
 use super::{
-    Access, Changes, Committed, CreateLimit, Created, IpLogEntry, SessionRecord, SessionState,
-    SessionStore, StoreFuture,
+    Access, Changes, Committed, CreateLimit, Created, IpLogEntry, NetworkStats, SessionRecord,
+    SessionState, SessionStore, StoreFuture,
 };
+use crate::client_ip::client_network;
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::id::SessionId;
 
@@ -89,6 +100,14 @@ const DELETE: Op = Op {
 };
 const IP_LOG: Op = Op {
     name: "ip_log",
+    writes: false,
+};
+const NETWORK: Op = Op {
+    name: "network",
+    writes: true,
+};
+const NETWORK_STATS: Op = Op {
+    name: "network_stats",
     writes: false,
 };
 const LOAD_SCRIPTS: Op = Op {
@@ -123,8 +142,9 @@ struct Inner {
     connections: Connections,
     scripts: Scripts,
     prefix: String,
-    /// The new-session limit is its own call (its key is in another slot).
-    limit_apart: bool,
+    /// A network's keys (limit, statistics) are in another slot than the
+    /// session's (Redis Cluster): the work on them is a call of its own.
+    network_apart: bool,
     config: RedisConfig,
 }
 
@@ -166,13 +186,13 @@ impl RedisStore {
                 "the pool holds at least one connection",
             ));
         }
-        let limit_apart = config.servers.is_cluster();
+        let network_apart = config.servers.is_cluster();
         Ok(Self {
             inner: Arc::new(Inner {
                 connections: Connections::new(&config)?,
                 scripts: Scripts::new(),
                 prefix: config.key_prefix.clone(),
-                limit_apart,
+                network_apart,
                 config,
             }),
         })
@@ -208,8 +228,15 @@ impl Inner {
         (keys, self.prefix.len() + 38)
     }
 
+    /// The new-session limit's set of a client network.
     fn limit_key(&self, network: IpAddr) -> String {
         format!("{}new:{{{network}}}", self.prefix)
+    }
+
+    /// The statistics of the client network of `ip`; same hash tag as its
+    /// limit's set, so one call can do both on a cluster.
+    fn network_key(&self, ip: IpAddr) -> String {
+        format!("{}net:{{{}}}", self.prefix, client_network(ip))
     }
 
     /// `script` called with the two keys of session `id` (its hash and its
@@ -247,18 +274,59 @@ impl Inner {
         })
     }
 
-    /// The new-session limit as its own call (Redis Cluster): `None` when
-    /// admitted, else how long until the window ends.
-    async fn admit(
+    /// The per-network work of a create or commit as its own call (Redis
+    /// Cluster): the limit, if given, then counting `event`. `Some(wait)`
+    /// when the limit refused (nothing counted).
+    async fn network_call(
         &self,
-        limit: &CreateLimit,
-        member: &str,
+        event: &NetworkEvent,
+        limit: Option<(&CreateLimit, &str)>,
     ) -> Result<Option<Duration>, StoreError> {
-        let script = &self.scripts.admit;
-        let mut cmd = script.call(&[self.limit_key(limit.network).as_bytes()], 3, 40);
-        cmd.arg(limit.max).arg(millis(limit.window)).arg(member);
-        let wait_ms: u64 = self.run(CREATE, script, &cmd).await?;
+        let script = &self.scripts.network;
+        let counters = self.network_key(event.ip);
+        let limit_key = limit.map(|(l, _)| self.limit_key(l.network));
+        let mut keys = vec![counters.as_bytes()];
+        keys.extend(limit_key.as_ref().map(String::as_bytes));
+        let mut cmd = script.call(&keys, 7, 80);
+        cmd.arg(event.at_ms)
+            .arg(event.created)
+            .arg(event.conversations)
+            .arg(millis(event.retention));
+        if let Some((limit, member)) = limit {
+            cmd.arg(limit.max).arg(millis(limit.window)).arg(member);
+        }
+        let wait_ms: u64 = self.run(NETWORK, script, &cmd).await?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
+    }
+
+    /// Counts an event whose session write already succeeded (Redis
+    /// Cluster): a failure costs the statistics one event, never the request.
+    async fn count_after(&self, event: &NetworkEvent) {
+        if let Err(error) = self.network_call(event, None).await {
+            tracing::warn!(%error, "a network's statistics missed an event");
+        }
+    }
+}
+
+/// What a create or commit counts in its network's statistics.
+struct NetworkEvent {
+    ip: IpAddr,
+    at_ms: u64,
+    retention: Duration,
+    created: u64,
+    conversations: u64,
+}
+
+impl NetworkEvent {
+    /// The event of `access`, if it has a client IP.
+    fn of(access: &Access<'_>, created: u64, conversations: u64) -> Option<Self> {
+        Some(Self {
+            ip: access.ip?,
+            at_ms: access.at_ms,
+            retention: access.policy.network_retention,
+            created,
+            conversations,
+        })
     }
 }
 
@@ -426,18 +494,20 @@ impl SessionStore for RedisStore {
             .iter()
             .map(|(k, v)| k.len() + v.as_ref().map_or(0, String::len) + 16)
             .sum();
-        let args = 9 + 2 * changes.data.len();
-        let mut cmd = match limit {
-            Some(limit) if !inner.limit_apart => {
-                let (keys, hash) = inner.session_keys(id);
-                let limit_key = inner.limit_key(limit.network);
-                script.call(
-                    &[&keys[..hash], &keys, limit_key.as_bytes()],
-                    args,
-                    120 + data_bytes,
-                )
-            }
-            _ => inner.session_call(script, id, args, 120 + data_bytes),
+        let args = 10 + 2 * changes.data.len();
+        // On one server, the network's keys join the session's call.
+        let here = !inner.network_apart;
+        let counters = access.ip.filter(|_| here).map(|ip| inner.network_key(ip));
+        let limit_here = limit.filter(|_| here);
+        let mut cmd = if counters.is_some() {
+            let (keys, hash) = inner.session_keys(id);
+            let limit_key = limit_here.map(|l| inner.limit_key(l.network));
+            let mut all = vec![&keys[..hash], &keys[..]];
+            all.extend(counters.as_ref().map(String::as_bytes));
+            all.extend(limit_key.as_ref().map(String::as_bytes));
+            script.call(&all, args, 160 + data_bytes)
+        } else {
+            inner.session_call(script, id, args, 120 + data_bytes)
         };
         cmd.arg(access.at_ms);
         push_ip(&mut cmd, access.ip);
@@ -445,21 +515,36 @@ impl SessionStore for RedisStore {
             .arg(optional_millis(access.policy.permanent_retention))
             .arg(optional_millis(access.policy.ip_log_retention))
             .arg(if changes.promote { "1" } else { "0" })
-            .arg(limit.map_or(0, |l| l.max))
-            .arg(limit.map_or(0, |l| millis(l.window)))
-            .arg(token.as_deref().unwrap_or(""));
+            .arg(limit_here.map_or(0, |l| l.max))
+            .arg(limit_here.map_or(0, |l| millis(l.window)))
+            .arg(token.as_deref().unwrap_or(""))
+            .arg(if counters.is_some() {
+                millis(access.policy.network_retention)
+            } else {
+                0
+            });
         push_sets(&mut cmd, changes);
+        let conversations = u64::from(changes.promote);
+        let apart = NetworkEvent::of(access, 1, conversations).filter(|_| !here);
         StoreFuture::new(async move {
-            if let (Some(limit), Some(token), true) = (&limit, &token, inner.limit_apart) {
-                if let Some(retry_after) = inner.admit(limit, token).await? {
+            let mut counted = false;
+            if let (Some(event), Some(limit), Some(token)) = (&apart, &limit, &token) {
+                let wait = inner.network_call(event, Some((limit, token))).await?;
+                if let Some(retry_after) = wait {
                     return Ok(Created::Limited { retry_after });
                 }
+                counted = true;
             }
             let (code, retry_ms): (i64, u64) =
                 inner.run(CREATE, &inner.scripts.create, &cmd).await?;
             match code {
                 0 => Ok(Created::Exists),
-                1 => Ok(Created::Created),
+                1 => {
+                    if let (Some(event), false) = (&apart, counted) {
+                        inner.count_after(event).await;
+                    }
+                    Ok(Created::Created)
+                }
                 2 => Ok(Created::Limited {
                     retry_after: Duration::from_millis(retry_ms.max(1)),
                 }),
@@ -480,12 +565,21 @@ impl SessionStore for RedisStore {
             .iter()
             .map(|(k, v)| k.len() + v.as_ref().map_or(0, String::len) + 16)
             .sum();
-        let mut cmd = inner.session_call(
-            &inner.scripts.commit,
-            id,
-            8 + 2 * changes.data.len(),
-            80 + data_bytes,
-        );
+        let args = 9 + 2 * changes.data.len();
+        // Counting a conversation joins the call on one server.
+        let here = !inner.network_apart;
+        let counters = access
+            .ip
+            .filter(|_| here && changes.promote)
+            .map(|ip| inner.network_key(ip));
+        let mut cmd = match &counters {
+            Some(counters) => {
+                let (keys, hash) = inner.session_keys(id);
+                let all = [&keys[..hash], &keys[..], counters.as_bytes()];
+                inner.scripts.commit.call(&all, args, 120 + data_bytes)
+            }
+            None => inner.session_call(&inner.scripts.commit, id, args, 80 + data_bytes),
+        };
         let sets = changes.data.values().filter(|v| v.is_some()).count();
         cmd.arg(access.at_ms);
         push_ip(&mut cmd, access.ip);
@@ -494,12 +588,18 @@ impl SessionStore for RedisStore {
             .arg(if changes.promote { "1" } else { "0" })
             .arg(access.policy.limits.max_keys())
             .arg(access.policy.limits.max_bytes())
-            .arg(sets);
+            .arg(sets)
+            .arg(if counters.is_some() {
+                millis(access.policy.network_retention)
+            } else {
+                0
+            });
         push_sets(&mut cmd, changes);
         let mut field = Vec::new();
         for (key, _) in changes.data.iter().filter(|(_, v)| v.is_none()) {
             cmd.arg(data_field(&mut field, key));
         }
+        let apart = NetworkEvent::of(access, 0, 1).filter(|_| !here);
         StoreFuture::new(async move {
             match inner
                 .run::<i64>(COMMIT, &inner.scripts.commit, &cmd)
@@ -507,6 +607,13 @@ impl SessionStore for RedisStore {
             {
                 0 => Ok(Committed::Missing),
                 1 => Ok(Committed::Applied),
+                // Applied, and a conversation started.
+                3 => {
+                    if let Some(event) = &apart {
+                        inner.count_after(event).await;
+                    }
+                    Ok(Committed::Applied)
+                }
                 2 => Ok(Committed::OverLimit),
                 other => Err(protocol("commit", format!("unexpected answer {other}"))),
             }
@@ -540,4 +647,29 @@ impl SessionStore for RedisStore {
             Ok(fields.map(parse_ip_log))
         })
     }
+
+    fn network_stats(&self, ip: IpAddr) -> StoreFuture<Option<NetworkStats>> {
+        let inner = self.inner.clone();
+        let script = &inner.scripts.network_stats;
+        let key = inner.network_key(ip);
+        let cmd = script.call(&[key.as_bytes()], 0, 0);
+        StoreFuture::new(async move {
+            let fields: HashMap<String, u64> = inner
+                .run(NETWORK_STATS, &inner.scripts.network_stats, &cmd)
+                .await?;
+            Ok(parse_network_stats(client_network(ip), &fields))
+        })
+    }
+}
+
+/// The statistics hash of `network`; `None` when it holds nothing.
+fn parse_network_stats(network: IpAddr, fields: &HashMap<String, u64>) -> Option<NetworkStats> {
+    let field = |name: &str| fields.get(name).copied().unwrap_or(0);
+    (!fields.is_empty()).then(|| NetworkStats {
+        network,
+        sessions_created: field("c"),
+        conversations_started: field("v"),
+        first_seen_ms: field("f"),
+        last_seen_ms: field("l"),
+    })
 }

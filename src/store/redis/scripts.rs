@@ -78,34 +78,37 @@ pub(super) struct Scripts {
     pub(super) touch: LuaScript,
     pub(super) create: LuaScript,
     pub(super) commit: LuaScript,
-    pub(super) admit: LuaScript,
+    pub(super) network: LuaScript,
     pub(super) reset: LuaScript,
     pub(super) delete: LuaScript,
     pub(super) ip_log: LuaScript,
+    pub(super) network_stats: LuaScript,
 }
 
 impl Scripts {
     pub(super) fn new() -> Self {
         Self {
             touch: lua!("touch", "permanent"),
-            create: lua!("create", "args", "data", "permanent", "admit"),
-            commit: lua!("commit", "args", "data", "permanent"),
-            admit: lua!("admit", "admit"),
+            create: lua!("create", "args", "data", "permanent", "admit", "network"),
+            commit: lua!("commit", "args", "data", "permanent", "network"),
+            network: lua!("network", "admit", "network"),
             reset: lua!("reset"),
             delete: lua!("delete"),
             ip_log: lua!("ip_log"),
+            network_stats: lua!("network_stats"),
         }
     }
 
-    pub(super) fn all(&self) -> [&LuaScript; 7] {
+    pub(super) fn all(&self) -> [&LuaScript; 8] {
         [
             &self.touch,
             &self.create,
             &self.commit,
-            &self.admit,
+            &self.network,
             &self.reset,
             &self.delete,
             &self.ip_log,
+            &self.network_stats,
         ]
     }
 }

@@ -1,18 +1,21 @@
 -- commit: write a request's changed keys, and promotion, to a live session
 -- (SPEC §3.4), all or nothing.
--- KEYS: session hash, IP log.
+-- KEYS: session hash, IP log; on a standalone server, when promoting from
+-- a client IP, also the client network's counters.
 -- ARGV: now (ms), client IP ('' for none), retention of a permanent session
 -- (ms, 0: none), IP-log retention (ms, 0: keep), promote ('1'/'0'), max
--- keys, max bytes, number of keys set; then that many field/value pairs,
--- then the fields removed.
--- Returns 1 applied, 0 the session is gone (nothing written: no
+-- keys, max bytes, number of keys set, retention of the network's counters
+-- (ms, 0: not counted by this call); then that many field/value pairs, then
+-- the fields removed.
+-- Returns 1 applied, 3 applied and made permanent by this call (a
+-- conversation started), 0 the session is gone (nothing written: no
 -- resurrection), 2 over the data limits (nothing written).
 local current = redis.call('HGET', KEYS[1], 'm')
 if not current then return 0 end
 local state, created, keys0, bytes0 = string.match(current, '^(%a),(%d+),(%d+),(%d+)$')
 keys0, bytes0 = tonumber(keys0), tonumber(bytes0)
 local keys, bytes = keys0, bytes0
-local first_set = 9
+local first_set = 10
 local first_removal = first_set + 2 * tonumber(ARGV[8])
 local function forget(field)
   local old = redis.call('HSTRLEN', KEYS[1], field)
@@ -53,5 +56,7 @@ end
 if promote then
   log_ip(ARGV[1], ARGV[2], tonumber(ARGV[4]))
   apply_retention(tonumber(ARGV[3]), true)
+  if tonumber(ARGV[9]) > 0 then count_network(KEYS[3], ARGV[1], 0, 1, ARGV[9]) end
+  return 3
 end
 return 1

@@ -1,9 +1,11 @@
 -- create: a new session with its first data (SPEC §3.2).
--- KEYS: session hash, IP log, and with a new-session limit on a standalone
--- server the limit's set for the client network.
+-- KEYS: session hash, IP log; on a standalone server with a client IP also
+-- the client network's counters, and with a new-session limit its set.
 -- ARGV: now (ms), client IP ('' for none), idle TTL (ms), retention of a
 -- permanent session (ms, 0: none), IP-log retention (ms, 0: keep), promote
--- ('1'/'0'), limit: max, window (ms), member; then field/value pairs.
+-- ('1'/'0'), limit: max (0: none here), window (ms), member; retention of
+-- the network's counters (ms, 0: not counted by this call); then
+-- field/value pairs.
 -- Returns {1, 0} created, {0, 0} the id is taken, {2, ms} over the limit.
 local now, ip = ARGV[1], ARGV[2]
 local existing = redis.call('HGET', KEYS[1], 'm')
@@ -12,11 +14,13 @@ if existing then
   if string.match(existing, '^%a,(%d+),') == now then return {1, 0} end
   return {0, 0}
 end
-if #KEYS > 2 then
-  local wait = admit(KEYS[3], ARGV[9], tonumber(ARGV[7]), ARGV[8])
+local counters = nil
+if tonumber(ARGV[10]) > 0 then counters = KEYS[3] end
+if tonumber(ARGV[7]) > 0 then
+  local wait = admit(KEYS[4], ARGV[9], tonumber(ARGV[7]), ARGV[8])
   if wait then return {2, wait} end
 end
-local first = 10
+local first = 11
 local keys, bytes = 0, 0
 for i = first, #ARGV, 2 do
   keys = keys + 1
@@ -38,5 +42,10 @@ else
   redis.call('HSET', KEYS[1], 's', now)
   log_ip(now, ip, tonumber(ARGV[5]))
   apply_retention(tonumber(ARGV[4]), false)
+end
+if counters then
+  local conversations = 0
+  if state == 'p' then conversations = 1 end
+  count_network(counters, now, 1, conversations, ARGV[10])
 end
 return {1, 0}
