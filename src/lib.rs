@@ -116,6 +116,7 @@ mod id;
 mod layer;
 mod session;
 pub mod store;
+mod token;
 
 pub use client_ip::{PeerAddr, TrustedProxies};
 pub use config::{
@@ -131,6 +132,7 @@ pub use id::{InvalidSessionId, SessionId};
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use session::Session;
 pub use store::{MemoryStore, SessionState, SessionStore};
+pub use token::{ContinuityTokens, MAX_TOKEN_LEN, MIN_SECRET_LEN, MIN_TOKEN_LEN};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

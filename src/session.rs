@@ -300,6 +300,7 @@ impl Session {
             changes: Changes {
                 data: std::mem::take(&mut inner.changes),
                 promote: inner.promote,
+                token: None,
             },
             unbound: inner.unbound.take(),
         }

@@ -291,6 +291,43 @@ fn environment_configures_cookie_and_domain() {
 }
 
 #[test]
+fn site_id_names_the_cookie() {
+    let d = Demo::start(&[("SESSION_SITE_ID", "8c842203-7ed8")]);
+    let cookie = Client::new(d.addr).get("/").set_cookies()[0].to_owned();
+    assert!(
+        cookie.starts_with("crisp-client%2Fsession%2F8c842203-7ed8=session_"),
+        "{cookie}"
+    );
+}
+
+/// SPEC §3.7 and §6: with `SESSION_TOKEN_SECRET`, the `X-Visitor-Token`
+/// header gives a logged-in user one conversation on every browser.
+#[test]
+fn a_visitor_token_carries_the_conversation_to_another_browser() {
+    let d = Demo::start(&[("SESSION_TOKEN_SECRET", "a demo secret of 32 bytes, ok?!")]);
+    let token = (
+        "x-visitor-token".to_owned(),
+        "user-1234-abcdefgh".to_owned(),
+    );
+    let mut laptop = Client::new(d.addr);
+    laptop.extra_headers.push(token.clone());
+    assert_eq!(
+        laptop
+            .post_json("/api/messages", r#"{"text":"started on the laptop"}"#)
+            .status,
+        201
+    );
+    let mut phone = Client::new(d.addr);
+    phone.extra_headers.push(token);
+    let messages = phone.get("/api/messages").json();
+    assert_eq!(messages[0]["text"], "started on the laptop");
+    assert_eq!(phone.session_cookie(), laptop.session_cookie());
+    // Without the token, a browser has a session of its own.
+    let stranger = Client::new(d.addr).get("/api/messages").json();
+    assert_eq!(stranger.as_array().map(Vec::len), Some(0));
+}
+
+#[test]
 fn new_session_limit_from_environment_answers_429() {
     let d = Demo::start(&[
         ("SESSION_NEW_PER_IP", "2/60"),
@@ -329,6 +366,8 @@ fn bad_environment_value_stops_the_demo_naming_the_variable() {
         ("SESSION_NEW_PER_IP", "lots"),
         ("SESSION_LIMIT_ACTION", "ban"),
         ("SESSION_COOKIE_DOMAIN", "not a domain"),
+        ("SESSION_SITE_ID", "no spaces please"),
+        ("SESSION_TOKEN_SECRET", "too short"),
         ("BIND", "nowhere"),
         ("ADMIN_TOKEN", " "),
         ("REDIS_URL", "http://127.0.0.1:6379"),

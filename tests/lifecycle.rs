@@ -267,3 +267,35 @@ async fn stale_cookie_is_cleared_when_no_new_session_can_be_made() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(removes_cookie(&res), "{:?}", set_cookies(&res));
 }
+
+#[tokio::test(start_paused = true)]
+async fn malformed_continuity_tokens_are_ignored_as_if_absent() {
+    // SPEC §3.7: 16 to 256 visible ASCII characters, else ignored, never an error page.
+    use support::continuity::{TOKEN_HEADER, with_tokens};
+    let (store, svc) = setup(with_tokens(config()));
+    let long = "x".repeat(257);
+    let bad: [&[u8]; 4] = [
+        b"too-short",
+        long.as_bytes(),
+        b"with spaces inside it",
+        b"\xff\xfe-not-utf8-at-all",
+    ];
+    for token in bad {
+        let value = http::HeaderValue::from_bytes(token).unwrap();
+        let res = send(&svc, request().header(TOKEN_HEADER, value)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(
+            bound_id(&res).is_some(),
+            "a fresh session, as without a token"
+        );
+    }
+    assert_eq!(store.calls("touch_token"), 0, "no token reached the store");
+    assert_eq!(store.calls("create"), 4);
+    let res = send(
+        &svc,
+        request().header(TOKEN_HEADER, "a-well-formed-token-1"),
+    )
+    .await;
+    assert!(bound_id(&res).is_some());
+    assert_eq!(store.calls("touch_token"), 1);
+}

@@ -21,7 +21,9 @@ use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use visitor_session::store::{RedisConfig, RedisStore, SessionStore};
-use visitor_session::{MemoryStore, Session, SessionConfig, SessionError, SessionId, SessionLayer};
+use visitor_session::{
+    ContinuityTokens, MemoryStore, Session, SessionConfig, SessionError, SessionId, SessionLayer,
+};
 
 const WIDGET: &str = include_str!("widget.html");
 /// Longest message accepted, in characters.
@@ -76,6 +78,24 @@ async fn run() -> Result<(), String> {
         .max_data_bytes(512 * 1024)
         .with_vars(|name| std::env::var(name).ok())
         .map_err(|e| e.to_string())?;
+    let config = match std::env::var("SESSION_SITE_ID") {
+        Ok(site) => config.site_id(site),
+        Err(_) => config,
+    };
+    // SPEC §3.7: continuity tokens from the header a site's front-end would
+    // set for its logged-in users.
+    let config = match std::env::var("SESSION_TOKEN_SECRET") {
+        Ok(secret) => config.continuity(ContinuityTokens::from_header(
+            secret,
+            http::HeaderName::from_static("x-visitor-token"),
+        )),
+        Err(_) => config,
+    };
+    config.validate().map_err(|e| match e.setting() {
+        "site_id" => format!("SESSION_SITE_ID: {e}"),
+        "continuity" => format!("SESSION_TOKEN_SECRET: {e}"),
+        _ => e.to_string(),
+    })?;
     let admin_token = match std::env::var("ADMIN_TOKEN") {
         Ok(t) if t.trim().is_empty() => {
             return Err("ADMIN_TOKEN: set it to a non-empty token".into());

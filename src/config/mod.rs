@@ -17,6 +17,7 @@ use crate::client_ip::TrustedProxies;
 use crate::domain::is_dns_name;
 use crate::error::ConfigError;
 use crate::store::{DataLimits, StorePolicy};
+use crate::token::{ContinuityTokens, MIN_SECRET_LEN};
 
 /// Cookie `Max-Age` by default: 182.5 days, "6 months" (SPEC §2).
 pub const DEFAULT_COOKIE_MAX_AGE: Duration = Duration::from_secs(15_768_000);
@@ -168,6 +169,7 @@ pub struct SessionConfig {
     pub(crate) failure_mode: FailureMode,
     pub(crate) limits: DataLimits,
     pub(crate) new_session_limit: Option<NewSessionLimit>,
+    pub(crate) continuity: Option<ContinuityTokens>,
 }
 
 impl Default for SessionConfig {
@@ -199,6 +201,7 @@ impl fmt::Debug for SessionConfig {
             .field("failure_mode", &self.failure_mode)
             .field("limits", &self.limits)
             .field("new_session_limit", &self.new_session_limit)
+            .field("continuity", &self.continuity)
             .finish()
     }
 }
@@ -230,6 +233,7 @@ impl SessionConfig {
             failure_mode: FailureMode::Open,
             limits: DataLimits::default(),
             new_session_limit: None,
+            continuity: None,
         }
     }
 
@@ -387,6 +391,13 @@ impl SessionConfig {
         self
     }
 
+    /// Session continuity tokens: one session for a logged-in user's browsers
+    /// and devices (SPEC §3.7; default: none).
+    pub fn continuity(mut self, tokens: ContinuityTokens) -> Self {
+        self.continuity = Some(tokens);
+        self
+    }
+
     /// Limits new sessions per client network (default: no limit).
     pub fn new_session_limit(mut self, limit: Option<NewSessionLimit>) -> Self {
         self.new_session_limit = limit;
@@ -529,6 +540,16 @@ impl SessionConfig {
             return Err(ConfigError::new(
                 "max_data_bytes",
                 "a session's data may take at least one byte",
+            ));
+        }
+        if self
+            .continuity
+            .as_ref()
+            .is_some_and(|t| t.secret_len() < MIN_SECRET_LEN)
+        {
+            return Err(ConfigError::new(
+                "continuity",
+                "the continuity secret is at least 16 bytes (32 random bytes are a good choice)",
             ));
         }
         if let Some(limit) = &self.new_session_limit {

@@ -16,7 +16,7 @@ use super::outcome::{self, Finish, Outcome};
 use super::request::RequestContext;
 use crate::error::StoreError;
 use crate::id::SessionId;
-use crate::store::{SessionRecord, StoreFuture};
+use crate::store::{SessionRecord, StoreFuture, TokenHash, TokenTouch};
 
 pin_project! {
     /// Response future of [`SessionService`](super::SessionService).
@@ -93,15 +93,50 @@ impl<T> Future for Bounded<T> {
 }
 
 pin_project! {
+    /// The store call that loads a request's session: by its cookie, or
+    /// through its continuity token (with the cookie, if any).
+    #[project = LoadProj]
+    enum Load {
+        Cookie { id: SessionId, #[pin] touch: Bounded<Option<SessionRecord>> },
+        Token { cookie: Option<SessionId>, #[pin] touch: Bounded<TokenTouch> },
+    }
+}
+
+/// The cookie the request carried, and the session it was bound to.
+type Loaded = (
+    Option<SessionId>,
+    Result<Option<(SessionId, SessionRecord)>, StoreError>,
+);
+
+impl Future for Load {
+    type Output = Loaded;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Loaded> {
+        Poll::Ready(match self.project() {
+            LoadProj::Cookie { id, touch } => {
+                let id = *id;
+                (Some(id), ready!(touch.poll(cx)).map(|r| r.map(|r| (id, r))))
+            }
+            LoadProj::Token { cookie, touch } => (
+                *cookie,
+                ready!(touch.poll(cx)).map(|bound| match bound {
+                    TokenTouch::Bound { id, record } => Some((id, record)),
+                    _ => None,
+                }),
+            ),
+        })
+    }
+}
+
+pin_project! {
     #[project = StateProj]
     enum State<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,
     {
         Loading {
-            id: SessionId,
             #[pin]
-            load: Bounded<Option<SessionRecord>>,
+            load: Load,
             service: Option<S>,
             request: Option<Request<ReqBody>>,
         },
@@ -127,13 +162,32 @@ where
         service: S,
         request: Request<ReqBody>,
     ) -> Self {
-        let load = Bounded::new(
+        let touch = Bounded::new(
             ctx.shared.store.touch(&id, &ctx.access()),
             ctx.shared.config.store_timeout,
         );
+        Self::loading(ctx, Load::Cookie { id, touch }, service, request)
+    }
+
+    pub(super) fn load_token(
+        ctx: RequestContext,
+        token: TokenHash,
+        cookie: Option<SessionId>,
+        service: S,
+        request: Request<ReqBody>,
+    ) -> Self {
+        let touch = Bounded::new(
+            ctx.shared
+                .store
+                .touch_token(&token, cookie.as_ref(), &ctx.access()),
+            ctx.shared.config.store_timeout,
+        );
+        Self::loading(ctx, Load::Token { cookie, touch }, service, request)
+    }
+
+    fn loading(ctx: RequestContext, load: Load, service: S, request: Request<ReqBody>) -> Self {
         Self {
             state: State::Loading {
-                id,
                 load,
                 service: Some(service),
                 request: Some(request),
@@ -162,17 +216,17 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Loading {
-                    id,
                     load,
                     service,
                     request,
                 } => {
-                    let loaded = ready!(load.poll(cx));
+                    let (cookie, loaded) = ready!(load.poll(cx));
                     let ctx = this.ctx.as_mut().expect("context is kept until Done");
                     let request = request
                         .take()
                         .expect("request is taken once, when loading ends");
-                    let (mut request, session) = match outcome::loaded(ctx, *id, loaded, request) {
+                    let (mut request, session) = match outcome::loaded(ctx, cookie, loaded, request)
+                    {
                         Ok(loaded) => loaded,
                         Err(outcome) => {
                             this.state.set(State::Done);

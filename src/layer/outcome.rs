@@ -94,19 +94,23 @@ pub(crate) fn layer_response<B: Default>(
 /// calling the handler (SPEC §4).
 pub(crate) fn loaded<B>(
     ctx: &mut RequestContext,
-    id: SessionId,
-    loaded: Result<Option<SessionRecord>, StoreError>,
+    cookie: Option<SessionId>,
+    loaded: Result<Option<(SessionId, SessionRecord)>, StoreError>,
     req: Request<B>,
 ) -> Result<(Request<B>, Session), Outcome> {
     let limits = ctx.shared.policy.limits;
     match loaded {
-        Ok(Some(record)) => Ok((req, Session::loaded(id, record, limits))),
+        Ok(Some((id, record))) => Ok((req, Session::loaded(id, record, limits))),
         Ok(None) => {
-            ctx.stale_cookie = true;
+            // The cookie named no session this request may use.
+            ctx.stale_cookie = cookie.is_some();
             Ok(ctx.shared.fresh_session(req, ctx.ip))
         }
         Err(error) => {
-            tracing::error!(session = %id, %error, "loading the session failed");
+            match cookie {
+                Some(id) => tracing::error!(session = %id, %error, "loading the session failed"),
+                None => tracing::error!(%error, "loading the session of a continuity token failed"),
+            }
             match ctx.shared.config.failure_mode {
                 FailureMode::Closed => {
                     Err(Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None))
@@ -128,7 +132,9 @@ pub(crate) fn finish(ctx: RequestContext) -> Finish {
     let Some(session) = &ctx.session else {
         return Finish::Now(Outcome::default());
     };
-    let plan = session.take_plan();
+    let mut plan = session.take_plan();
+    // A session created for this request is bound to its token.
+    plan.changes.token = ctx.token;
     let needs_store = match &plan.binding {
         Binding::Existing { .. } => !plan.changes.is_empty(),
         Binding::New { .. } => true,
@@ -250,6 +256,9 @@ async fn store_changes(ctx: &RequestContext, plan: &Plan) -> Outcome {
             let wrote = *explicit || !plan.changes.is_empty();
             match created {
                 Ok(Created::Created) => bind(ctx, &mut outcome, id),
+                // The token's session, created a moment ago by another
+                // browser of the same user: the changes went there.
+                Ok(Created::Joined { id }) => bind(ctx, &mut outcome, &id),
                 Ok(Created::Limited { retry_after }) => {
                     let action = ctx.shared.config.new_session_limit.map(|l| l.action);
                     tracing::info!(ip = ?access.ip, "new-session limit reached");

@@ -12,7 +12,7 @@ use crate::client_ip::{self, PeerAddr, client_network};
 use crate::config::PrivacyMode;
 use crate::cookie::CookieRead;
 use crate::session::Session;
-use crate::store::{Access, CreateLimit};
+use crate::store::{Access, CreateLimit, TokenHash};
 
 /// What the layer learned from the request, kept until the response.
 pub(crate) struct RequestContext {
@@ -30,6 +30,8 @@ pub(crate) struct RequestContext {
     pub(crate) stale_cookie: bool,
     /// The request carried two different session cookies.
     pub(crate) conflicting: bool,
+    /// The keyed hash of the request's continuity token (SPEC §3.7).
+    pub(crate) token: Option<TokenHash>,
     pub(crate) session: Option<Session>,
 }
 
@@ -90,9 +92,22 @@ impl Shared {
                 .and_then(|h| HeaderValue::from_bytes(h).ok()),
             stale_cookie: false,
             conflicting,
+            token: None,
             session: None,
         };
         (cookie, ctx)
+    }
+
+    /// The keyed hash of the request's continuity token, when tokens are
+    /// configured and the request carries a well-formed one (SPEC §3.7).
+    pub(crate) fn token<B>(&self, req: Request<B>) -> (Request<B>, Option<TokenHash>) {
+        let Some(tokens) = &self.config.continuity else {
+            return (req, None);
+        };
+        let (parts, body) = req.into_parts();
+        let site = self.config.site_id.as_deref().unwrap_or("");
+        let token = tokens.hash(&parts, site);
+        (Request::from_parts(parts, body), token)
     }
 
     /// The session of a request without a live session: a new temporary one

@@ -61,6 +61,18 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (cookie, mut ctx) = self.shared.inspect(&req);
+        let (req, token) = self.shared.token(req);
+        if let Some(token) = token {
+            // A continuity token: the store finds the session through it.
+            ctx.token = Some(token);
+            let cookie = match cookie {
+                CookieRead::Valid(id) => Some(id),
+                CookieRead::Absent | CookieRead::Unusable { .. } => None,
+            };
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            return ResponseFuture::load_token(ctx, token, cookie, inner, req);
+        }
         match cookie {
             CookieRead::Valid(id) => {
                 // The inner service is called once the session is loaded; take

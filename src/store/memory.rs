@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{
     Access, Changes, Committed, CreateLimit, Created, DataSize, IpLogEntry, NetworkStats,
-    SessionData, SessionRecord, SessionState, SessionStore, StoreFuture,
+    SessionData, SessionRecord, SessionState, SessionStore, StoreFuture, TokenHash, TokenTouch,
 };
 use crate::client_ip::client_network;
 use crate::id::SessionId;
@@ -60,6 +60,9 @@ struct Inner {
     created_per_network: HashMap<IpAddr, (u32, Instant)>,
     /// Aggregate counters per client network, with their expiry.
     networks: HashMap<IpAddr, (NetworkStats, Instant)>,
+    /// The session of each continuity token; an entry whose session is gone
+    /// (or bound elsewhere) is stale and ignored.
+    tokens: HashMap<TokenHash, SessionId>,
     next_sweep: Option<Instant>,
 }
 
@@ -69,11 +72,22 @@ struct Stored {
     ip_log: Vec<IpLogEntry>,
     /// `None`: no TTL.
     expires_at: Option<Instant>,
+    /// The continuity token the session is bound to.
+    token: Option<TokenHash>,
 }
 
 impl Stored {
     fn is_live(&self, now: Instant) -> bool {
         self.expires_at.is_none_or(|at| now < at)
+    }
+
+    /// Records an access (SPEC §3.1, §3.3) and returns the session.
+    fn touch(&mut self, now: Instant, access: &Access<'_>) -> SessionRecord {
+        self.record.last_seen_ms = access.at_ms;
+        self.record.ip = access.ip;
+        self.refresh_ttl(now, access);
+        self.log_ip(access);
+        self.record.clone()
     }
 
     /// Applies the TTL of the current state, measured from `now`.
@@ -204,11 +218,58 @@ impl Inner {
         self.sessions.retain(|_, s| s.is_live(now));
         self.created_per_network.retain(|_, (_, end)| now < *end);
         self.networks.retain(|_, (_, end)| now < *end);
+        let sessions = &self.sessions;
+        self.tokens.retain(|_, id| sessions.contains_key(id));
         self.next_sweep = Some(now + SWEEP_EVERY);
     }
 }
 
 impl Inner {
+    /// The live session bound to `token`, if any.
+    fn token_session(&mut self, token: &TokenHash, now: Instant) -> Option<SessionId> {
+        let id = *self.tokens.get(token)?;
+        let bound = self
+            .live(&id, now)
+            .is_some_and(|s| s.token.as_ref() == Some(token));
+        if !bound {
+            self.tokens.remove(token);
+        }
+        bound.then_some(id)
+    }
+
+    /// Writes `changes` to the live session `id`, all or nothing.
+    fn commit(
+        &mut self,
+        id: &SessionId,
+        access: &Access<'_>,
+        changes: &Changes,
+        now: Instant,
+    ) -> Committed {
+        let Some(stored) = self.live(id, now) else {
+            return Committed::Missing;
+        };
+        if !stored.fits(changes, access) {
+            return Committed::OverLimit;
+        }
+        let was_permanent = stored.record.state == SessionState::Permanent;
+        stored.apply(changes);
+        if changes.promote && !was_permanent {
+            stored.refresh_ttl(now, access);
+            stored.log_ip(access);
+            self.count_network(access, now, 0, 1);
+        }
+        Committed::Applied
+    }
+
+    /// Ends session `id`'s token binding with the session.
+    fn unbind_token(&mut self, id: &SessionId, token: Option<TokenHash>) {
+        if let Some(token) = token {
+            if self.tokens.get(&token) == Some(id) {
+                self.tokens.remove(&token);
+            }
+        }
+    }
+
     /// Counts `created` sessions and `conversations` in the statistics of the
     /// access's network (SPEC §3.6).
     fn count_network(
@@ -250,13 +311,7 @@ impl SessionStore for MemoryStore {
     fn touch(&self, id: &SessionId, access: &Access<'_>) -> StoreFuture<Option<SessionRecord>> {
         let now = Instant::now();
         let mut inner = self.lock();
-        let record = inner.live(id, now).map(|stored| {
-            stored.record.last_seen_ms = access.at_ms;
-            stored.record.ip = access.ip;
-            stored.refresh_ttl(now, access);
-            stored.log_ip(access);
-            stored.record.clone()
-        });
+        let record = inner.live(id, now).map(|stored| stored.touch(now, access));
         ready(record)
     }
 
@@ -278,6 +333,16 @@ impl SessionStore for MemoryStore {
             } else {
                 Created::Exists
             });
+        }
+        if let Some(token) = &changes.token {
+            if let Some(joined) = inner.token_session(token, now) {
+                // Another browser of this user created it a moment ago.
+                let committed = inner.commit(&joined, access, changes, now);
+                if committed != Committed::Applied {
+                    tracing::warn!(session = %joined, ?committed, "changes for a token's session were not kept");
+                }
+                return ready(Created::Joined { id: joined });
+            }
         }
         if let Some(limit) = limit {
             let counter = inner
@@ -304,11 +369,15 @@ impl SessionStore for MemoryStore {
             },
             ip_log: Vec::new(),
             expires_at: None,
+            token: changes.token,
         };
         stored.apply(changes);
         stored.refresh_ttl(now, access);
         stored.log_ip(access);
         inner.sessions.insert(*id, stored);
+        if let Some(token) = changes.token {
+            inner.tokens.insert(token, *id);
+        }
         inner.count_network(access, now, 1, u64::from(changes.promote));
         ready(Created::Created)
     }
@@ -322,20 +391,7 @@ impl SessionStore for MemoryStore {
         let now = Instant::now();
         let mut inner = self.lock();
         inner.sweep(now);
-        let Some(stored) = inner.live(id, now) else {
-            return ready(Committed::Missing);
-        };
-        if !stored.fits(changes, access) {
-            return ready(Committed::OverLimit);
-        }
-        let was_permanent = stored.record.state == SessionState::Permanent;
-        stored.apply(changes);
-        if changes.promote && !was_permanent {
-            stored.refresh_ttl(now, access);
-            stored.log_ip(access);
-            inner.count_network(access, now, 0, 1);
-        }
-        ready(Committed::Applied)
+        ready(inner.commit(id, access, changes, now))
     }
 
     fn reset(&self, id: &SessionId) -> StoreFuture<bool> {
@@ -345,7 +401,8 @@ impl SessionStore for MemoryStore {
             .live(id, now)
             .is_some_and(|s| s.record.state == SessionState::Temporary);
         if temporary {
-            inner.sessions.remove(id);
+            let token = inner.sessions.remove(id).and_then(|s| s.token);
+            inner.unbind_token(id, token);
         }
         ready(temporary)
     }
@@ -354,7 +411,8 @@ impl SessionStore for MemoryStore {
         let now = Instant::now();
         let mut inner = self.lock();
         let existed = inner.live(id, now).is_some();
-        inner.sessions.remove(id);
+        let token = inner.sessions.remove(id).and_then(|s| s.token);
+        inner.unbind_token(id, token);
         ready(existed)
     }
 
@@ -362,6 +420,34 @@ impl SessionStore for MemoryStore {
         let now = Instant::now();
         let mut inner = self.lock();
         ready(inner.live(id, now).map(|s| s.ip_log.clone()))
+    }
+
+    fn touch_token(
+        &self,
+        token: &TokenHash,
+        cookie: Option<&SessionId>,
+        access: &Access<'_>,
+    ) -> StoreFuture<TokenTouch> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if let Some(id) = inner.token_session(token, now) {
+            let stored = inner
+                .live(&id, now)
+                .expect("token_session checked it is live");
+            let record = stored.touch(now, access);
+            return ready(TokenTouch::Bound { id, record });
+        }
+        if let Some(id) = cookie {
+            if let Some(stored) = inner.live(id, now) {
+                if stored.token.is_none_or(|t| t == *token) {
+                    stored.token = Some(*token);
+                    let record = stored.touch(now, access);
+                    inner.tokens.insert(*token, *id);
+                    return ready(TokenTouch::Bound { id: *id, record });
+                }
+            }
+        }
+        ready(TokenTouch::Unbound)
     }
 
     fn network_stats(&self, ip: IpAddr) -> StoreFuture<Option<NetworkStats>> {

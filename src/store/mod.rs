@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::id::SessionId;
+pub use crate::token::TokenHash;
 
 mod limits;
 mod memory;
@@ -320,6 +321,9 @@ pub struct Changes {
     pub data: BTreeMap<String, Option<String>>,
     /// Make the session permanent (idempotent), logging the access's IP.
     pub promote: bool,
+    /// For a [`create`](SessionStore::create): bind the new session to this
+    /// continuity token (SPEC §3.7).
+    pub token: Option<TokenHash>,
 }
 
 impl Changes {
@@ -353,6 +357,32 @@ pub enum Created {
         /// When the window that refused it ends.
         retry_after: Duration,
     },
+    /// The continuity token of [`Changes::token`] was bound to a live
+    /// session meanwhile (another browser of the same user, at the same
+    /// moment): no session was created, the changes were committed to that
+    /// one, and the browser is to be bound to it (SPEC §3.7).
+    Joined {
+        /// The token's session.
+        id: SessionId,
+    },
+}
+
+/// The result of [`SessionStore::touch_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenTouch {
+    /// The browser's session from now on, touched: the token's live
+    /// session, or the browser's own session, which the token adopted.
+    Bound {
+        /// The session's id (the cookie is rewritten if it named another).
+        id: SessionId,
+        /// The session, as [`touch`](SessionStore::touch) loads it.
+        record: SessionRecord,
+    },
+    /// The token has no live session and the browser's session (if any)
+    /// cannot be adopted: it is gone, or bound to another token. A new
+    /// session for this token is to be created (with [`Changes::token`]).
+    Unbound,
 }
 
 /// The result of [`SessionStore::commit`].
@@ -464,6 +494,24 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The aggregate counters of the network of `ip` (any address in it);
     /// `None` when none are kept.
     fn network_stats(&self, ip: IpAddr) -> StoreFuture<Option<NetworkStats>>;
+
+    /// Loads the session of a request carrying the continuity token `token`
+    /// and records the access (SPEC §3.7): the token's live session if it
+    /// has one; else the browser's session `cookie`, if it is live and bound
+    /// to no other token, which becomes the token's session; else
+    /// [`TokenTouch::Unbound`].
+    ///
+    /// A token's binding lives as long as its session: it ends with a
+    /// temporary session (it is kept alive by the accesses that carry the
+    /// token), is kept with a permanent one, and is removed by
+    /// [`delete`](Self::delete) and by the [`reset`](Self::reset) that
+    /// deletes a temporary session.
+    fn touch_token(
+        &self,
+        token: &TokenHash,
+        cookie: Option<&SessionId>,
+        access: &Access<'_>,
+    ) -> StoreFuture<TokenTouch>;
 }
 
 /// A shared store is a store: the layer and an admin API can hold one
@@ -506,5 +554,14 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
 
     fn network_stats(&self, ip: IpAddr) -> StoreFuture<Option<NetworkStats>> {
         (**self).network_stats(ip)
+    }
+
+    fn touch_token(
+        &self,
+        token: &TokenHash,
+        cookie: Option<&SessionId>,
+        access: &Access<'_>,
+    ) -> StoreFuture<TokenTouch> {
+        (**self).touch_token(token, cookie, access)
     }
 }

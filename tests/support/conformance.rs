@@ -16,6 +16,10 @@ use visitor_session::store::{
 };
 use visitor_session::{LimitAction, NewSessionLimit, SessionConfig, SessionId, SessionState};
 
+// The continuity scenarios, named here for `store_conformance!`; unused in
+// test binaries that do not instantiate it.
+#[allow(unused_imports)]
+pub(crate) use super::continuity::*;
 use super::*;
 
 /// One test's store, and a way to look into it.
@@ -67,7 +71,16 @@ macro_rules! store_conformance {
             new_session_limit_answers_429_with_retry_after,
             network_stats_count_sessions_and_conversations_per_network,
             temporary_session_leaves_only_its_networks_counts_after_the_idle_ttl,
-            network_stats_are_kept_for_their_retention_after_the_latest_event
+            network_stats_are_kept_for_their_retention_after_the_latest_event,
+            a_new_token_adopts_the_browsers_session_and_follows_the_user,
+            a_tokens_session_wins_over_the_browsers_own,
+            two_users_on_one_browser_never_share_a_session,
+            a_token_of_a_deleted_session_gets_a_fresh_one,
+            a_token_replayed_after_its_session_expired_gets_a_fresh_one,
+            a_permanent_sessions_token_outlives_the_idle_ttl,
+            one_user_on_two_browsers_at_once_ends_on_one_session,
+            privacy_mode_creates_a_tokens_session_on_interaction,
+            a_token_never_reaches_another_sites_session
         );
     };
     (@each #[$test:meta] $backend:expr; $($scenario:ident),*) => {
@@ -113,7 +126,11 @@ fn changes(sets: &[(&str, &str)], removes: &[&str], promote: bool) -> Changes {
         .map(|(k, v)| (k.to_string(), Some(v.to_string())))
         .collect();
     data.extend(removes.iter().map(|k| (k.to_string(), None)));
-    Changes { data, promote }
+    Changes {
+        data,
+        promote,
+        token: None,
+    }
 }
 
 pub(crate) async fn returning_visitor_keeps_its_session_and_data<B: Backend>(b: &B) {

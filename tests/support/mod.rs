@@ -12,7 +12,7 @@ use http::{HeaderValue, Request, Response, header};
 use tower::{BoxError, ServiceExt, service_fn};
 use visitor_session::store::{
     Access, Changes, Committed, CreateLimit, Created, IpLogEntry, NetworkStats, SessionRecord,
-    StoreFuture,
+    StoreFuture, TokenHash, TokenTouch,
 };
 use visitor_session::{
     MemoryStore, PeerAddr, Session, SessionConfig, SessionId, SessionLayer, SessionStore,
@@ -116,7 +116,7 @@ impl TestStore {
     }
 }
 
-const OPERATIONS: [&str; 7] = [
+const OPERATIONS: [&str; 8] = [
     "touch",
     "create",
     "commit",
@@ -124,6 +124,7 @@ const OPERATIONS: [&str; 7] = [
     "delete",
     "ip_log",
     "network_stats",
+    "touch_token",
 ];
 
 impl SessionStore for TestStore {
@@ -158,6 +159,14 @@ impl SessionStore for TestStore {
     }
     fn network_stats(&self, ip: IpAddr) -> StoreFuture<Option<NetworkStats>> {
         self.run("network_stats", |s| s.network_stats(ip))
+    }
+    fn touch_token(
+        &self,
+        token: &TokenHash,
+        cookie: Option<&SessionId>,
+        access: &Access<'_>,
+    ) -> StoreFuture<TokenTouch> {
+        self.run("touch_token", |s| s.touch_token(token, cookie, access))
     }
 }
 
@@ -322,6 +331,7 @@ pub(crate) async fn act(session: Session, req: Request<String>) -> String {
 }
 
 pub(crate) mod conformance;
+pub(crate) mod continuity;
 pub(crate) mod demo;
 pub(crate) mod load;
 pub(crate) mod process;

@@ -112,7 +112,9 @@ macro_rules! redis_conformance {
             scripts_the_server_lost_are_sent_again_whole,
             temporary_session_is_one_hash_with_the_idle_ttl,
             returning_visit_records_a_changed_ip_and_slides_the_ttl,
-            permanent_session_has_no_ttl
+            permanent_session_has_no_ttl,
+            continuity_tokens_cost_what_the_readme_says,
+            a_token_is_kept_only_as_its_keyed_hash_and_lives_like_its_session
         );
     };
     (@each $backend:expr; $($scenario:ident),*) => {
@@ -278,11 +280,13 @@ pub(crate) async fn commit_cost_does_not_grow_with_the_session<B: RedisBackend>(
             .map(|i| (format!("k{i}"), Some("\"value\"".to_owned())))
             .collect(),
         promote: false,
+        token: None,
     };
     c.store.create(&id, &access, &many, None).await.unwrap();
     let one = visitor_session::store::Changes {
         data: [("k1".to_owned(), Some("\"other\"".to_owned()))].into(),
         promote: false,
+        token: None,
     };
     let monitors: Vec<&Monitor> = c.monitors.iter().collect();
     let (committed, s) = count(&monitors, c.store.commit(&id, &access, &one)).await;
@@ -394,6 +398,108 @@ pub(crate) async fn permanent_session_has_no_ttl<B: RedisBackend>(backend: &B) {
         seen.abs_diff(Access::now_ms()) < 60_000,
         "the latest access: {seen}"
     );
+}
+
+/// Round trips of requests with a continuity token (SPEC §3.7), counted
+/// with `MONITOR`: the token's key is its own slot, so resolving it is a
+/// call apart from the session's on every deployment.
+pub(crate) async fn continuity_tokens_cost_what_the_readme_says<B: RedisBackend>(backend: &B) {
+    use super::continuity::{ALICE, as_user, with_tokens};
+    let _quiet = quiet().await;
+    let c = counted(backend, with_tokens(config())).await;
+    let apart = u64::from(backend.network_apart());
+    // A visitor without a token pays nothing for the feature.
+    let id = bound_id(&send(&c.svc, request()).await).unwrap();
+    let (_, s) = c.measure(at("/", Some(&id))).await;
+    assert_eq!(sent(&s), only("evalsha", 1), "no token: the touch only");
+    // The token adopts the browser's session: resolve, claim, bind.
+    let (res, s) = c.measure(as_user("/", Some(&id), ALICE)).await;
+    assert_eq!(bound_id(&res), Some(id));
+    assert_eq!(
+        sent(&s),
+        only("evalsha", 3),
+        "resolve, claim and touch, bind"
+    );
+    // A returning visitor with the token: resolve, then touch.
+    let (res, s) = c.measure(as_user("/", Some(&id), ALICE)).await;
+    assert_eq!(bound_id(&res), Some(id));
+    assert_eq!(sent(&s), only("evalsha", 2), "resolve, then touch");
+    // The user's other device, no cookie yet: the same two calls.
+    let (res, s) = c.measure(as_user("/", None, ALICE)).await;
+    assert_eq!(bound_id(&res), Some(id));
+    assert_eq!(sent(&s), only("evalsha", 2));
+    // A token never seen, no cookie: resolve (nothing), then at the
+    // response resolve again, create, bind (+ the network's count apart).
+    let (res, s) = c.measure(as_user("/", None, "carol-0a1b2c3d4e5f")).await;
+    assert!(bound_id(&res).is_some());
+    assert_eq!(sent(&s), only("evalsha", 4 + apart));
+}
+
+/// The store holds the token's keyed hash, never the token; its key lives
+/// like its session and goes with agent deletion.
+pub(crate) async fn a_token_is_kept_only_as_its_keyed_hash_and_lives_like_its_session<
+    B: RedisBackend,
+>(
+    backend: &B,
+) {
+    use super::continuity::{ALICE, as_user, with_tokens};
+    let _traffic = super::redis_servers::traffic().await;
+    let prefix = unique_prefix("token");
+    let store = RedisStore::new(backend.config().key_prefix(prefix.as_str())).unwrap();
+    let config = with_tokens(config()).idle_ttl(Duration::from_secs(30));
+    let svc = service(store.clone(), config, act);
+    let id = bound_id(&send(&svc, as_user("/write", None, ALICE)).await).unwrap();
+    let token_keys = || -> Vec<String> {
+        backend
+            .primaries()
+            .into_iter()
+            .flat_map(|p| p.query::<Vec<String>>(&["KEYS", &format!("{prefix}tok:*")]))
+            .collect()
+    };
+    let keys = token_keys();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let key = &keys[0];
+    assert_eq!(
+        key.len(),
+        prefix.len() + "tok:{}".len() + 64,
+        "a SHA-256, in hex: {key}"
+    );
+    let value: String = query(backend, &["GET", key]);
+    assert_eq!(value, format!("t:{}", id.as_str()));
+    let pttl: i64 = query(backend, &["PTTL", key]);
+    assert!(
+        pttl > 29_000 && pttl <= 30_000,
+        "the idle TTL, like its session: {pttl}"
+    );
+    // Nothing under the prefix names the token itself.
+    let everything: Vec<String> = backend
+        .primaries()
+        .into_iter()
+        .flat_map(|p| {
+            let keys: Vec<String> = p.query(&["KEYS", &format!("{prefix}*")]);
+            keys.into_iter().flat_map(move |k| {
+                let kind: String = p.query(&["TYPE", &k]);
+                let mut all: Vec<String> = match kind.as_str() {
+                    "hash" => p.query(&["HGETALL", &k]),
+                    "string" => vec![p.query(&["GET", &k])],
+                    _ => vec![],
+                };
+                all.push(k);
+                all
+            })
+        })
+        .collect();
+    assert!(everything.iter().all(|text| !text.contains(ALICE)));
+    send(&svc, as_user("/promote", Some(&id), ALICE)).await;
+    assert_eq!(
+        query::<i64, _>(backend, &["PTTL", key]),
+        -1,
+        "kept with a permanent session"
+    );
+    let value: String = query(backend, &["GET", key]);
+    assert!(value.starts_with("p:"), "{value}");
+    assert!(store.delete(&id).await.unwrap());
+    assert!(token_keys().is_empty(), "deleted with its session");
 }
 
 /// The test binary's shared standalone server.

@@ -72,7 +72,7 @@ use scripts::{LuaScript, Scripts};
 
 use super::{
     Access, Changes, Committed, CreateLimit, Created, IpLogEntry, NetworkStats, SessionRecord,
-    SessionState, SessionStore, StoreFuture,
+    SessionState, SessionStore, StoreFuture, StorePolicy, TokenHash, TokenTouch,
 };
 use crate::client_ip::client_network;
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
@@ -109,6 +109,10 @@ const NETWORK: Op = Op {
 const NETWORK_STATS: Op = Op {
     name: "network_stats",
     writes: false,
+};
+const TOKEN: Op = Op {
+    name: "token",
+    writes: true,
 };
 const LOAD_SCRIPTS: Op = Op {
     name: "load_scripts",
@@ -308,6 +312,250 @@ impl Inner {
     }
 }
 
+/// A commit, ready to send: its command, its session, and the network
+/// event to count apart (Redis Cluster) if it starts a conversation.
+struct CommitCall {
+    cmd: redis::Cmd,
+    id: SessionId,
+    apart: Option<NetworkEvent>,
+}
+
+impl Inner {
+    /// The touch script for session `id`; with a continuity token, `mode`
+    /// `'v'` touches only a session bound to it, `'c'` also claims an
+    /// unbound one.
+    fn touch_cmd(
+        &self,
+        id: &SessionId,
+        access: &Access<'_>,
+        token: Option<(&TokenHash, char)>,
+    ) -> redis::Cmd {
+        let mut cmd = self.session_call(&self.scripts.touch, id, 7, 160);
+        cmd.arg(access.at_ms);
+        push_ip(&mut cmd, access.ip);
+        cmd.arg(millis(access.policy.idle_ttl))
+            .arg(optional_millis(access.policy.permanent_retention))
+            .arg(optional_millis(access.policy.ip_log_retention));
+        if let Some((token, mode)) = token {
+            let mut buf = [0u8; 4];
+            cmd.arg(token.to_hex())
+                .arg(mode.encode_utf8(&mut buf).as_bytes());
+        }
+        cmd
+    }
+
+    /// Touches session `id` for continuity token `token` (see [`touch_cmd`](Self::touch_cmd)).
+    async fn touch_bound(
+        &self,
+        id: &SessionId,
+        token: &TokenHash,
+        mode: char,
+        access: &Access<'_>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let cmd = self.touch_cmd(id, access, Some((token, mode)));
+        let reply = self
+            .connections
+            .run(TOUCH, &self.scripts.touch, &cmd)
+            .await?;
+        parse_record(reply, access.at_ms, access.ip)
+    }
+
+    fn commit_cmd(&self, id: &SessionId, access: &Access<'_>, changes: &Changes) -> CommitCall {
+        let data_bytes: usize = changes
+            .data
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, String::len) + 16)
+            .sum();
+        let args = 9 + 2 * changes.data.len();
+        // Counting a conversation joins the call on one server.
+        let here = !self.network_apart;
+        let counters = access
+            .ip
+            .filter(|_| here && changes.promote)
+            .map(|ip| self.network_key(ip));
+        let mut cmd = match &counters {
+            Some(counters) => {
+                let (keys, hash) = self.session_keys(id);
+                let all = [&keys[..hash], &keys[..], counters.as_bytes()];
+                self.scripts.commit.call(&all, args, 120 + data_bytes)
+            }
+            None => self.session_call(&self.scripts.commit, id, args, 80 + data_bytes),
+        };
+        let sets = changes.data.values().filter(|v| v.is_some()).count();
+        cmd.arg(access.at_ms);
+        push_ip(&mut cmd, access.ip);
+        cmd.arg(optional_millis(access.policy.permanent_retention))
+            .arg(optional_millis(access.policy.ip_log_retention))
+            .arg(if changes.promote { "1" } else { "0" })
+            .arg(access.policy.limits.max_keys())
+            .arg(access.policy.limits.max_bytes())
+            .arg(sets)
+            .arg(if counters.is_some() {
+                millis(access.policy.network_retention)
+            } else {
+                0
+            });
+        push_sets(&mut cmd, changes);
+        let mut field = Vec::new();
+        for (key, _) in changes.data.iter().filter(|(_, v)| v.is_none()) {
+            cmd.arg(data_field(&mut field, key));
+        }
+        CommitCall {
+            cmd,
+            id: *id,
+            apart: NetworkEvent::of(access, 0, 1).filter(|_| !here),
+        }
+    }
+
+    /// Sends a commit; a conversation it starts is counted apart (Redis
+    /// Cluster), and the session's token binding made permanent with it.
+    async fn run_commit(
+        &self,
+        call: CommitCall,
+        retention: Option<Duration>,
+    ) -> Result<Committed, StoreError> {
+        let id = call.id;
+        let reply = self
+            .connections
+            .run(COMMIT, &self.scripts.commit, &call.cmd)
+            .await?;
+        match reply {
+            Value::Int(0) => Ok(Committed::Missing),
+            Value::Int(1) => Ok(Committed::Applied),
+            Value::Int(2) => Ok(Committed::OverLimit),
+            Value::Array(items) if items.first() == Some(&Value::Int(3)) => {
+                // Applied, and a conversation started.
+                if let Some(event) = &call.apart {
+                    self.count_after(event).await;
+                }
+                if let Some(Value::BulkString(token)) = items.get(1) {
+                    if !token.is_empty() {
+                        let mut cmd = self.token_cmd(token, 4);
+                        cmd.arg("persist")
+                            .arg(id.as_str())
+                            .arg(optional_millis(retention));
+                        let _: i64 = self.run(TOKEN, &self.scripts.token, &cmd).await?;
+                    }
+                }
+                Ok(Committed::Applied)
+            }
+            other => Err(protocol("commit", format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// `changes` committed to `id`, the token's session (without creating).
+    async fn join(
+        &self,
+        id: &SessionId,
+        access: &Access<'_>,
+        changes: &Changes,
+    ) -> Result<Committed, StoreError> {
+        if changes.is_empty() {
+            return Ok(Committed::Applied);
+        }
+        let call = self.commit_cmd(id, access, changes);
+        let committed = self
+            .run_commit(call, access.policy.permanent_retention)
+            .await?;
+        if committed != Committed::Applied {
+            tracing::warn!(session = %id, ?committed, "changes for a token's session were not kept");
+        }
+        Ok(committed)
+    }
+
+    /// The token script on the key of token hash `hex`.
+    fn token_cmd(&self, hex: &[u8], args: usize) -> redis::Cmd {
+        let mut key = Vec::with_capacity(self.prefix.len() + 70);
+        key.extend_from_slice(self.prefix.as_bytes());
+        key.extend_from_slice(b"tok:{");
+        key.extend_from_slice(hex);
+        key.push(b'}');
+        self.scripts.token.call(&[&key], args, 120)
+    }
+
+    /// The session bound to `token`, if any (the binding is slid like its session).
+    async fn token_target(
+        &self,
+        token: &TokenHash,
+        policy: &StorePolicy,
+    ) -> Result<Option<SessionId>, StoreError> {
+        let mut cmd = self.token_cmd(token.to_hex().as_bytes(), 3);
+        cmd.arg("get")
+            .arg(millis(policy.idle_ttl))
+            .arg(optional_millis(policy.permanent_retention));
+        let bound: Option<String> = self.run(TOKEN, &self.scripts.token, &cmd).await?;
+        Ok(bound.as_deref().and_then(SessionId::parse))
+    }
+
+    /// Binds `token` to `id` unless a session other than `expected` was bound
+    /// meanwhile; the session bound afterwards.
+    async fn bind_token(
+        &self,
+        token: &TokenHash,
+        expected: Option<SessionId>,
+        id: &SessionId,
+        state: SessionState,
+        policy: &StorePolicy,
+    ) -> Result<SessionId, StoreError> {
+        let mut cmd = self.token_cmd(token.to_hex().as_bytes(), 6);
+        cmd.arg("bind")
+            .arg(expected.as_ref().map_or("", SessionId::as_str))
+            .arg(id.as_str())
+            .arg(match state {
+                SessionState::Temporary => "t",
+                SessionState::Permanent => "p",
+            })
+            .arg(millis(policy.idle_ttl))
+            .arg(optional_millis(policy.permanent_retention));
+        let bound: String = self.run(TOKEN, &self.scripts.token, &cmd).await?;
+        SessionId::parse(&bound)
+            .ok_or_else(|| protocol("token", "a binding that is not a session id"))
+    }
+
+    /// Ends the binding of token hash `hex` (as stored on the session) to `id`.
+    async fn unbind_token(&self, id: &SessionId, hex: &str) -> Result<(), StoreError> {
+        if hex.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = self.token_cmd(hex.as_bytes(), 2);
+        cmd.arg("drop").arg(id.as_str());
+        let _: i64 = self.run(TOKEN, &self.scripts.token, &cmd).await?;
+        Ok(())
+    }
+
+    /// [`SessionStore::touch_token`]: the token's session if it has a live
+    /// one; else the cookie's, claimed for the token; else unbound.
+    async fn touch_token(
+        &self,
+        token: &TokenHash,
+        cookie: Option<SessionId>,
+        access: &Access<'_>,
+    ) -> Result<TokenTouch, StoreError> {
+        let target = self.token_target(token, access.policy).await?;
+        if let Some(id) = target {
+            if let Some(record) = self.touch_bound(&id, token, 'v', access).await? {
+                return Ok(TokenTouch::Bound { id, record });
+            }
+        }
+        let Some(id) = cookie.filter(|c| Some(*c) != target) else {
+            return Ok(TokenTouch::Unbound);
+        };
+        let Some(record) = self.touch_bound(&id, token, 'c', access).await? else {
+            return Ok(TokenTouch::Unbound);
+        };
+        let bound = self
+            .bind_token(token, target, &id, record.state, access.policy)
+            .await?;
+        if bound != id {
+            // Another browser bound the token a moment ago: its session wins.
+            if let Some(record) = self.touch_bound(&bound, token, 'v', access).await? {
+                return Ok(TokenTouch::Bound { id: bound, record });
+            }
+        }
+        Ok(TokenTouch::Bound { id, record })
+    }
+}
+
 /// What a create or commit counts in its network's statistics.
 struct NetworkEvent {
     ip: IpAddr,
@@ -462,12 +710,7 @@ fn parse_ip_log(fields: HashMap<String, String>) -> Vec<IpLogEntry> {
 impl SessionStore for RedisStore {
     fn touch(&self, id: &SessionId, access: &Access<'_>) -> StoreFuture<Option<SessionRecord>> {
         let inner = self.inner.clone();
-        let mut cmd = inner.session_call(&inner.scripts.touch, id, 5, 80);
-        cmd.arg(access.at_ms);
-        push_ip(&mut cmd, access.ip);
-        cmd.arg(millis(access.policy.idle_ttl))
-            .arg(optional_millis(access.policy.permanent_retention))
-            .arg(optional_millis(access.policy.ip_log_retention));
+        let cmd = inner.touch_cmd(id, access, None);
         let (at_ms, ip) = (access.at_ms, access.ip);
         StoreFuture::new(async move {
             let reply = inner
@@ -523,10 +766,37 @@ impl SessionStore for RedisStore {
             } else {
                 0
             });
+        let token_hex = changes.token.map(|t| t.to_hex());
+        cmd.arg(token_hex.as_deref().unwrap_or(""));
         push_sets(&mut cmd, changes);
         let conversations = u64::from(changes.promote);
+        // With a continuity token, what a racing browser of the same user may
+        // have created meanwhile (SPEC §3.7).
+        let joining = changes.token.map(|token| {
+            let policy = access.policy.clone();
+            (token, policy, access.ip, access.at_ms, changes.clone(), *id)
+        });
         let apart = NetworkEvent::of(access, 1, conversations).filter(|_| !here);
         StoreFuture::new(async move {
+            let mut expected = None;
+            if let Some((token, policy, ip, at_ms, changes, _)) = &joining {
+                let access = Access {
+                    ip: *ip,
+                    at_ms: *at_ms,
+                    policy,
+                };
+                expected = inner.token_target(token, policy).await?;
+                if let Some(joined) = expected {
+                    if inner
+                        .touch_bound(&joined, token, 'v', &access)
+                        .await?
+                        .is_some()
+                    {
+                        inner.join(&joined, &access, changes).await?;
+                        return Ok(Created::Joined { id: joined });
+                    }
+                }
+            }
             let mut counted = false;
             if let (Some(event), Some(limit), Some(token)) = (&apart, &limit, &token) {
                 let wait = inner.network_call(event, Some((limit, token))).await?;
@@ -542,6 +812,29 @@ impl SessionStore for RedisStore {
                 1 => {
                     if let (Some(event), false) = (&apart, counted) {
                         inner.count_after(event).await;
+                    }
+                    if let Some((token, policy, ip, at_ms, changes, id)) = &joining {
+                        let access = Access {
+                            ip: *ip,
+                            at_ms: *at_ms,
+                            policy,
+                        };
+                        let state = if changes.promote {
+                            SessionState::Permanent
+                        } else {
+                            SessionState::Temporary
+                        };
+                        let bound = inner.bind_token(token, expected, id, state, policy).await?;
+                        if bound != *id {
+                            // Another browser of this user won the race: its
+                            // session takes the changes, this one goes.
+                            if inner.join(&bound, &access, changes).await? == Committed::Applied {
+                                let cmd = inner.session_call(&inner.scripts.delete, id, 0, 0);
+                                let _: (i64, String) =
+                                    inner.run(DELETE, &inner.scripts.delete, &cmd).await?;
+                                return Ok(Created::Joined { id: bound });
+                            }
+                        }
                     }
                     Ok(Created::Created)
                 }
@@ -560,71 +853,19 @@ impl SessionStore for RedisStore {
         changes: &Changes,
     ) -> StoreFuture<Committed> {
         let inner = self.inner.clone();
-        let data_bytes: usize = changes
-            .data
-            .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, String::len) + 16)
-            .sum();
-        let args = 9 + 2 * changes.data.len();
-        // Counting a conversation joins the call on one server.
-        let here = !inner.network_apart;
-        let counters = access
-            .ip
-            .filter(|_| here && changes.promote)
-            .map(|ip| inner.network_key(ip));
-        let mut cmd = match &counters {
-            Some(counters) => {
-                let (keys, hash) = inner.session_keys(id);
-                let all = [&keys[..hash], &keys[..], counters.as_bytes()];
-                inner.scripts.commit.call(&all, args, 120 + data_bytes)
-            }
-            None => inner.session_call(&inner.scripts.commit, id, args, 80 + data_bytes),
-        };
-        let sets = changes.data.values().filter(|v| v.is_some()).count();
-        cmd.arg(access.at_ms);
-        push_ip(&mut cmd, access.ip);
-        cmd.arg(optional_millis(access.policy.permanent_retention))
-            .arg(optional_millis(access.policy.ip_log_retention))
-            .arg(if changes.promote { "1" } else { "0" })
-            .arg(access.policy.limits.max_keys())
-            .arg(access.policy.limits.max_bytes())
-            .arg(sets)
-            .arg(if counters.is_some() {
-                millis(access.policy.network_retention)
-            } else {
-                0
-            });
-        push_sets(&mut cmd, changes);
-        let mut field = Vec::new();
-        for (key, _) in changes.data.iter().filter(|(_, v)| v.is_none()) {
-            cmd.arg(data_field(&mut field, key));
-        }
-        let apart = NetworkEvent::of(access, 0, 1).filter(|_| !here);
-        StoreFuture::new(async move {
-            match inner
-                .run::<i64>(COMMIT, &inner.scripts.commit, &cmd)
-                .await?
-            {
-                0 => Ok(Committed::Missing),
-                1 => Ok(Committed::Applied),
-                // Applied, and a conversation started.
-                3 => {
-                    if let Some(event) = &apart {
-                        inner.count_after(event).await;
-                    }
-                    Ok(Committed::Applied)
-                }
-                2 => Ok(Committed::OverLimit),
-                other => Err(protocol("commit", format!("unexpected answer {other}"))),
-            }
-        })
+        let commit = inner.commit_cmd(id, access, changes);
+        let retention = access.policy.permanent_retention;
+        StoreFuture::new(async move { inner.run_commit(commit, retention).await })
     }
 
     fn reset(&self, id: &SessionId) -> StoreFuture<bool> {
         let inner = self.inner.clone();
         let cmd = inner.session_call(&inner.scripts.reset, id, 0, 0);
+        let id = *id;
         StoreFuture::new(async move {
-            let deleted: i64 = inner.run(RESET, &inner.scripts.reset, &cmd).await?;
+            let (deleted, token): (i64, String) =
+                inner.run(RESET, &inner.scripts.reset, &cmd).await?;
+            inner.unbind_token(&id, &token).await?;
             Ok(deleted == 1)
         })
     }
@@ -632,9 +873,31 @@ impl SessionStore for RedisStore {
     fn delete(&self, id: &SessionId) -> StoreFuture<bool> {
         let inner = self.inner.clone();
         let cmd = inner.session_call(&inner.scripts.delete, id, 0, 0);
+        let id = *id;
         StoreFuture::new(async move {
-            let deleted: i64 = inner.run(DELETE, &inner.scripts.delete, &cmd).await?;
+            let (deleted, token): (i64, String) =
+                inner.run(DELETE, &inner.scripts.delete, &cmd).await?;
+            inner.unbind_token(&id, &token).await?;
             Ok(deleted > 0)
+        })
+    }
+
+    fn touch_token(
+        &self,
+        token: &TokenHash,
+        cookie: Option<&SessionId>,
+        access: &Access<'_>,
+    ) -> StoreFuture<TokenTouch> {
+        let inner = self.inner.clone();
+        let (token, cookie) = (*token, cookie.copied());
+        let (ip, at_ms, policy) = (access.ip, access.at_ms, access.policy.clone());
+        StoreFuture::new(async move {
+            let access = Access {
+                ip,
+                at_ms,
+                policy: &policy,
+            };
+            inner.touch_token(&token, cookie, &access).await
         })
     }
 

@@ -83,6 +83,7 @@ pub(super) struct Scripts {
     pub(super) delete: LuaScript,
     pub(super) ip_log: LuaScript,
     pub(super) network_stats: LuaScript,
+    pub(super) token: LuaScript,
 }
 
 impl Scripts {
@@ -96,10 +97,11 @@ impl Scripts {
             delete: lua!("delete"),
             ip_log: lua!("ip_log"),
             network_stats: lua!("network_stats"),
+            token: lua!("token"),
         }
     }
 
-    pub(super) fn all(&self) -> [&LuaScript; 8] {
+    pub(super) fn all(&self) -> [&LuaScript; 9] {
         [
             &self.touch,
             &self.create,
@@ -109,6 +111,7 @@ impl Scripts {
             &self.delete,
             &self.ip_log,
             &self.network_stats,
+            &self.token,
         ]
     }
 }

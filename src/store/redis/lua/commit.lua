@@ -7,8 +7,9 @@
 -- keys, max bytes, number of keys set, retention of the network's counters
 -- (ms, 0: not counted by this call); then that many field/value pairs, then
 -- the fields removed.
--- Returns 1 applied, 3 applied and made permanent by this call (a
--- conversation started), 0 the session is gone (nothing written: no
+-- Returns 1 applied, {3, token} applied and made permanent by this call (a
+-- conversation started; `token` is the hash of the continuity token the
+-- session is bound to, or ''), 0 the session is gone (nothing written: no
 -- resurrection), 2 over the data limits (nothing written).
 local current = redis.call('HGET', KEYS[1], 'm')
 if not current then return 0 end
@@ -57,6 +58,6 @@ if promote then
   log_ip(ARGV[1], ARGV[2], tonumber(ARGV[4]))
   apply_retention(tonumber(ARGV[3]), true)
   if tonumber(ARGV[9]) > 0 then count_network(KEYS[3], ARGV[1], 0, 1, ARGV[9]) end
-  return 3
+  return {3, redis.call('HGET', KEYS[1], 't') or ''}
 end
 return 1

@@ -4,8 +4,8 @@
 -- ARGV: now (ms), client IP ('' for none), idle TTL (ms), retention of a
 -- permanent session (ms, 0: none), IP-log retention (ms, 0: keep), promote
 -- ('1'/'0'), limit: max (0: none here), window (ms), member; retention of
--- the network's counters (ms, 0: not counted by this call); then
--- field/value pairs.
+-- the network's counters (ms, 0: not counted by this call), the hash of the
+-- continuity token to bind ('' for none); then field/value pairs.
 -- Returns {1, 0} created, {0, 0} the id is taken, {2, ms} over the limit.
 local now, ip = ARGV[1], ARGV[2]
 local existing = redis.call('HGET', KEYS[1], 'm')
@@ -20,7 +20,7 @@ if tonumber(ARGV[7]) > 0 then
   local wait = admit(KEYS[4], ARGV[9], tonumber(ARGV[7]), ARGV[8])
   if wait then return {2, wait} end
 end
-local first = 11
+local first = 12
 local keys, bytes = 0, 0
 for i = first, #ARGV, 2 do
   keys = keys + 1
@@ -29,6 +29,7 @@ end
 local state = 't'
 if ARGV[6] == '1' then state = 'p' end
 local m = meta(state, now, keys, bytes)
+if ARGV[11] ~= '' then redis.call('HSET', KEYS[1], 't', ARGV[11]) end
 if #ARGV - first < 998 then
   -- The usual case: metadata and data in one command.
   redis.call('HSET', KEYS[1], 'm', m, 'i', ip, unpack(ARGV, first, #ARGV))

@@ -1,22 +1,26 @@
 -- touch: load a live session and record this access (SPEC §3.1, §3.3).
 -- KEYS: session hash, IP log.
 -- ARGV: now (ms), client IP ('' for none), idle TTL (ms), retention of a
--- permanent session (ms, 0: none), IP-log retention (ms, 0: keep).
--- Returns false when the session is gone, else its metadata ('m') followed
--- by its data fields and values.
+-- permanent session (ms, 0: none), IP-log retention (ms, 0: keep); with a
+-- continuity token (SPEC §3.7) also its hash and 'v' (the session must be
+-- bound to it) or 'c' (claim: bind it if the session is bound to none).
+-- Returns false when the session is gone (or not the token's to use), else
+-- its metadata ('m') followed by its data fields and values.
 --
 -- A temporary session records the access in its TTL (slid to now + idle
 -- TTL) and its IP only when the IP changed: two commands for a visitor
 -- who stays on one address.
 local fields = redis.call('HGETALL', KEYS[1])
 local answer = {false}
-local stored_ip
+local stored_ip, token
 for i = 1, #fields, 2 do
   local field = fields[i]
   if field == 'm' then
     answer[1] = fields[i + 1]
   elseif field == 'i' then
     stored_ip = fields[i + 1]
+  elseif field == 't' then
+    token = fields[i + 1]
   elseif string.byte(field, 1) == 100 then -- 'd': a handler key
     answer[#answer + 1] = field
     answer[#answer + 1] = fields[i + 1]
@@ -24,6 +28,10 @@ for i = 1, #fields, 2 do
 end
 local meta = answer[1]
 if not meta then return false end
+if ARGV[6] and token ~= ARGV[6] then
+  if token or ARGV[7] ~= 'c' then return false end
+  redis.call('HSET', KEYS[1], 't', ARGV[6])
+end
 local now, ip = ARGV[1], ARGV[2]
 if string.byte(meta, 1) == 116 then -- 't': temporary
   if stored_ip ~= ip then redis.call('HSET', KEYS[1], 'i', ip) end
