@@ -38,7 +38,10 @@ on_both_stores!(
     posting_a_message_stores_it_and_promotes_the_session,
     bad_message_body_is_400,
     concurrent_posts_of_one_visitor_are_all_kept,
-    reset_unbinds_the_browser,
+    reset_unbinds_the_browser_and_binds_a_fresh_session,
+    a_retried_message_is_stored_once,
+    a_conversation_outgrows_the_session_data_limits,
+    the_help_page_carries_the_widget,
     admin_routes_need_the_bearer_token,
     admin_sees_the_ip_log_and_deletes_the_session,
     admin_rejects_a_malformed_id,
@@ -135,16 +138,72 @@ fn concurrent_posts_of_one_visitor_are_all_kept(d: &Demo) {
     assert_eq!(texts, expected);
 }
 
-fn reset_unbinds_the_browser(d: &Demo) {
+/// SPEC §6: in standard mode the reset response already binds the fresh
+/// session, so the widget's next requests do not race to create one.
+fn reset_unbinds_the_browser_and_binds_a_fresh_session(d: &Demo) {
     let mut c = Client::new(d.addr);
     c.get("/");
     let before = c.session_cookie().unwrap().to_owned();
     let reply = c.send("POST", "/api/session/reset", None);
     assert_eq!(reply.status, 204);
-    assert!(reply.set_cookies()[0].contains("Max-Age=0"));
-    assert_eq!(c.session_cookie(), None);
-    let after = c.get("/api/session").json();
-    assert_ne!(after["id"].as_str(), Some(before.as_str()));
+    let fresh = c
+        .session_cookie()
+        .expect("a fresh session in the same response")
+        .to_owned();
+    assert_ne!(fresh, before);
+    assert_eq!(
+        c.get("/api/session").json()["id"].as_str(),
+        Some(fresh.as_str())
+    );
+    assert_eq!(
+        c.get("/api/messages").json().as_array().map(Vec::len),
+        Some(0)
+    );
+}
+
+/// SPEC §6: a repeated client message id is stored once (safe retries).
+fn a_retried_message_is_stored_once(d: &Demo) {
+    let mut c = Client::new(d.addr);
+    let body = r#"{"id":"m-0001","text":"did this arrive?"}"#;
+    assert_eq!(c.post_json("/api/messages", body).status, 201);
+    assert_eq!(
+        c.post_json("/api/messages", body).status,
+        200,
+        "already stored"
+    );
+    let messages = c.get("/api/messages").json();
+    assert_eq!(messages.as_array().map(Vec::len), Some(1));
+    assert_eq!(messages[0]["id"], "m-0001");
+    for bad in [
+        r#"{"id":"","text":"x"}"#,
+        r#"{"id":"no spaces","text":"x"}"#,
+    ] {
+        assert_eq!(c.post_json("/api/messages", bad).status, 400, "{bad}");
+    }
+}
+
+/// SPEC §6: messages live in the conversation store, not in the session, so
+/// a conversation is not held to the session's data limits.
+fn a_conversation_outgrows_the_session_data_limits(d: &Demo) {
+    let mut c = Client::new(d.addr);
+    for i in 0..600 {
+        let body = format!(r#"{{"id":"m{i}","text":"message {i}"}}"#);
+        assert_eq!(
+            c.post_json("/api/messages", &body).status,
+            201,
+            "message {i}"
+        );
+    }
+    let messages = c.get("/api/messages").json();
+    assert_eq!(messages.as_array().map(Vec::len), Some(600));
+    assert_eq!(messages[599]["text"], "message 599", "oldest first");
+}
+
+fn the_help_page_carries_the_widget(d: &Demo) {
+    let mut c = Client::new(d.addr);
+    let page = c.get("/help");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("id=\"chat\"") && page.body.contains("Help centre"));
 }
 
 fn admin_routes_need_the_bearer_token(d: &Demo) {
@@ -388,9 +447,38 @@ fn demo_with_redis_down_at_start_up_serves_pages_without_a_session() {
     let page = c.get("/");
     assert_eq!(page.status, 200, "fail-open: the page is served");
     assert!(page.set_cookies().is_empty());
+    let post = c.post_json("/api/messages", r#"{"text":"hi"}"#);
+    assert_eq!(post.status, 503, "the write is not faked");
+    let list = c.get("/api/messages");
+    assert_eq!(list.status, 503);
+    for reply in [post, list] {
+        assert_eq!(
+            reply.json()["error"],
+            "chat is unavailable right now, your conversation is safe"
+        );
+        assert!(!reply.body.contains("refused") && !reply.body.contains("os error"));
+    }
+}
+
+/// SPEC §6: during a Redis outage a returning visitor is told plainly, sees
+/// no internal text, and finds the conversation again afterwards.
+#[test]
+fn a_redis_outage_mid_conversation_loses_nothing() {
+    let mut redis = RedisServer::start_durable();
+    let d = Demo::start(&[("REDIS_URL", &redis.url())]);
+    let mut c = Client::new(d.addr);
+    let body = r#"{"id":"before-outage","text":"are you there?"}"#;
+    assert_eq!(c.post_json("/api/messages", body).status, 201);
+    redis.stop();
+    let list = c.get("/api/messages");
+    assert_eq!(list.status, 503);
     assert_eq!(
-        c.post_json("/api/messages", r#"{"text":"hi"}"#).status,
-        503,
-        "the write is not faked"
+        list.json()["error"],
+        "chat is unavailable right now, your conversation is safe"
     );
+    assert_eq!(c.get("/api/session").json()["available"], false);
+    redis.start_again();
+    let messages = c.get("/api/messages").json();
+    assert_eq!(messages[0]["text"], "are you there?");
+    assert_eq!(c.get("/api/session").json()["state"], "permanent");
 }

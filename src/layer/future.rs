@@ -185,7 +185,8 @@ where
         Self::loading(ctx, Load::Token { cookie, touch }, service, request)
     }
 
-    fn loading(ctx: RequestContext, load: Load, service: S, request: Request<ReqBody>) -> Self {
+    fn loading(mut ctx: RequestContext, load: Load, service: S, request: Request<ReqBody>) -> Self {
+        ctx.store_calls = 1;
         Self {
             state: State::Loading {
                 load,

@@ -55,8 +55,12 @@ pub(crate) struct Outcome {
 impl Outcome {
     /// The handler's response with the layer's changes.
     pub(crate) fn apply<B: Default>(self, mut response: Response<B>) -> Response<B> {
+        // A handler's own server error already tells the client the request
+        // failed, in the handler's words: it is kept.
         if let Some((status, retry_after)) = self.replace {
-            response = layer_response(status, retry_after);
+            if !response.status().is_server_error() {
+                response = layer_response(status, retry_after);
+            }
         }
         for cookie in self.set_cookies {
             response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -135,6 +139,7 @@ pub(crate) fn finish(ctx: RequestContext) -> Finish {
     let mut plan = session.take_plan();
     // A session created for this request is bound to its token.
     plan.changes.token = ctx.token;
+    log_request(&ctx, &plan);
     let needs_store = match &plan.binding {
         Binding::Existing { .. } => !plan.changes.is_empty(),
         Binding::New { .. } => true,
@@ -150,6 +155,31 @@ pub(crate) fn finish(ctx: RequestContext) -> Finish {
         }
         clear_if_unbound(&ctx, &plan, &mut outcome);
         Finish::Now(outcome)
+    }
+}
+
+/// The request's line in the log (debug level): the session's redacted id,
+/// its state, and the store calls the request cost (the load, and the
+/// commit, create or reset it is about to make).
+fn log_request(ctx: &RequestContext, plan: &Plan) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let after = match &plan.binding {
+        Binding::Existing { .. } => u8::from(!plan.changes.is_empty()),
+        Binding::New { .. } => 1,
+        Binding::None | Binding::Unavailable(_) => 0,
+    } + u8::from(matches!(plan.unbound, Some((_, SessionState::Temporary))));
+    let calls = ctx.store_calls + after;
+    match &plan.binding {
+        Binding::Existing { id, state } | Binding::New { id, state, .. } => {
+            let new = matches!(plan.binding, Binding::New { .. });
+            tracing::debug!(session = %id, state = state.as_str(), new, store_calls = calls, "request");
+        }
+        Binding::None => tracing::debug!(session = "none", store_calls = calls, "request"),
+        Binding::Unavailable(_) => {
+            tracing::debug!(session = "unavailable", store_calls = calls, "request");
+        }
     }
 }
 

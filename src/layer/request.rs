@@ -32,6 +32,8 @@ pub(crate) struct RequestContext {
     pub(crate) conflicting: bool,
     /// The keyed hash of the request's continuity token (SPEC §3.7).
     pub(crate) token: Option<TokenHash>,
+    /// The store calls this request made (for the request's log line).
+    pub(crate) store_calls: u8,
     pub(crate) session: Option<Session>,
 }
 
@@ -93,6 +95,7 @@ impl Shared {
             stale_cookie: false,
             conflicting,
             token: None,
+            store_calls: 0,
             session: None,
         };
         (cookie, ctx)

@@ -1,0 +1,313 @@
+//! The demo's conversations (SPEC §6): messages live here, keyed by session
+//! id, not in the session. In memory, or in Redis next to the sessions (the
+//! same server, cluster or Sentinel primary), where a conversation's keys
+//! share the session's hash tag and so its slot.
+//!
+//! Each message carries an id the client generates: a repeated id is stored
+//! once, so a client may retry a send whose answer it never got.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use visitor_session::SessionId;
+
+/// Most messages one conversation keeps: a sanity cap far above any chat.
+pub(crate) const MAX_MESSAGES: usize = 10_000;
+/// Upper bound on one call to Redis.
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Message {
+    pub(crate) id: String,
+    pub(crate) text: String,
+    pub(crate) at_ms: u64,
+}
+
+/// What [`Conversations::append`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Appended {
+    Stored,
+    /// A message with this id was stored before (a retried send).
+    Again,
+    /// The conversation holds [`MAX_MESSAGES`] already.
+    Full,
+}
+
+/// Why a conversation could not be read or written; the details are for the
+/// log only.
+#[derive(Debug)]
+pub(crate) struct Unavailable(pub(crate) String);
+
+pub(crate) enum Conversations {
+    Memory(Mutex<HashMap<SessionId, Conversation>>),
+    Redis(Box<redis_conversations::Store>),
+}
+
+#[derive(Default)]
+pub(crate) struct Conversation {
+    ids: HashSet<String>,
+    messages: Vec<Message>,
+}
+
+impl Conversations {
+    pub(crate) fn memory() -> Self {
+        Self::Memory(Mutex::default())
+    }
+
+    pub(crate) async fn append(
+        &self,
+        session: &SessionId,
+        message: Message,
+    ) -> Result<Appended, Unavailable> {
+        match self {
+            Self::Memory(all) => {
+                let mut all = all.lock().unwrap_or_else(|p| p.into_inner());
+                let conversation = all.entry(*session).or_default();
+                Ok(if conversation.ids.contains(&message.id) {
+                    Appended::Again
+                } else if conversation.messages.len() >= MAX_MESSAGES {
+                    Appended::Full
+                } else {
+                    conversation.ids.insert(message.id.clone());
+                    conversation.messages.push(message);
+                    Appended::Stored
+                })
+            }
+            Self::Redis(store) => store.append(session, &message).await,
+        }
+    }
+
+    pub(crate) async fn list(&self, session: &SessionId) -> Result<Vec<Message>, Unavailable> {
+        match self {
+            Self::Memory(all) => {
+                let all = all.lock().unwrap_or_else(|p| p.into_inner());
+                Ok(all
+                    .get(session)
+                    .map(|c| c.messages.clone())
+                    .unwrap_or_default())
+            }
+            Self::Redis(store) => store.list(session).await,
+        }
+    }
+
+    /// Deletes a conversation; whether there was one.
+    pub(crate) async fn delete(&self, session: &SessionId) -> Result<bool, Unavailable> {
+        match self {
+            Self::Memory(all) => {
+                let mut all = all.lock().unwrap_or_else(|p| p.into_inner());
+                Ok(all.remove(session).is_some())
+            }
+            Self::Redis(store) => store.delete(session).await,
+        }
+    }
+}
+
+pub(crate) mod redis_conversations {
+    //! `chat:{<uuid>}`, a list of JSON messages, oldest first, and
+    //! `chat:{<uuid>}:ids`, the set of their ids: one slot, one script.
+
+    use redis::aio::ConnectionLike;
+    use tokio::sync::Mutex;
+
+    use super::*;
+
+    /// Appends a message unless its id is known or the list is full.
+    /// KEYS: the list, the id set. ARGV: id, JSON, cap.
+    /// Returns 1 stored, 0 a known id, 2 full.
+    const APPEND: &str = r"
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 2 end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+";
+
+    /// Where the conversations live.
+    pub(crate) enum Server {
+        Single(redis::Client),
+        #[cfg(feature = "cluster")]
+        Cluster(redis::cluster::ClusterClient),
+        #[cfg(feature = "sentinel")]
+        Sentinel(Mutex<redis::sentinel::SentinelClient>),
+    }
+
+    pub(crate) struct Store {
+        server: Server,
+        /// The open connection; dropped after a failure and opened again.
+        conn: Mutex<Option<Conn>>,
+        prefix: String,
+        append: redis::Script,
+    }
+
+    /// One call to Redis: a command, or the append script.
+    #[derive(Clone, Copy)]
+    enum Call<'a> {
+        Command(&'a redis::Cmd),
+        Script(&'a redis::ScriptInvocation<'a>),
+    }
+
+    #[derive(Clone)]
+    pub(crate) enum Conn {
+        Single(redis::aio::MultiplexedConnection),
+        #[cfg(feature = "cluster")]
+        Cluster(redis::cluster_async::ClusterConnection),
+    }
+
+    impl ConnectionLike for Conn {
+        fn req_packed_command<'a>(
+            &'a mut self,
+            cmd: &'a redis::Cmd,
+        ) -> redis::RedisFuture<'a, redis::Value> {
+            match self {
+                Self::Single(c) => c.req_packed_command(cmd),
+                #[cfg(feature = "cluster")]
+                Self::Cluster(c) => c.req_packed_command(cmd),
+            }
+        }
+
+        fn req_packed_commands<'a>(
+            &'a mut self,
+            cmd: &'a redis::Pipeline,
+            offset: usize,
+            count: usize,
+        ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+            match self {
+                Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+                #[cfg(feature = "cluster")]
+                Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            }
+        }
+
+        fn get_db(&self) -> i64 {
+            match self {
+                Self::Single(c) => c.get_db(),
+                #[cfg(feature = "cluster")]
+                Self::Cluster(c) => c.get_db(),
+            }
+        }
+    }
+
+    impl Store {
+        pub(crate) fn new(server: Server, prefix: &str) -> Self {
+            Self {
+                server,
+                conn: Mutex::new(None),
+                prefix: prefix.to_owned(),
+                append: redis::Script::new(APPEND),
+            }
+        }
+
+        fn keys(&self, session: &SessionId) -> (String, String) {
+            let list = format!("{}chat:{{{}}}", self.prefix, session.uuid_str());
+            let ids = format!("{list}:ids");
+            (list, ids)
+        }
+
+        async fn connect(&self) -> redis::RedisResult<Conn> {
+            match &self.server {
+                Server::Single(client) => Ok(Conn::Single(
+                    client.get_multiplexed_async_connection().await?,
+                )),
+                #[cfg(feature = "cluster")]
+                Server::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await?)),
+                #[cfg(feature = "sentinel")]
+                Server::Sentinel(client) => {
+                    let primary = client.lock().await.async_get_client().await?;
+                    Ok(Conn::Single(
+                        primary.get_multiplexed_async_connection().await?,
+                    ))
+                }
+            }
+        }
+
+        /// Runs `call` on the connection (opened if needed) within the
+        /// timeout. A connection found broken (Redis restarted, a failover)
+        /// is replaced and the call made once more: every call here is safe
+        /// to repeat (an append is keyed by its message id).
+        async fn run<T: redis::FromRedisValue>(&self, call: Call<'_>) -> Result<T, Unavailable> {
+            let attempt = async {
+                let mut last = None;
+                for _ in 0..2 {
+                    let mut conn = self.open().await?;
+                    let result = match call {
+                        Call::Command(cmd) => cmd.query_async(&mut conn).await,
+                        Call::Script(script) => script.invoke_async(&mut conn).await,
+                    };
+                    match result {
+                        Ok(value) => return Ok(value),
+                        Err(e)
+                            if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() =>
+                        {
+                            *self.conn.lock().await = None;
+                            last = Some(e);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(last.expect("two attempts failed"))
+            };
+            match tokio::time::timeout(TIMEOUT, attempt).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(Unavailable(format!("Redis: {e}"))),
+                Err(_) => {
+                    *self.conn.lock().await = None;
+                    Err(Unavailable(format!("Redis: no answer within {TIMEOUT:?}")))
+                }
+            }
+        }
+
+        /// The open connection, or a new one.
+        async fn open(&self) -> redis::RedisResult<Conn> {
+            let mut slot = self.conn.lock().await;
+            if let Some(conn) = slot.as_ref() {
+                return Ok(conn.clone());
+            }
+            let conn = self.connect().await?;
+            *slot = Some(conn.clone());
+            Ok(conn)
+        }
+
+        pub(crate) async fn append(
+            &self,
+            session: &SessionId,
+            message: &Message,
+        ) -> Result<Appended, Unavailable> {
+            let (list, ids) = self.keys(session);
+            let json = serde_json::to_string(message).expect("a message serializes");
+            let mut invocation = self.append.prepare_invoke();
+            invocation
+                .key(&list)
+                .key(&ids)
+                .arg(&message.id)
+                .arg(&json)
+                .arg(MAX_MESSAGES);
+            let code: i64 = self.run(Call::Script(&invocation)).await?;
+            Ok(match code {
+                1 => Appended::Stored,
+                0 => Appended::Again,
+                _ => Appended::Full,
+            })
+        }
+
+        pub(crate) async fn list(&self, session: &SessionId) -> Result<Vec<Message>, Unavailable> {
+            let (list, _) = self.keys(session);
+            let mut cmd = redis::cmd("LRANGE");
+            cmd.arg(&list).arg(0).arg(-1);
+            let items: Vec<String> = self.run(Call::Command(&cmd)).await?;
+            Ok(items
+                .iter()
+                .filter_map(|json| serde_json::from_str(json).ok())
+                .collect())
+        }
+
+        pub(crate) async fn delete(&self, session: &SessionId) -> Result<bool, Unavailable> {
+            let (list, ids) = self.keys(session);
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(&list).arg(&ids);
+            let deleted: i64 = self.run(Call::Command(&cmd)).await?;
+            Ok(deleted > 0)
+        }
+    }
+}
