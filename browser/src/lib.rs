@@ -1,0 +1,1 @@
+//! Browser tests only: see `tests/browser.rs`.
