@@ -390,3 +390,151 @@ async fn request_without_peer_address_still_gets_a_session() {
     assert_eq!(res.body(), "none");
     assert!(bound_id(&res).is_some());
 }
+
+#[tokio::test]
+async fn cookie_percent_encoded_twice_gets_a_fresh_session() {
+    // `session_` with its `_` encoded twice (`%255F`): decoded once, it is
+    // not a session id; the layer decodes exactly once.
+    let id = SessionId::generate();
+    let twice = id.as_str().replace('_', "%255F");
+    let cookie = format!("crisp-client%2Fsession%2Ftest={twice}");
+    fresh_session_without_store_lookup(HeaderValue::try_from(cookie).unwrap()).await;
+}
+
+#[tokio::test]
+async fn quoted_cookie_value_is_the_session_it_quotes() {
+    // RFC 6265 allows a cookie value in double quotes; the quotes are not
+    // part of the id, and the session is found (never a panic or a 500).
+    let store = TestStore::default();
+    let svc = service(store.clone(), config(), |_, _| async { String::new() });
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let quoted = format!("crisp-client%2Fsession%2Ftest=\"{}\"", id.as_str());
+    let res = send(&svc, with_cookie(&quoted)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(bound_id(&res), Some(id));
+}
+
+#[tokio::test]
+async fn cookie_of_a_deleted_session_gets_a_fresh_session() {
+    let store = MemoryStore::new();
+    let svc = service(store.clone(), config(), |_, _| async { String::new() });
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    visitor_session::SessionStore::delete(&store, &id)
+        .await
+        .unwrap();
+    let res = send(&svc, with_cookie(&cookie_for(&id))).await;
+    let fresh = bound_id(&res).expect("a fresh session");
+    assert_ne!(fresh, id);
+}
+
+#[tokio::test]
+async fn cookie_of_another_site_id_is_not_this_sites_session() {
+    let store = TestStore::default();
+    let svc = service(store.clone(), config(), |_, _| async { String::new() });
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    let other_site = format!("crisp-client%2Fsession%2Fother={}", id.as_str());
+    let res = send(&svc, with_cookie(&other_site)).await;
+    let fresh = bound_id(&res).expect("this site's own session");
+    assert_ne!(fresh, id);
+    assert_eq!(
+        store.calls("touch"),
+        0,
+        "the other site's cookie is not read"
+    );
+}
+
+#[tokio::test]
+async fn malformed_enormous_or_repeated_host_headers_never_fail_the_request() {
+    let long = "a.".repeat(8 * 1024) + "example.com";
+    let cases: Vec<Vec<HeaderValue>> = vec![
+        vec![HeaderValue::from_static("exa mple..com:99999")],
+        vec![HeaderValue::from_bytes(b"\xff\xfe.example.com").unwrap()],
+        vec![HeaderValue::try_from(long).unwrap()],
+        vec![
+            HeaderValue::from_static("a.example.com"),
+            HeaderValue::from_static("b.evil.test"),
+        ],
+        vec![HeaderValue::from_static("[::1]:8080")],
+        vec![HeaderValue::from_static("")],
+    ];
+    let svc = service(MemoryStore::new(), config(), |_, _| async { String::new() });
+    for hosts in cases {
+        let mut req = http::Request::builder()
+            .uri("/")
+            .extension(visitor_session::PeerAddr(
+                (PEER.parse::<IpAddr>().unwrap(), 1).into(),
+            ));
+        for host in &hosts {
+            req = req.header(header::HOST, host.clone());
+        }
+        let res = send(&svc, req).await;
+        assert_eq!(res.status(), StatusCode::OK, "{hosts:?}");
+        let cookie = &set_cookies(&res)[0];
+        assert!(
+            !cookie.contains("evil") && !cookie.contains("aaaa"),
+            "no Domain from a bad host: {cookie}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn enormous_or_repeated_forwarding_headers_fall_back_safely() {
+    let (_, _, proxied) = echo_ip();
+    let huge_xff = vec!["10.0.0.9"; 10_000].join(", ");
+    let huge_forwarded = vec!["for=10.0.0.9"; 10_000].join(", ");
+    let peer = "10.0.0.1";
+    let with = |name: &'static str, values: Vec<String>| {
+        let mut req = from_ip(peer.parse().unwrap());
+        for v in values {
+            req = req.header(name, v);
+        }
+        req
+    };
+    for req in [
+        with("x-forwarded-for", vec![huge_xff.clone()]),
+        with("forwarded", vec![huge_forwarded.clone()]),
+        with(
+            "x-forwarded-for",
+            vec![
+                "198.51.100.1".into(),
+                "garbage, , ,".into(),
+                "10.0.0.2".into(),
+            ],
+        ),
+        with(
+            "forwarded",
+            vec!["for=\"[2001:db8::1]:4711\"".into(), "for=;;;".into()],
+        ),
+    ] {
+        let res = send(&proxied, req).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let ip: IpAddr = res.body().parse().expect("an IP, never garbage");
+        assert!(
+            ip.to_string() == peer || ip.to_string().starts_with("10.0.0."),
+            "a walk that gives up falls back to a trusted hop or the peer, not a forged client: {ip}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn json_values_at_the_size_limit_are_kept_and_over_it_refused() {
+    // The limit counts key bytes plus JSON bytes: "k" + "\"x...x\"".
+    let limit = 1024;
+    let svc = service(
+        MemoryStore::new(),
+        config().max_data_bytes(limit),
+        move |session, req| async move {
+            let n: usize = req.uri().path()[1..].parse().unwrap();
+            match session.insert("k", &"x".repeat(n)) {
+                Ok(()) => "kept".to_owned(),
+                Err(SessionError::TooLarge { size, limit }) => format!("refused {size}>{limit}"),
+                Err(other) => format!("unexpected: {other}"),
+            }
+        },
+    );
+    let at_limit = limit - 1 - 2;
+    let res = send(&svc, request().uri(format!("/{at_limit}"))).await;
+    assert_eq!(res.body(), "kept");
+    let res = send(&svc, request().uri(format!("/{}", at_limit + 1))).await;
+    assert_eq!(res.body(), "refused 1025>1024");
+}

@@ -147,9 +147,28 @@ fn canonical_net(net: IpNet) -> IpNet {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// The client IP per SPEC §3.3: the socket `peer`, or, when the peer is a
-/// trusted proxy, the rightmost untrusted hop of its forwarding headers.
-pub(crate) fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+/// The client IP per SPEC §3.3, as the layer binds it to the session: the
+/// socket `peer`, or, when the peer is a trusted proxy, the rightmost hop of
+/// its `Forwarded` (else `X-Forwarded-For`) header that is not a trusted
+/// proxy itself. Malformed, obfuscated (`for=_hidden`, `unknown`) or
+/// overlong chains stop the walk at the last hop it could trust.
+///
+/// ```
+/// use std::net::IpAddr;
+/// use http::HeaderMap;
+/// use visitor_session::TrustedProxies;
+/// use visitor_session::client_ip::resolve;
+///
+/// let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
+/// let mut headers = HeaderMap::new();
+/// headers.insert("x-forwarded-for", "203.0.113.7, 10.0.0.2".parse().unwrap());
+/// let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+/// assert_eq!(resolve(proxy, &headers, &trusted).to_string(), "203.0.113.7");
+/// // A peer that is no trusted proxy cannot choose its IP.
+/// let client: IpAddr = "198.51.100.9".parse().unwrap();
+/// assert_eq!(resolve(client, &headers, &trusted), client);
+/// ```
+pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
     let peer = peer.to_canonical();
     if !trusted.contains(peer) {
         return peer;

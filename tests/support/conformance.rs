@@ -80,7 +80,8 @@ macro_rules! store_conformance {
             a_permanent_sessions_token_outlives_the_idle_ttl,
             one_user_on_two_browsers_at_once_ends_on_one_session,
             privacy_mode_creates_a_tokens_session_on_interaction,
-            a_token_never_reaches_another_sites_session
+            a_token_never_reaches_another_sites_session,
+            keys_with_store_significant_characters_stay_in_their_session
         );
     };
     (@each #[$test:meta] $backend:expr; $($scenario:ident),*) => {
@@ -649,6 +650,80 @@ pub(crate) async fn new_session_limit_answers_429_with_retry_after<B: Backend>(b
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
+}
+
+/// Handler keys are data, whatever they contain: characters that mean
+/// something to Redis (hash tags, globs, separators, line breaks, NUL) or
+/// that name the store's own fields never leave their session (SPEC §5).
+pub(crate) async fn keys_with_store_significant_characters_stay_in_their_session<B: Backend>(
+    b: &B,
+) {
+    let case = b.case();
+    let keys = [
+        "{other}",
+        "}{",
+        "*",
+        "a:b:c",
+        "line\nbreak",
+        "nul\0byte",
+        "m",
+        "i",
+        "d:m",
+        "s",
+        " ",
+        "\r\n*1\r\n$4\r\nPING",
+    ];
+    let ours = SessionId::generate();
+    let theirs = SessionId::generate();
+    let access = access_at(Access::now_ms(), None);
+    let sets: Vec<(&str, &str)> = keys.iter().map(|k| (*k, "\"v\"")).collect();
+    let created = case
+        .store
+        .create(&ours, &access, &changes(&sets, &[], false), None)
+        .await;
+    assert_eq!(created.unwrap(), Created::Created);
+    let created = case
+        .store
+        .create(&theirs, &access, &changes(&[], &[], false), None)
+        .await;
+    assert_eq!(created.unwrap(), Created::Created);
+    let record = case
+        .store
+        .touch(&ours, &access)
+        .await
+        .unwrap()
+        .expect("alive");
+    let mut stored: Vec<&String> = record.data.keys().collect();
+    stored.sort();
+    let mut expected: Vec<&str> = keys.to_vec();
+    expected.sort_unstable();
+    assert_eq!(stored, expected, "every key kept as it was written");
+    assert_eq!(
+        record.state,
+        SessionState::Temporary,
+        "`m` did not touch the metadata"
+    );
+    let other = case
+        .store
+        .touch(&theirs, &access)
+        .await
+        .unwrap()
+        .expect("alive");
+    assert!(other.data.is_empty(), "nothing reached another session");
+    // Removing them leaves the session whole and empty.
+    let removes: Vec<&str> = keys.to_vec();
+    let committed = case
+        .store
+        .commit(&ours, &access, &changes(&[], &removes, false))
+        .await;
+    assert_eq!(committed.unwrap(), Committed::Applied);
+    let record = case
+        .store
+        .touch(&ours, &access)
+        .await
+        .unwrap()
+        .expect("alive");
+    assert!(record.data.is_empty());
 }
 
 fn from_at(ip: &str, path: &str, id: Option<&SessionId>) -> http::request::Builder {
