@@ -99,4 +99,15 @@ mod tests {
         assert!(!is_dns_name(&long_label));
         assert!(!is_dns_name(&long_name), "{} bytes", long_name.len());
     }
+
+    #[test]
+    fn the_domain_is_that_of_the_trimmed_lowercase_host() {
+        // Found by the `cookie_domain` fuzz target: whitespace around the
+        // host and upper case are not part of the name.
+        assert_eq!(registrable_domain("k.A\t").as_deref(), Some("k.a"));
+        assert_eq!(
+            registrable_domain(" WWW.Chat.Test:80 ").as_deref(),
+            Some("chat.test")
+        );
+    }
 }

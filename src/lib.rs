@@ -134,6 +134,33 @@ pub use session::Session;
 pub use store::{MemoryStore, SessionState, SessionStore};
 pub use token::{ContinuityTokens, MAX_TOKEN_LEN, MIN_SECRET_LEN, MIN_TOKEN_LEN};
 
+/// Entry points of the fuzz targets (`fuzz/`) into readers that are not
+/// public API; built only under `cargo fuzz` (`--cfg fuzzing`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use http::HeaderMap;
+
+    /// The session id the layer reads from `headers`' cookies for `config`,
+    /// or `None` when it finds no usable one.
+    pub fn read_cookie(
+        config: &crate::SessionConfig,
+        headers: &HeaderMap,
+    ) -> Option<crate::SessionId> {
+        match crate::cookie::CookieCodec::new(config).read(headers) {
+            crate::cookie::CookieRead::Valid(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The `Domain` the layer gives the cookie for a request to `host`.
+    pub fn cookie_domain(config: &crate::SessionConfig, host: &[u8]) -> Option<String> {
+        crate::cookie::CookieCodec::new(config)
+            .domain_for(Some(host))
+            .map(|d| d.to_string())
+    }
+}
+
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -334,14 +334,20 @@ impl SessionStore for MemoryStore {
                 Created::Exists
             });
         }
+        // Bind the new session to the token, unless the token's live session
+        // could not take the changes (they stay in the new one).
+        let mut bind = true;
         if let Some(token) = &changes.token {
             if let Some(joined) = inner.token_session(token, now) {
                 // Another browser of this user created it a moment ago.
-                let committed = inner.commit(&joined, access, changes, now);
-                if committed != Committed::Applied {
-                    tracing::warn!(session = %joined, ?committed, "changes for a token's session were not kept");
+                if inner.commit(&joined, access, changes, now) == Committed::Applied {
+                    if let Some(stored) = inner.live(&joined, now) {
+                        stored.touch(now, access);
+                    }
+                    return ready(Created::Joined { id: joined });
                 }
-                return ready(Created::Joined { id: joined });
+                tracing::warn!(session = %joined, "a token's session could not take a new browser's changes");
+                bind = false;
             }
         }
         if let Some(limit) = limit {
@@ -369,13 +375,13 @@ impl SessionStore for MemoryStore {
             },
             ip_log: Vec::new(),
             expires_at: None,
-            token: changes.token,
+            token: changes.token.filter(|_| bind),
         };
         stored.apply(changes);
         stored.refresh_ttl(now, access);
         stored.log_ip(access);
         inner.sessions.insert(*id, stored);
-        if let Some(token) = changes.token {
+        if let Some(token) = changes.token.filter(|_| bind) {
             inner.tokens.insert(token, *id);
         }
         inner.count_network(access, now, 1, u64::from(changes.promote));

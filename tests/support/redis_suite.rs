@@ -114,7 +114,8 @@ macro_rules! redis_conformance {
             returning_visit_records_a_changed_ip_and_slides_the_ttl,
             permanent_session_has_no_ttl,
             continuity_tokens_cost_what_the_readme_says,
-            a_token_is_kept_only_as_its_keyed_hash_and_lives_like_its_session
+            a_token_is_kept_only_as_its_keyed_hash_and_lives_like_its_session,
+            a_tokens_binding_follows_its_session_through_visits_without_the_token
         );
     };
     (@each $backend:expr; $($scenario:ident),*) => {
@@ -500,6 +501,71 @@ pub(crate) async fn a_token_is_kept_only_as_its_keyed_hash_and_lives_like_its_se
     assert!(value.starts_with("p:"), "{value}");
     assert!(store.delete(&id).await.unwrap());
     assert!(token_keys().is_empty(), "deleted with its session");
+}
+
+/// The binding of a token lives like its session also when the session is
+/// visited without the token (page loads that do not carry it), and a
+/// promotion repeated (as after a lost reply) makes it permanent.
+pub(crate) async fn a_tokens_binding_follows_its_session_through_visits_without_the_token<
+    B: RedisBackend,
+>(
+    backend: &B,
+) {
+    use super::continuity::{ALICE, as_user, with_tokens};
+    let _traffic = super::redis_servers::traffic().await;
+    let prefix = unique_prefix("token-life");
+    let store = RedisStore::new(backend.config().key_prefix(prefix.as_str())).unwrap();
+    let config = with_tokens(config())
+        .idle_ttl(Duration::from_secs(30))
+        .permanent_retention(Some(Duration::from_secs(60)));
+    let svc = service(store.clone(), config, act);
+    let id = bound_id(&send(&svc, as_user("/write", None, ALICE)).await).unwrap();
+    let token_key = || -> String {
+        let keys: Vec<String> = backend
+            .primaries()
+            .into_iter()
+            .flat_map(|p| p.query::<Vec<String>>(&["KEYS", &format!("{prefix}tok:*")]))
+            .collect();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        keys[0].clone()
+    };
+    let key = token_key();
+    let [hash, _] = keys_of(&prefix, &id);
+    // A lost `persist`: the session is permanent, its binding still temporary.
+    send(&svc, as_user("/promote", Some(&id), ALICE)).await;
+    let _: () = query(
+        backend,
+        &["SET", &key, &format!("t:{}", id.as_str()), "PX", "30000"],
+    );
+    send(&svc, at("/promote", Some(&id))).await;
+    assert_eq!(
+        query::<String, _>(backend, &["GET", &key]),
+        format!("p:{}", id.as_str()),
+        "a repeated promotion makes the binding permanent"
+    );
+    // Visits without the token slide the binding with the session.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let res = send(&svc, at("/", Some(&id))).await;
+    assert_eq!(bound_id(&res), Some(id));
+    let session: i64 = query(backend, &["PTTL", &hash]);
+    let binding: i64 = query(backend, &["PTTL", &key]);
+    assert!(
+        session > 59_000 && (session - binding).abs() < 500,
+        "session {session} ms, binding {binding} ms"
+    );
+    // An agent deletion run twice leaves no binding behind.
+    assert!(store.delete(&id).await.unwrap());
+    assert!(!store.delete(&id).await.unwrap());
+    let left: Vec<String> = backend
+        .primaries()
+        .into_iter()
+        .flat_map(|p| p.query::<Vec<String>>(&["KEYS", &format!("{prefix}*")]))
+        .filter(|k| !k.starts_with(&format!("{prefix}net:")))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "only the network's counts remain: {left:?}"
+    );
 }
 
 /// The test binary's shared standalone server.

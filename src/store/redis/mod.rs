@@ -423,18 +423,26 @@ impl Inner {
             Value::Int(0) => Ok(Committed::Missing),
             Value::Int(1) => Ok(Committed::Applied),
             Value::Int(2) => Ok(Committed::OverLimit),
-            Value::Array(items) if items.first() == Some(&Value::Int(3)) => {
-                // Applied, and a conversation started.
-                if let Some(event) = &call.apart {
-                    self.count_after(event).await;
+            Value::Array(items) if matches!(items.first(), Some(Value::Int(3 | 4))) => {
+                // Applied with a promotion: 3 if a conversation started now.
+                if items.first() == Some(&Value::Int(3)) {
+                    if let Some(event) = &call.apart {
+                        self.count_after(event).await;
+                    }
                 }
+                // The token binding lives like the session, now permanent.
+                // Also on a repeat: a first reply may have been lost before
+                // its binding was made permanent (the operation is idempotent).
                 if let Some(Value::BulkString(token)) = items.get(1) {
                     if !token.is_empty() {
                         let mut cmd = self.token_cmd(token, 4);
                         cmd.arg("persist")
                             .arg(id.as_str())
                             .arg(optional_millis(retention));
-                        let _: i64 = self.run(TOKEN, &self.scripts.token, &cmd).await?;
+                        self.best_effort(
+                            "persist",
+                            self.run::<i64>(TOKEN, &self.scripts.token, &cmd).await,
+                        );
                     }
                 }
                 Ok(Committed::Applied)
@@ -461,6 +469,16 @@ impl Inner {
             tracing::warn!(session = %id, ?committed, "changes for a token's session were not kept");
         }
         Ok(committed)
+    }
+
+    /// The outcome of a call on a token binding made after its session's own
+    /// write succeeded: a failure is logged, and the write stands as done.
+    /// (A binding left behind leads nowhere: every use of a binding checks
+    /// that its session is live and bound to the token.)
+    fn best_effort<T>(&self, what: &'static str, result: Result<T, StoreError>) {
+        if let Err(error) = result {
+            tracing::warn!(%error, what, "a continuity token's binding was not updated");
+        }
     }
 
     /// The token script on the key of token hash `hex`.
@@ -510,6 +528,28 @@ impl Inner {
         let bound: String = self.run(TOKEN, &self.scripts.token, &cmd).await?;
         SessionId::parse(&bound)
             .ok_or_else(|| protocol("token", "a binding that is not a session id"))
+    }
+
+    /// Keeps the binding of token hash `hex` to `id` alive like its session,
+    /// in its session's `state`.
+    async fn keep_token(
+        &self,
+        hex: &[u8],
+        id: &SessionId,
+        state: SessionState,
+        (idle, retention): (Duration, Option<Duration>),
+    ) -> Result<(), StoreError> {
+        let mut cmd = self.token_cmd(hex, 5);
+        cmd.arg("keep")
+            .arg(id.as_str())
+            .arg(match state {
+                SessionState::Temporary => "t",
+                SessionState::Permanent => "p",
+            })
+            .arg(millis(idle))
+            .arg(optional_millis(retention));
+        let _: i64 = self.run(TOKEN, &self.scripts.token, &cmd).await?;
+        Ok(())
     }
 
     /// Ends the binding of token hash `hex` (as stored on the session) to `id`.
@@ -649,6 +689,16 @@ fn parse_record(
     at_ms: u64,
     ip: Option<IpAddr>,
 ) -> Result<Option<SessionRecord>, StoreError> {
+    Ok(parse_touch(reply, at_ms, ip)?.map(|(record, _)| record))
+}
+
+/// The session answered by the touch script, and the hash of the continuity
+/// token it is bound to when the script names it (a touch without the token).
+fn parse_touch(
+    reply: Value,
+    at_ms: u64,
+    ip: Option<IpAddr>,
+) -> Result<Option<(SessionRecord, Option<Vec<u8>>)>, StoreError> {
     let bad = |what: &str| protocol("touch", format!("unexpected answer: {what}"));
     let items = match reply {
         Value::Nil => return Ok(None),
@@ -660,10 +710,15 @@ fn parse_record(
         return Err(bad("no metadata"));
     };
     let mut data = Vec::with_capacity(items.len() / 2);
+    let mut token = None;
     while let (Some(field), Some(value)) = (items.next(), items.next()) {
         let (Value::BulkString(field), Value::BulkString(value)) = (field, value) else {
             return Err(bad("a field that is not a string"));
         };
+        if field == b"t" {
+            token = Some(value);
+            continue;
+        }
         let key = field
             .strip_prefix(b"d:")
             .and_then(|key| std::str::from_utf8(key).ok())
@@ -681,14 +736,15 @@ fn parse_record(
         .next()
         .and_then(|c| std::str::from_utf8(c).ok()?.parse().ok())
         .unwrap_or(0);
-    Ok(Some(SessionRecord {
+    let record = SessionRecord {
         state,
         created_ms,
         // The script recorded this access.
         last_seen_ms: at_ms,
         ip,
         data: data.into_iter().collect(),
-    }))
+    };
+    Ok(Some((record, token)))
 }
 
 fn parse_ip_log(fields: HashMap<String, String>) -> Vec<IpLogEntry> {
@@ -712,12 +768,23 @@ impl SessionStore for RedisStore {
         let inner = self.inner.clone();
         let cmd = inner.touch_cmd(id, access, None);
         let (at_ms, ip) = (access.at_ms, access.ip);
+        let lifetimes = (access.policy.idle_ttl, access.policy.permanent_retention);
+        let id = *id;
         StoreFuture::new(async move {
             let reply = inner
                 .connections
                 .run(TOUCH, &inner.scripts.touch, &cmd)
                 .await?;
-            parse_record(reply, at_ms, ip)
+            let Some((record, token)) = parse_touch(reply, at_ms, ip)? else {
+                return Ok(None);
+            };
+            if let Some(token) = token {
+                // Bound to a continuity token, visited without it: the
+                // binding lives on with the session (SPEC §3.7).
+                let kept = inner.keep_token(&token, &id, record.state, lifetimes).await;
+                inner.best_effort("keep", kept);
+            }
+            Ok(Some(record))
         })
     }
 
@@ -779,6 +846,9 @@ impl SessionStore for RedisStore {
         let apart = NetworkEvent::of(access, 1, conversations).filter(|_| !here);
         StoreFuture::new(async move {
             let mut expected = None;
+            // Bind the new session to the token: not when the token's live
+            // session could not take the changes (they stay in this one).
+            let mut bind = true;
             if let Some((token, policy, ip, at_ms, changes, _)) = &joining {
                 let access = Access {
                     ip: *ip,
@@ -792,8 +862,14 @@ impl SessionStore for RedisStore {
                         .await?
                         .is_some()
                     {
-                        inner.join(&joined, &access, changes).await?;
-                        return Ok(Created::Joined { id: joined });
+                        match inner.join(&joined, &access, changes).await? {
+                            Committed::Applied => return Ok(Created::Joined { id: joined }),
+                            // Gone meanwhile: create, and bind in its place.
+                            Committed::Missing => {}
+                            // Over its limits together: a session of its own
+                            // keeps them; the token stays with its session.
+                            _ => bind = false,
+                        }
                     }
                 }
             }
@@ -813,7 +889,8 @@ impl SessionStore for RedisStore {
                     if let (Some(event), false) = (&apart, counted) {
                         inner.count_after(event).await;
                     }
-                    if let Some((token, policy, ip, at_ms, changes, id)) = &joining {
+                    if let (Some((token, policy, ip, at_ms, changes, id)), true) = (&joining, bind)
+                    {
                         let access = Access {
                             ip: *ip,
                             at_ms: *at_ms,
@@ -824,14 +901,27 @@ impl SessionStore for RedisStore {
                         } else {
                             SessionState::Temporary
                         };
-                        let bound = inner.bind_token(token, expected, id, state, policy).await?;
+                        // The session is created: what follows cannot undo
+                        // that, so its failures are logged, not returned.
+                        let bound = match inner.bind_token(token, expected, id, state, policy).await
+                        {
+                            Ok(bound) => bound,
+                            Err(error) => {
+                                inner.best_effort("bind", Err::<(), _>(error));
+                                return Ok(Created::Created);
+                            }
+                        };
                         if bound != *id {
                             // Another browser of this user won the race: its
                             // session takes the changes, this one goes.
-                            if inner.join(&bound, &access, changes).await? == Committed::Applied {
+                            if let Ok(Committed::Applied) =
+                                inner.join(&bound, &access, changes).await
+                            {
                                 let cmd = inner.session_call(&inner.scripts.delete, id, 0, 0);
-                                let _: (i64, String) =
-                                    inner.run(DELETE, &inner.scripts.delete, &cmd).await?;
+                                let deleted = inner
+                                    .run::<(i64, String)>(DELETE, &inner.scripts.delete, &cmd)
+                                    .await;
+                                inner.best_effort("delete the race's loser", deleted);
                                 return Ok(Created::Joined { id: bound });
                             }
                         }
@@ -865,7 +955,8 @@ impl SessionStore for RedisStore {
         StoreFuture::new(async move {
             let (deleted, token): (i64, String) =
                 inner.run(RESET, &inner.scripts.reset, &cmd).await?;
-            inner.unbind_token(&id, &token).await?;
+            // A temporary session's binding expires with its idle TTL anyway.
+            inner.best_effort("unbind", inner.unbind_token(&id, &token).await);
             Ok(deleted == 1)
         })
     }
@@ -873,11 +964,15 @@ impl SessionStore for RedisStore {
     fn delete(&self, id: &SessionId) -> StoreFuture<bool> {
         let inner = self.inner.clone();
         let cmd = inner.session_call(&inner.scripts.delete, id, 0, 0);
+        let read = inner.session_call(&inner.scripts.bound_token, id, 0, 0);
         let id = *id;
         StoreFuture::new(async move {
-            let (deleted, token): (i64, String) =
-                inner.run(DELETE, &inner.scripts.delete, &cmd).await?;
+            // The binding first: a deletion that fails halfway and is run
+            // again still finds it (SPEC §3.7: gone with its session).
+            let token: String = inner.run(IP_LOG, &inner.scripts.bound_token, &read).await?;
             inner.unbind_token(&id, &token).await?;
+            let (deleted, _): (i64, String) =
+                inner.run(DELETE, &inner.scripts.delete, &cmd).await?;
             Ok(deleted > 0)
         })
     }

@@ -84,6 +84,7 @@ pub(super) struct Scripts {
     pub(super) ip_log: LuaScript,
     pub(super) network_stats: LuaScript,
     pub(super) token: LuaScript,
+    pub(super) bound_token: LuaScript,
 }
 
 impl Scripts {
@@ -98,10 +99,11 @@ impl Scripts {
             ip_log: lua!("ip_log"),
             network_stats: lua!("network_stats"),
             token: lua!("token"),
+            bound_token: lua!("bound_token"),
         }
     }
 
-    pub(super) fn all(&self) -> [&LuaScript; 9] {
+    pub(super) fn all(&self) -> [&LuaScript; 10] {
         [
             &self.touch,
             &self.create,
@@ -112,6 +114,7 @@ impl Scripts {
             &self.ip_log,
             &self.network_stats,
             &self.token,
+            &self.bound_token,
         ]
     }
 }

@@ -8,8 +8,10 @@
 -- (ms, 0: not counted by this call); then that many field/value pairs, then
 -- the fields removed.
 -- Returns 1 applied, {3, token} applied and made permanent by this call (a
--- conversation started; `token` is the hash of the continuity token the
--- session is bound to, or ''), 0 the session is gone (nothing written: no
+-- conversation started), {4, token} applied with a promotion asked of a
+-- session already permanent (a repeat, or this call run again after its
+-- reply was lost), where `token` is the hash of the continuity token the
+-- session is bound to, or ''; 0 the session is gone (nothing written: no
 -- resurrection), 2 over the data limits (nothing written).
 local current = redis.call('HGET', KEYS[1], 'm')
 if not current then return 0 end
@@ -60,4 +62,5 @@ if promote then
   if tonumber(ARGV[9]) > 0 then count_network(KEYS[3], ARGV[1], 0, 1, ARGV[9]) end
   return {3, redis.call('HGET', KEYS[1], 't') or ''}
 end
+if ARGV[5] == '1' then return {4, redis.call('HGET', KEYS[1], 't') or ''} end
 return 1

@@ -12,6 +12,8 @@
 --     retention (ms, 0: none): binds the new session unless another one was
 --     bound since `expected` was read; returns the id bound now.
 --   'persist', id, retention (ms, 0: none): the session became permanent.
+--   'keep', id, state, idle TTL (ms), retention (ms, 0: none): the session
+--     was accessed without the token; the binding lives on with it.
 --   'drop', id: the session ended; the binding ends with it.
 local op = ARGV[1]
 local value = redis.call('GET', KEYS[1])
@@ -30,13 +32,22 @@ if op == 'get' then
   return bound
 elseif op == 'bind' then
   if bound and bound ~= ARGV[2] and bound ~= ARGV[3] then return bound end
-  redis.call('SET', KEYS[1], ARGV[4] .. ':' .. ARGV[3])
-  keep(ARGV[4], ARGV[5], ARGV[6])
+  -- A binding made permanent meanwhile stays permanent.
+  local s = ARGV[4]
+  if bound == ARGV[3] and state == 'p' then s = 'p' end
+  redis.call('SET', KEYS[1], s .. ':' .. ARGV[3])
+  keep(s, ARGV[5], ARGV[6])
   return ARGV[3]
 elseif op == 'persist' then
   if bound == ARGV[2] then
     redis.call('SET', KEYS[1], 'p:' .. bound)
     keep('p', 0, ARGV[3])
+  end
+  return 1
+elseif op == 'keep' then
+  if bound == ARGV[2] then
+    if state ~= ARGV[3] then redis.call('SET', KEYS[1], ARGV[3] .. ':' .. bound) end
+    keep(ARGV[3], ARGV[4], ARGV[5])
   end
   return 1
 elseif op == 'drop' then

@@ -5,7 +5,9 @@
 -- continuity token (SPEC §3.7) also its hash and 'v' (the session must be
 -- bound to it) or 'c' (claim: bind it if the session is bound to none).
 -- Returns false when the session is gone (or not the token's to use), else
--- its metadata ('m') followed by its data fields and values.
+-- its metadata ('m') followed by its data fields and values, and, for a
+-- session bound to a continuity token touched without it, 't' and the
+-- token's hash last (its binding is then kept alive by another call).
 --
 -- A temporary session records the access in its TTL (slid to now + idle
 -- TTL) and its IP only when the IP changed: two commands for a visitor
@@ -31,6 +33,9 @@ if not meta then return false end
 if ARGV[6] and token ~= ARGV[6] then
   if token or ARGV[7] ~= 'c' then return false end
   redis.call('HSET', KEYS[1], 't', ARGV[6])
+elseif token and not ARGV[6] then
+  answer[#answer + 1] = 't'
+  answer[#answer + 1] = token
 end
 local now, ip = ARGV[1], ARGV[2]
 if string.byte(meta, 1) == 116 then -- 't': temporary
