@@ -692,13 +692,16 @@ fn parse_record(
     Ok(parse_touch(reply, at_ms, ip)?.map(|(record, _)| record))
 }
 
-/// The session answered by the touch script, and the hash of the continuity
+/// A session as the touch script answered it, and the hash of the continuity
 /// token it is bound to when the script names it (a touch without the token).
+type Touched = (SessionRecord, Option<Vec<u8>>);
+
+/// The session answered by the touch script (see [`Touched`]).
 fn parse_touch(
     reply: Value,
     at_ms: u64,
     ip: Option<IpAddr>,
-) -> Result<Option<(SessionRecord, Option<Vec<u8>>)>, StoreError> {
+) -> Result<Option<Touched>, StoreError> {
     let bad = |what: &str| protocol("touch", format!("unexpected answer: {what}"));
     let items = match reply {
         Value::Nil => return Ok(None),
