@@ -101,6 +101,9 @@
 //! - `redis` (default): `store::RedisStore`, redis-rs connections pooled by deadpool.
 //! - `cluster`: Redis Cluster for the Redis store (`RedisConfig::cluster`).
 //! - `sentinel`: Redis Sentinel for the Redis store (`RedisConfig::sentinel`).
+//! - `metrics`: counters and latency histograms through the `metrics` facade
+//!   (store calls by operation and outcome, sessions created, promoted, reset
+//!   and deleted, fail-open count), for the exporter the application installs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -114,6 +117,7 @@ mod error;
 mod extract;
 mod id;
 mod layer;
+mod observe;
 mod session;
 pub mod store;
 mod token;

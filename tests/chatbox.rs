@@ -482,3 +482,26 @@ fn a_redis_outage_mid_conversation_loses_nothing() {
     assert_eq!(messages[0]["text"], "are you there?");
     assert_eq!(c.get("/api/session").json()["state"], "permanent");
 }
+
+/// SPEC §7: the demo serves the layer's counters and histograms in the
+/// Prometheus format (built with `--features metrics`, as the tests are).
+#[test]
+fn the_demo_serves_its_metrics_for_prometheus() {
+    let d = demo();
+    let mut c = Client::new(d.addr);
+    c.get("/");
+    c.post_json("/api/messages", r#"{"text":"count me"}"#);
+    c.get("/");
+    c.send("POST", "/api/session/reset", None);
+    let text = c.get("/metrics").body;
+    for line in [
+        "visitor_session_sessions_created_total",
+        "visitor_session_sessions_promoted_total",
+        "visitor_session_sessions_reset_total",
+        r#"visitor_session_store_calls_total{op="touch",outcome="ok"}"#,
+        r#"visitor_session_store_calls_total{op="create",outcome="ok"}"#,
+        r#"visitor_session_store_call_seconds{op="touch""#,
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}

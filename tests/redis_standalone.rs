@@ -421,3 +421,61 @@ fn bad_settings_are_config_errors_naming_the_setting() {
             .unwrap_err();
     assert_eq!(err.setting(), "command_timeout");
 }
+
+/// Redis full (`maxmemory` with `noeviction`, SPEC §4): writes fail as
+/// failures (never a 2xx), returning visitors keep their sessions (read,
+/// unrecorded), new visitors are served without one, and once memory is
+/// freed everything acknowledged is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_full_refuses_writes_keeps_reads_and_loses_nothing_acknowledged() {
+    let server = RedisServer::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxmemory-policy",
+        "noeviction",
+    ]);
+    let store = store_on(server.url(), |c| c);
+    let svc = service(store.clone(), config(), act);
+    let mut acknowledged = Vec::new();
+    for i in 0..5 {
+        let res = send(&svc, at(&format!("/key/before-{i}"), None)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        acknowledged.push((bound_id(&res).unwrap(), format!("before-{i}")));
+    }
+    // Redis is full: a limit below what it already holds.
+    let _: () = server.query(&["CONFIG", "SET", "maxmemory", "1"]);
+    let info: String = server.query(&["INFO", "memory"]);
+    assert!(info.contains("maxmemory_policy:noeviction"));
+
+    let (id, key) = acknowledged[0].clone();
+    // A returning visit reads its session: served with its data.
+    let res = send(&svc, at("/", Some(&id))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(bound_id(&res), Some(id), "the cookie is renewed");
+    let seen = seen(&res);
+    assert_eq!(seen["store_error"], Value::Null, "{seen}");
+    // A write is refused, and says so.
+    let res = send(&svc, at("/key/during", Some(&id))).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "never a 2xx");
+    // A new visitor is served, without a session (fail-open).
+    let res = send(&svc, at("/", None)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(bound_id(&res), None);
+
+    // Memory is freed (here: the limit lifted).
+    let _: () = server.query(&["CONFIG", "SET", "maxmemory", "0"]);
+    let res = send(&svc, at("/key/after", Some(&id))).await;
+    assert_eq!(res.status(), StatusCode::OK, "writes work again");
+    for (id, key) in &acknowledged {
+        let record = store.touch(id, &access()).await.unwrap().expect("alive");
+        assert!(record.data.contains_key(key), "acknowledged {key} was lost");
+    }
+    let record = store.touch(&id, &access()).await.unwrap().unwrap();
+    assert!(
+        !record.data.contains_key("during"),
+        "the refused write was not applied"
+    );
+    assert!(record.data.contains_key(&key) && record.data.contains_key("after"));
+}

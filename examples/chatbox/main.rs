@@ -65,6 +65,31 @@ struct App {
     conversations: Arc<Conversations>,
     admin_token: Option<Arc<str>>,
     privacy: PrivacyMode,
+    /// The Prometheus exporter of the layer's metrics (feature `metrics`).
+    metrics: Option<Metrics>,
+}
+
+#[cfg(feature = "metrics")]
+type Metrics = metrics_exporter_prometheus::PrometheusHandle;
+#[cfg(not(feature = "metrics"))]
+type Metrics = std::convert::Infallible;
+
+/// The layer's counters and histograms in the Prometheus text format
+/// (SPEC §7); built with `--features metrics`.
+async fn metrics_text(State(app): State<App>) -> Response {
+    match &app.metrics {
+        #[cfg(feature = "metrics")]
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "metrics: run the demo with `--features metrics`",
+        )
+            .into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -130,6 +155,14 @@ async fn run() -> Result<(), String> {
         Err(_) => None,
     };
     // Validated above: `standard` or `total`.
+    #[cfg(feature = "metrics")]
+    let metrics = Some(
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| format!("metrics: {e}"))?,
+    );
+    #[cfg(not(feature = "metrics"))]
+    let metrics = None;
     let privacy = match std::env::var("SESSION_PRIVACY") {
         Ok(mode) if mode.trim() == "total" => PrivacyMode::Total,
         _ => PrivacyMode::Standard,
@@ -141,6 +174,7 @@ async fn run() -> Result<(), String> {
         conversations: Arc::new(conversations),
         admin_token,
         privacy,
+        metrics,
     };
 
     let router = Router::new()
@@ -155,6 +189,7 @@ async fn run() -> Result<(), String> {
         .route("/admin/sessions/{id}", delete(admin_delete))
         .route("/admin/sessions/{id}/ips", get(admin_ips))
         .route("/admin/networks/{ip}", get(admin_network))
+        .route("/metrics", get(metrics_text))
         .with_state(app);
 
     let listener = tokio::net::TcpListener::bind(bind)

@@ -16,6 +16,7 @@ use super::outcome::{self, Finish, Outcome};
 use super::request::RequestContext;
 use crate::error::StoreError;
 use crate::id::SessionId;
+use crate::observe::StoreCall;
 use crate::store::{SessionRecord, StoreFuture, TokenHash, TokenTouch};
 
 pin_project! {
@@ -58,19 +59,27 @@ pin_project! {
     #[project = BoundedProj]
     enum Bounded<T> {
         Ready { result: Option<Result<T, StoreError>> },
-        Waiting { #[pin] future: Timeout<StoreFuture<T>>, after: Duration },
+        Waiting {
+            #[pin] future: Timeout<StoreFuture<T>>,
+            after: Duration,
+            call: Option<StoreCall>,
+        },
     }
 }
 
 impl<T> Bounded<T> {
-    fn new(mut future: StoreFuture<T>, timeout: Duration) -> Self {
+    fn new(mut future: StoreFuture<T>, timeout: Duration, call: StoreCall) -> Self {
         match future.take_ready() {
-            Some(result) => Self::Ready {
-                result: Some(result),
-            },
+            Some(result) => {
+                call.finish(&result);
+                Self::Ready {
+                    result: Some(result),
+                }
+            }
             None => Self::Waiting {
                 future: tokio::time::timeout(timeout, future),
                 after: timeout,
+                call: Some(call),
             },
         }
     }
@@ -84,10 +93,18 @@ impl<T> Future for Bounded<T> {
             BoundedProj::Ready { result } => {
                 Poll::Ready(result.take().expect("Bounded polled after it completed"))
             }
-            BoundedProj::Waiting { future, after } => Poll::Ready(
-                ready!(future.poll(cx))
-                    .unwrap_or_else(|_| Err(StoreError::timeout("touch", *after, false))),
-            ),
+            BoundedProj::Waiting {
+                future,
+                after,
+                call,
+            } => {
+                let result = ready!(future.poll(cx))
+                    .unwrap_or_else(|_| Err(StoreError::timeout("touch", *after, false)));
+                if let Some(call) = call.take() {
+                    call.finish(&result);
+                }
+                Poll::Ready(result)
+            }
         }
     }
 }
@@ -165,6 +182,7 @@ where
         let touch = Bounded::new(
             ctx.shared.store.touch(&id, &ctx.access()),
             ctx.shared.config.store_timeout,
+            StoreCall::start("touch", Some(&id)),
         );
         Self::loading(ctx, Load::Cookie { id, touch }, service, request)
     }
@@ -181,6 +199,7 @@ where
                 .store
                 .touch_token(&token, cookie.as_ref(), &ctx.access()),
             ctx.shared.config.store_timeout,
+            StoreCall::start("touch_token", cookie.as_ref()),
         );
         Self::loading(ctx, Load::Token { cookie, touch }, service, request)
     }

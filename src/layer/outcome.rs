@@ -12,6 +12,7 @@ use crate::config::{FailureMode, LimitAction};
 use crate::domain::registrable_domain;
 use crate::error::{StoreError, StoreErrorKind};
 use crate::id::SessionId;
+use crate::observe::{self, Event, StoreCall};
 use crate::session::{Binding, Plan, Session};
 use crate::store::{Committed, Created, SessionRecord, SessionState};
 
@@ -119,7 +120,10 @@ pub(crate) fn loaded<B>(
                 FailureMode::Closed => {
                     Err(Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None))
                 }
-                FailureMode::Open => Ok((req, Session::unavailable(error, ctx.ip, limits))),
+                FailureMode::Open => {
+                    observe::count(Event::FailOpen);
+                    Ok((req, Session::unavailable(error, ctx.ip, limits)))
+                }
             }
         }
     }
@@ -140,6 +144,9 @@ pub(crate) fn finish(ctx: RequestContext) -> Finish {
     // A session created for this request is bound to its token.
     plan.changes.token = ctx.token;
     log_request(&ctx, &plan);
+    if plan.unbound.is_some() {
+        observe::count(Event::Reset);
+    }
     let needs_store = match &plan.binding {
         Binding::Existing { .. } => !plan.changes.is_empty(),
         Binding::New { .. } => true,
@@ -221,12 +228,16 @@ fn bind(ctx: &RequestContext, outcome: &mut Outcome, id: &SessionId) {
 async fn with_timeout<T>(
     ctx: &RequestContext,
     op: &'static str,
+    id: &SessionId,
     call: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
+    let watched = StoreCall::start(op, Some(id));
     let timeout = ctx.shared.config.store_timeout;
-    tokio::time::timeout(timeout, call)
+    let result = tokio::time::timeout(timeout, call)
         .await
-        .unwrap_or_else(|_| Err(StoreError::timeout(op, timeout, true)))
+        .unwrap_or_else(|_| Err(StoreError::timeout(op, timeout, true)));
+    watched.finish(&result);
+    result
 }
 
 /// Runs the store calls of a finished request and decides its outcome.
@@ -243,14 +254,14 @@ async fn store_changes(ctx: &RequestContext, plan: &Plan) -> Outcome {
     let access = &ctx.access();
     let mut outcome = Outcome::default();
     if let Some((old, SessionState::Temporary)) = &plan.unbound {
-        if let Err(error) = with_timeout(ctx, "reset", store.reset(old)).await {
+        if let Err(error) = with_timeout(ctx, "reset", old, store.reset(old)).await {
             // The browser is unbound all the same; the session ends with its idle TTL.
             tracing::warn!(session = %old, %error, "deleting a reset temporary session failed");
         }
     }
     match &plan.binding {
         Binding::Existing { id, .. } if !plan.changes.is_empty() => {
-            match with_timeout(ctx, "commit", store.commit(id, access, &plan.changes)).await {
+            match with_timeout(ctx, "commit", id, store.commit(id, access, &plan.changes)).await {
                 Ok(Committed::Applied) => bind(ctx, &mut outcome, id),
                 Ok(Committed::Missing) => {
                     // Deleted or expired while the handler ran: the deletion
@@ -280,12 +291,16 @@ async fn store_changes(ctx: &RequestContext, plan: &Plan) -> Outcome {
             let created = with_timeout(
                 ctx,
                 "create",
+                id,
                 store.create(id, access, &plan.changes, limit.as_ref()),
             )
             .await;
             let wrote = *explicit || !plan.changes.is_empty();
             match created {
-                Ok(Created::Created) => bind(ctx, &mut outcome, id),
+                Ok(Created::Created) => {
+                    observe::count(Event::Created);
+                    bind(ctx, &mut outcome, id);
+                }
                 // The token's session, created a moment ago by another
                 // browser of the same user: the changes went there.
                 Ok(Created::Joined { id }) => bind(ctx, &mut outcome, &id),

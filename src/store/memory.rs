@@ -14,6 +14,7 @@ use super::{
 };
 use crate::client_ip::client_network;
 use crate::id::SessionId;
+use crate::observe::{self, Event};
 
 /// How often, at most, a write sweeps out expired sessions and counters.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -257,6 +258,7 @@ impl Inner {
             stored.refresh_ttl(now, access);
             stored.log_ip(access);
             self.count_network(access, now, 0, 1);
+            observe::count(Event::Promoted);
         }
         Committed::Applied
     }
@@ -385,6 +387,9 @@ impl SessionStore for MemoryStore {
             inner.tokens.insert(token, *id);
         }
         inner.count_network(access, now, 1, u64::from(changes.promote));
+        if changes.promote {
+            observe::count(Event::Promoted);
+        }
         ready(Created::Created)
     }
 
@@ -417,6 +422,9 @@ impl SessionStore for MemoryStore {
         let now = Instant::now();
         let mut inner = self.lock();
         let existed = inner.live(id, now).is_some();
+        if existed {
+            observe::count(Event::Deleted);
+        }
         let token = inner.sessions.remove(id).and_then(|s| s.token);
         inner.unbind_token(id, token);
         ready(existed)

@@ -77,6 +77,7 @@ use super::{
 use crate::client_ip::client_network;
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::id::SessionId;
+use crate::observe::{self, Event};
 
 const TOUCH: Op = Op {
     name: "touch",
@@ -426,6 +427,7 @@ impl Inner {
             Value::Array(items) if matches!(items.first(), Some(Value::Int(3 | 4))) => {
                 // Applied with a promotion: 3 if a conversation started now.
                 if items.first() == Some(&Value::Int(3)) {
+                    observe::count(Event::Promoted);
                     if let Some(event) = &call.apart {
                         self.count_after(event).await;
                     }
@@ -889,6 +891,9 @@ impl SessionStore for RedisStore {
             match code {
                 0 => Ok(Created::Exists),
                 1 => {
+                    if conversations > 0 {
+                        observe::count(Event::Promoted);
+                    }
                     if let (Some(event), false) = (&apart, counted) {
                         inner.count_after(event).await;
                     }
@@ -976,6 +981,9 @@ impl SessionStore for RedisStore {
             inner.unbind_token(&id, &token).await?;
             let (deleted, _): (i64, String) =
                 inner.run(DELETE, &inner.scripts.delete, &cmd).await?;
+            if deleted > 0 {
+                observe::count(Event::Deleted);
+            }
             Ok(deleted > 0)
         })
     }

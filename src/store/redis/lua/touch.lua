@@ -11,7 +11,8 @@
 --
 -- A temporary session records the access in its TTL (slid to now + idle
 -- TTL) and its IP only when the IP changed: two commands for a visitor
--- who stays on one address.
+-- who stays on one address. While Redis is full the access is served
+-- unrecorded (see below).
 local fields = redis.call('HGETALL', KEYS[1])
 local answer = {false}
 local stored_ip, token
@@ -38,12 +39,22 @@ elseif token and not ARGV[6] then
   answer[#answer + 1] = token
 end
 local now, ip = ARGV[1], ARGV[2]
-if string.byte(meta, 1) == 116 then -- 't': temporary
-  if stored_ip ~= ip then redis.call('HSET', KEYS[1], 'i', ip) end
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-else
-  redis.call('HSET', KEYS[1], 'i', ip, 's', now)
-  log_ip(now, ip, tonumber(ARGV[5]))
-  apply_retention(tonumber(ARGV[4]), false)
+local function record()
+  if string.byte(meta, 1) == 116 then -- 't': temporary
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    if stored_ip ~= ip then redis.call('HSET', KEYS[1], 'i', ip) end
+  else
+    apply_retention(tonumber(ARGV[4]), false)
+    redis.call('HSET', KEYS[1], 'i', ip, 's', now)
+    log_ip(now, ip, tonumber(ARGV[5]))
+  end
+end
+-- Redis full (`maxmemory` with `noeviction`) refuses the writes that record
+-- the access, not the read: the visitor keeps the session (its TTL slid,
+-- which takes no memory), and the IP and time of this access go unrecorded.
+local recorded, err = pcall(record)
+if not recorded then
+  local message = type(err) == 'table' and err.err or tostring(err)
+  if string.sub(message, 1, 3) ~= 'OOM' then return redis.error_reply(message) end
 end
 return answer
