@@ -152,8 +152,9 @@ impl CookieCodec {
     }
 
     fn is_our_name(&self, name: &[u8]) -> bool {
-        name == self.plain_name.as_bytes()
-            || name == self.encoded_name.as_bytes()
+        // The encoded name first: it is the one the layer sets.
+        name == self.encoded_name.as_bytes()
+            || name == self.plain_name.as_bytes()
             || name == self.encoded_lower.as_bytes()
     }
 

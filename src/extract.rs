@@ -14,6 +14,7 @@ use crate::session::Session;
 /// The socket peer that `axum::serve(.., app.into_make_service_with_connect_info::<SocketAddr>())`
 /// records on each request. A [`PeerAddr`](crate::PeerAddr) in the same
 /// request takes precedence.
+#[inline]
 pub(crate) fn connect_info(extensions: &http::Extensions) -> Option<SocketAddr> {
     extensions
         .get::<ConnectInfo<SocketAddr>>()

@@ -23,18 +23,27 @@ use tracing::field::{Empty, display};
 use crate::error::StoreError;
 use crate::id::SessionId;
 
-/// One store call being watched: its span, and when it started (read only
-/// when a span or the metrics want it).
+/// One store call being watched: its span, and when it started; nothing
+/// (one word) when nobody listens, so that request futures stay small.
 #[derive(Debug)]
-pub(crate) struct StoreCall {
+pub(crate) struct StoreCall(Option<Box<Watched>>);
+
+#[derive(Debug)]
+struct Watched {
     op: &'static str,
     span: Span,
-    started: Option<Instant>,
+    started: Instant,
 }
 
 impl StoreCall {
     /// The start of the store call `op` for session `id`.
+    #[inline]
     pub(crate) fn start(op: &'static str, id: Option<&SessionId>) -> Self {
+        // Nobody listens at debug level and no metrics: nothing to do (the
+        // common case in production, and on the hot path).
+        if !tracing::level_enabled!(tracing::Level::DEBUG) && !cfg!(feature = "metrics") {
+            return Self(None);
+        }
         let span = tracing::debug_span!(
             "store_call",
             op,
@@ -42,43 +51,49 @@ impl StoreCall {
             outcome = Empty,
             duration_us = Empty
         );
-        if !span.is_disabled() {
-            if let Some(id) = id {
-                span.record("session", display(id));
-            }
+        if span.is_disabled() && !cfg!(feature = "metrics") {
+            return Self(None);
         }
-        let timed = !span.is_disabled() || cfg!(feature = "metrics");
-        Self {
+        if let (false, Some(id)) = (span.is_disabled(), id) {
+            span.record("session", display(id));
+        }
+        Self(Some(Box::new(Watched {
             op,
             span,
-            started: timed.then(Instant::now),
-        }
+            started: Instant::now(),
+        })))
     }
 
     /// The end of the call, with its result.
+    #[inline]
     pub(crate) fn finish<T>(self, result: &Result<T, StoreError>) {
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(error) => error.kind().as_str(),
-        };
-        let elapsed = self.started.map(|at| at.elapsed());
-        if !self.span.is_disabled() {
-            self.span.record("outcome", outcome);
-            if let Some(elapsed) = elapsed {
-                self.span.record("duration_us", elapsed.as_micros() as u64);
-            }
+        if let Some(watched) = self.0 {
+            let outcome = match result {
+                Ok(_) => "ok",
+                Err(error) => error.kind().as_str(),
+            };
+            watched.finish(outcome);
+        }
+    }
+}
+
+impl Watched {
+    fn finish(self: Box<Self>, outcome: &'static str) {
+        let Watched { op, span, started } = *self;
+        let elapsed = started.elapsed();
+        if !span.is_disabled() {
+            span.record("outcome", outcome);
+            span.record("duration_us", elapsed.as_micros() as u64);
         }
         #[cfg(feature = "metrics")]
         {
-            metrics::counter!("visitor_session_store_calls_total", "op" => self.op, "outcome" => outcome)
+            metrics::counter!("visitor_session_store_calls_total", "op" => op, "outcome" => outcome)
                 .increment(1);
-            if let Some(elapsed) = elapsed {
-                metrics::histogram!("visitor_session_store_call_seconds", "op" => self.op)
-                    .record(elapsed.as_secs_f64());
-            }
+            metrics::histogram!("visitor_session_store_call_seconds", "op" => op)
+                .record(elapsed.as_secs_f64());
         }
         #[cfg(not(feature = "metrics"))]
-        let _ = self.op;
+        let _ = op;
     }
 }
 
@@ -93,6 +108,7 @@ pub(crate) enum Event {
 }
 
 /// Counts `event` (with the `metrics` feature; nothing otherwise).
+#[inline]
 pub(crate) fn count(event: Event) {
     #[cfg(feature = "metrics")]
     {

@@ -114,6 +114,7 @@ impl TrustedProxies {
     }
 
     /// Whether `ip` is in a trusted network; an IPv4-mapped IPv6 address is compared as IPv4.
+    #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.nets.iter().any(|net| net.contains(&ip))
@@ -168,11 +169,18 @@ pub struct PeerAddr(pub SocketAddr);
 /// let client: IpAddr = "198.51.100.9".parse().unwrap();
 /// assert_eq!(resolve(client, &headers, &trusted), client);
 /// ```
+#[inline]
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
     let peer = peer.to_canonical();
+    // The common case, kept small enough to inline: the peer is the client.
     if !trusted.contains(peer) {
         return peer;
     }
+    walk(peer, headers, trusted)
+}
+
+/// The walk of [`resolve`] through the forwarding headers of a trusted peer.
+fn walk(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
     let hops = forwarded::hops(headers);
     let mut leftmost = None;
     for (examined, hop) in hops.iter().rev().enumerate() {

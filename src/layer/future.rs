@@ -68,6 +68,7 @@ pin_project! {
 }
 
 impl<T> Bounded<T> {
+    #[inline]
     fn new(mut future: StoreFuture<T>, timeout: Duration, call: StoreCall) -> Self {
         match future.take_ready() {
             Some(result) => {
@@ -128,6 +129,7 @@ type Loaded = (
 impl Future for Load {
     type Output = Loaded;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Loaded> {
         Poll::Ready(match self.project() {
             LoadProj::Cookie { id, touch } => {
@@ -173,6 +175,7 @@ impl<S, ReqBody> ResponseFuture<S, ReqBody>
 where
     S: Service<Request<ReqBody>>,
 {
+    #[inline]
     pub(super) fn load(
         ctx: RequestContext,
         id: SessionId,
@@ -204,6 +207,7 @@ where
         Self::loading(ctx, Load::Token { cookie, touch }, service, request)
     }
 
+    #[inline]
     fn loading(mut ctx: RequestContext, load: Load, service: S, request: Request<ReqBody>) -> Self {
         ctx.store_calls = 1;
         Self {

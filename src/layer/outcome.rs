@@ -142,7 +142,7 @@ pub(crate) fn finish(ctx: RequestContext) -> Finish {
     };
     let mut plan = session.take_plan();
     // A session created for this request is bound to its token.
-    plan.changes.token = ctx.token;
+    plan.changes.token = ctx.token.as_deref().copied();
     log_request(&ctx, &plan);
     if plan.unbound.is_some() {
         observe::count(Event::Reset);
@@ -168,7 +168,15 @@ pub(crate) fn finish(ctx: RequestContext) -> Finish {
 /// The request's line in the log (debug level): the session's redacted id,
 /// its state, and the store calls the request cost (the load, and the
 /// commit, create or reset it is about to make).
+#[inline]
 fn log_request(ctx: &RequestContext, plan: &Plan) {
+    if tracing::level_enabled!(tracing::Level::DEBUG) {
+        log_request_line(ctx, plan);
+    }
+}
+
+#[cold]
+fn log_request_line(ctx: &RequestContext, plan: &Plan) {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }

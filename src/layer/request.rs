@@ -30,8 +30,9 @@ pub(crate) struct RequestContext {
     pub(crate) stale_cookie: bool,
     /// The request carried two different session cookies.
     pub(crate) conflicting: bool,
-    /// The keyed hash of the request's continuity token (SPEC §3.7).
-    pub(crate) token: Option<TokenHash>,
+    /// The keyed hash of the request's continuity token (SPEC §3.7); boxed,
+    /// so requests without one carry a word, not 33 bytes, through their futures.
+    pub(crate) token: Option<Box<TokenHash>>,
     /// The store calls this request made (for the request's log line).
     pub(crate) store_calls: u8,
     pub(crate) session: Option<Session>,
@@ -65,6 +66,7 @@ impl RequestContext {
 
 /// The socket peer of the request: a [`PeerAddr`] inserted by the server,
 /// else (feature `axum`) axum's `ConnectInfo`.
+#[inline]
 fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
     let peer = extensions.get::<PeerAddr>().map(|peer| peer.0);
     #[cfg(feature = "axum")]

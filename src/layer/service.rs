@@ -61,10 +61,17 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (cookie, mut ctx) = self.shared.inspect(&req);
-        let (req, token) = self.shared.token(req);
+        let mut req = req;
+        let mut token = None;
+        if self.shared.config.continuity.is_some() {
+            // Only then is the request taken apart (the extractor reads its parts).
+            let (parts, found) = self.shared.token(req);
+            req = parts;
+            token = found;
+        }
         if let Some(token) = token {
             // A continuity token: the store finds the session through it.
-            ctx.token = Some(token);
+            ctx.token = Some(Box::new(token));
             let cookie = match cookie {
                 CookieRead::Valid(id) => Some(id),
                 CookieRead::Absent | CookieRead::Unusable { .. } => None,

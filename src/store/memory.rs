@@ -73,8 +73,9 @@ struct Stored {
     ip_log: Vec<IpLogEntry>,
     /// `None`: no TTL.
     expires_at: Option<Instant>,
-    /// The continuity token the session is bound to.
-    token: Option<TokenHash>,
+    /// The continuity token the session is bound to (boxed: most sessions
+    /// have none, and each idle session's size counts).
+    token: Option<Box<TokenHash>>,
 }
 
 impl Stored {
@@ -231,7 +232,7 @@ impl Inner {
         let id = *self.tokens.get(token)?;
         let bound = self
             .live(&id, now)
-            .is_some_and(|s| s.token.as_ref() == Some(token));
+            .is_some_and(|s| s.token.as_deref() == Some(token));
         if !bound {
             self.tokens.remove(token);
         }
@@ -377,7 +378,7 @@ impl SessionStore for MemoryStore {
             },
             ip_log: Vec::new(),
             expires_at: None,
-            token: changes.token.filter(|_| bind),
+            token: changes.token.filter(|_| bind).map(Box::new),
         };
         stored.apply(changes);
         stored.refresh_ttl(now, access);
@@ -413,7 +414,7 @@ impl SessionStore for MemoryStore {
             .is_some_and(|s| s.record.state == SessionState::Temporary);
         if temporary {
             let token = inner.sessions.remove(id).and_then(|s| s.token);
-            inner.unbind_token(id, token);
+            inner.unbind_token(id, token.map(|t| *t));
         }
         ready(temporary)
     }
@@ -426,7 +427,7 @@ impl SessionStore for MemoryStore {
             observe::count(Event::Deleted);
         }
         let token = inner.sessions.remove(id).and_then(|s| s.token);
-        inner.unbind_token(id, token);
+        inner.unbind_token(id, token.map(|t| *t));
         ready(existed)
     }
 
@@ -453,8 +454,8 @@ impl SessionStore for MemoryStore {
         }
         if let Some(id) = cookie {
             if let Some(stored) = inner.live(id, now) {
-                if stored.token.is_none_or(|t| t == *token) {
-                    stored.token = Some(*token);
+                if stored.token.as_deref().is_none_or(|t| t == token) {
+                    stored.token = Some(Box::new(*token));
                     let record = stored.touch(now, access);
                     inner.tokens.insert(*token, *id);
                     return ready(TokenTouch::Bound { id: *id, record });

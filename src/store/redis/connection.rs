@@ -52,6 +52,21 @@ pub(super) struct Op {
     pub(super) writes: bool,
 }
 
+impl Op {
+    /// An operation that only reads.
+    pub(super) const fn read(name: &'static str) -> Self {
+        Self {
+            name,
+            writes: false,
+        }
+    }
+
+    /// An operation that changes data.
+    pub(super) const fn write(name: &'static str) -> Self {
+        Self { name, writes: true }
+    }
+}
+
 /// How connections to the configured deployment are opened.
 enum Opener {
     Standalone(redis::Client),

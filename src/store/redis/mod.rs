@@ -79,46 +79,17 @@ use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::id::SessionId;
 use crate::observe::{self, Event};
 
-const TOUCH: Op = Op {
-    name: "touch",
-    writes: false,
-};
-const CREATE: Op = Op {
-    name: "create",
-    writes: true,
-};
-const COMMIT: Op = Op {
-    name: "commit",
-    writes: true,
-};
-const RESET: Op = Op {
-    name: "reset",
-    writes: true,
-};
-const DELETE: Op = Op {
-    name: "delete",
-    writes: true,
-};
-const IP_LOG: Op = Op {
-    name: "ip_log",
-    writes: false,
-};
-const NETWORK: Op = Op {
-    name: "network",
-    writes: true,
-};
-const NETWORK_STATS: Op = Op {
-    name: "network_stats",
-    writes: false,
-};
-const TOKEN: Op = Op {
-    name: "token",
-    writes: true,
-};
-const LOAD_SCRIPTS: Op = Op {
-    name: "load_scripts",
-    writes: false,
-};
+const TOUCH: Op = Op::read("touch");
+const CREATE: Op = Op::write("create");
+const COMMIT: Op = Op::write("commit");
+const RESET: Op = Op::write("reset");
+const DELETE: Op = Op::write("delete");
+const IP_LOG: Op = Op::read("ip_log");
+const NETWORK: Op = Op::write("network");
+const NETWORK_STATS: Op = Op::read("network_stats");
+const TOKEN: Op = Op::write("token");
+const BOUND_TOKEN: Op = Op::read("bound_token");
+const LOAD_SCRIPTS: Op = Op::read("load_scripts");
 
 /// A [`SessionStore`] on Redis: a single server, a primary found through
 /// Sentinel (feature `sentinel`), or Redis Cluster (feature `cluster`).
@@ -977,7 +948,9 @@ impl SessionStore for RedisStore {
         StoreFuture::new(async move {
             // The binding first: a deletion that fails halfway and is run
             // again still finds it (SPEC §3.7: gone with its session).
-            let token: String = inner.run(IP_LOG, &inner.scripts.bound_token, &read).await?;
+            let token: String = inner
+                .run(BOUND_TOKEN, &inner.scripts.bound_token, &read)
+                .await?;
             inner.unbind_token(&id, &token).await?;
             let (deleted, _): (i64, String) =
                 inner.run(DELETE, &inner.scripts.delete, &cmd).await?;
