@@ -72,14 +72,14 @@ impl StoreCall {
                 Ok(_) => "ok",
                 Err(error) => error.kind().as_str(),
             };
-            watched.finish(outcome);
+            (*watched).finish(outcome);
         }
     }
 }
 
 impl Watched {
-    fn finish(self: Box<Self>, outcome: &'static str) {
-        let Watched { op, span, started } = *self;
+    fn finish(self, outcome: &'static str) {
+        let Watched { op, span, started } = self;
         let elapsed = started.elapsed();
         if !span.is_disabled() {
             span.record("outcome", outcome);
