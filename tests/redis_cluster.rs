@@ -21,7 +21,7 @@ use support::load::Load;
 use support::redis_servers::{RedisCluster, quiet, traffic, traffic_blocking, unique_prefix};
 use support::redis_suite::{RedisBackend, counted, keys_of};
 use support::*;
-use visitor_session::store::{RedisConfig, RedisStore};
+use visitor_session::store::{RedisConfig, RedisStore, SessionStore};
 use visitor_session::{LimitAction, NewSessionLimit};
 
 /// Every key of a session carries its hash tag: one slot, one node, so each
@@ -88,6 +88,22 @@ async fn a_networks_keys_cost_one_call_of_their_own_on_a_cluster() {
     let c = counted(&Cluster, config()).await;
     let (_, sent) = c.measure(request()).await;
     assert_eq!(sent.round_trips(), 2, "the creation, then the count");
+}
+
+/// With the per-network statistics off, every request costs on a cluster
+/// what it costs on one server (SPEC §4): new visitor 1 call, a promoting
+/// commit 1 more than its touch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_network_statistics_a_cluster_costs_what_one_server_costs() {
+    let _quiet = quiet().await;
+    let c = counted(&Cluster, config().network_statistics(false)).await;
+    let (res, sent) = c.measure(request()).await;
+    let id = bound_id(&res).unwrap();
+    assert_eq!(sent.round_trips(), 1, "{sent:?}");
+    let (_, sent) = c.measure(at("/promote", Some(&id))).await;
+    assert_eq!(sent.round_trips(), 2, "touch + commit: {sent:?}");
+    let stats = c.store.network_stats(PEER.parse().unwrap()).await.unwrap();
+    assert_eq!(stats, None, "nothing counted");
 }
 
 /// `kill -9` of a primary under load: its replica is promoted, and every

@@ -161,6 +161,7 @@ pub struct SessionConfig {
     pub(crate) permanent_retention: Option<Duration>,
     pub(crate) ip_log_retention: Option<Duration>,
     pub(crate) network_retention: Duration,
+    pub(crate) network_statistics: bool,
     pub(crate) retention_floor: Duration,
     pub(crate) privacy: PrivacyMode,
     pub(crate) consent: Option<Arc<ConsentFn>>,
@@ -193,6 +194,7 @@ impl fmt::Debug for SessionConfig {
             .field("permanent_retention", &self.permanent_retention)
             .field("ip_log_retention", &self.ip_log_retention)
             .field("network_retention", &self.network_retention)
+            .field("network_statistics", &self.network_statistics)
             .field("retention_floor", &self.retention_floor)
             .field("privacy", &self.privacy)
             .field("consent", &self.consent.as_ref().map(|_| "<fn>"))
@@ -225,6 +227,7 @@ impl SessionConfig {
             permanent_retention: None,
             ip_log_retention: None,
             network_retention: DEFAULT_NETWORK_RETENTION,
+            network_statistics: true,
             retention_floor: MIN_IP_LOG_RETENTION,
             privacy: PrivacyMode::Standard,
             consent: None,
@@ -244,6 +247,7 @@ impl SessionConfig {
             permanent_retention: self.permanent_retention,
             ip_log_retention: self.ip_log_retention,
             network_retention: self.network_retention,
+            count_networks: self.network_statistics,
             limits: self.limits,
         }
     }
@@ -334,6 +338,16 @@ impl SessionConfig {
     /// year; at least the [`retention_floor`](Self::retention_floor)).
     pub fn network_retention(mut self, retention: Duration) -> Self {
         self.network_retention = retention;
+        self
+    }
+
+    /// Whether the per-network statistics of SPEC §3.6 are kept (default
+    /// on). On Redis Cluster they cost one more call per creation and per
+    /// conversation started (their key is in another slot than the
+    /// session's); turning them off there makes every request cost what it
+    /// costs on one server.
+    pub fn network_statistics(mut self, on: bool) -> Self {
+        self.network_statistics = on;
         self
     }
 
@@ -697,6 +711,13 @@ mod tests {
     fn a_fixed_domain_may_start_with_a_dot() {
         let config = SessionConfig::new().domain(CookieDomain::Fixed(".chat.test".into()));
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn network_statistics_can_be_turned_off() {
+        assert!(SessionConfig::new().store_policy().count_networks);
+        let off = SessionConfig::new().network_statistics(false);
+        assert!(!off.store_policy().count_networks);
     }
 
     #[test]

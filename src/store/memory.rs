@@ -282,7 +282,9 @@ impl Inner {
         created: u64,
         conversations: u64,
     ) {
-        let Some(ip) = access.ip else { return };
+        let Some(ip) = access.ip.filter(|_| access.policy.count_networks) else {
+            return;
+        };
         let network = client_network(ip);
         let fresh = NetworkStats {
             network,

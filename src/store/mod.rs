@@ -155,6 +155,8 @@ pub struct StorePolicy {
     /// How long a client network's [`NetworkStats`] are kept after the
     /// latest event they count.
     pub network_retention: Duration,
+    /// Whether creations and promotions are counted in [`NetworkStats`] at all.
+    pub count_networks: bool,
 }
 
 impl Default for StorePolicy {
@@ -180,6 +182,12 @@ impl StorePolicy {
     /// The policy with an IP-log retention.
     pub fn with_ip_log_retention(mut self, retention: Option<Duration>) -> Self {
         self.ip_log_retention = retention;
+        self
+    }
+
+    /// The policy with the per-network statistics on or off.
+    pub fn with_network_statistics(mut self, on: bool) -> Self {
+        self.count_networks = on;
         self
     }
 

@@ -278,6 +278,9 @@ impl Inner {
     /// Counts an event whose session write already succeeded (Redis
     /// Cluster): a failure costs the statistics one event, never the request.
     async fn count_after(&self, event: &NetworkEvent) {
+        if !event.counts() {
+            return;
+        }
         if let Err(error) = self.network_call(event, None).await {
             tracing::warn!(%error, "a network's statistics missed an event");
         }
@@ -343,7 +346,7 @@ impl Inner {
         let here = !self.network_apart;
         let counters = access
             .ip
-            .filter(|_| here && changes.promote)
+            .filter(|_| here && changes.promote && access.policy.count_networks)
             .map(|ip| self.network_key(ip));
         let mut cmd = match &counters {
             Some(counters) => {
@@ -579,15 +582,21 @@ struct NetworkEvent {
 }
 
 impl NetworkEvent {
-    /// The event of `access`, if it has a client IP.
+    /// The event of `access`, if it has a client IP (counting nothing when
+    /// the statistics are off: a limit may still need the network's call).
     fn of(access: &Access<'_>, created: u64, conversations: u64) -> Option<Self> {
+        let count = u64::from(access.policy.count_networks);
         Some(Self {
             ip: access.ip?,
             at_ms: access.at_ms,
             retention: access.policy.network_retention,
-            created,
-            conversations,
+            created: created * count,
+            conversations: conversations * count,
         })
+    }
+
+    fn counts(&self) -> bool {
+        self.created + self.conversations > 0
     }
 }
 
@@ -783,9 +792,12 @@ impl SessionStore for RedisStore {
         let args = 10 + 2 * changes.data.len();
         // On one server, the network's keys join the session's call.
         let here = !inner.network_apart;
-        let counters = access.ip.filter(|_| here).map(|ip| inner.network_key(ip));
+        let counters = access
+            .ip
+            .filter(|_| here && access.policy.count_networks)
+            .map(|ip| inner.network_key(ip));
         let limit_here = limit.filter(|_| here);
-        let mut cmd = if counters.is_some() {
+        let mut cmd = if counters.is_some() || limit_here.is_some() {
             let (keys, hash) = inner.session_keys(id);
             let limit_key = limit_here.map(|l| inner.limit_key(l.network));
             let mut all = vec![&keys[..hash], &keys[..]];

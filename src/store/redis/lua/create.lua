@@ -1,6 +1,7 @@
 -- create: a new session with its first data (SPEC §3.2).
 -- KEYS: session hash, IP log; on a standalone server with a client IP also
--- the client network's counters, and with a new-session limit its set.
+-- the client network's counters (when counted), and with a new-session
+-- limit its set.
 -- ARGV: now (ms), client IP ('' for none), idle TTL (ms), retention of a
 -- permanent session (ms, 0: none), IP-log retention (ms, 0: keep), promote
 -- ('1'/'0'), limit: max (0: none here), window (ms), member; retention of
@@ -14,10 +15,10 @@ if existing then
   if string.match(existing, '^%a,(%d+),') == now then return {1, 0} end
   return {0, 0}
 end
-local counters = nil
-if tonumber(ARGV[10]) > 0 then counters = KEYS[3] end
+local counters, limit_key = nil, KEYS[3]
+if tonumber(ARGV[10]) > 0 then counters, limit_key = KEYS[3], KEYS[4] end
 if tonumber(ARGV[7]) > 0 then
-  local wait = admit(KEYS[4], ARGV[9], tonumber(ARGV[7]), ARGV[8])
+  local wait = admit(limit_key, ARGV[9], tonumber(ARGV[7]), ARGV[8])
   if wait then return {2, wait} end
 end
 local first = 12

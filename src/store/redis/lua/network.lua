@@ -10,5 +10,7 @@ if #KEYS > 1 then
   local wait = admit(KEYS[2], ARGV[7], tonumber(ARGV[5]), ARGV[6])
   if wait then return wait end
 end
-count_network(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+if tonumber(ARGV[2]) + tonumber(ARGV[3]) > 0 then
+  count_network(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+end
 return 0
