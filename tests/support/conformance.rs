@@ -121,6 +121,19 @@ fn access_at(at_ms: u64, ip: Option<IpAddr>) -> Access<'static> {
     }
 }
 
+/// The live session `id`, touched by `access`.
+async fn alive(
+    store: &Arc<dyn SessionStore>,
+    id: &SessionId,
+    access: &Access<'_>,
+) -> SessionRecord {
+    store
+        .touch(id, access)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{id} is not alive"))
+}
+
 fn changes(sets: &[(&str, &str)], removes: &[&str], promote: bool) -> Changes {
     let mut data: std::collections::BTreeMap<String, Option<String>> = sets
         .iter()
@@ -247,7 +260,7 @@ pub(crate) async fn ip_log_drops_entries_past_their_retention<B: Backend>(b: &B)
         ip: Some(new),
         ..access
     };
-    case.store.touch(&id, &later).await.unwrap().expect("alive");
+    alive(&case.store, &id, &later).await;
     let log = case.store.ip_log(&id).await.unwrap().expect("alive");
     let ips: Vec<IpAddr> = log.iter().map(|e| e.ip).collect();
     assert_eq!(
@@ -307,12 +320,7 @@ pub(crate) async fn concurrent_requests_writing_different_keys_all_keep_their_ch
         assert_eq!(task.await.unwrap().status(), StatusCode::OK);
     }
     let access = access_at(Access::now_ms(), None);
-    let record = case
-        .store
-        .touch(&id, &access)
-        .await
-        .unwrap()
-        .expect("alive");
+    let record = alive(&case.store, &id, &access).await;
     for i in 0..50 {
         assert!(record.data.contains_key(&format!("k{i}")), "k{i} was lost");
     }
@@ -373,12 +381,7 @@ pub(crate) async fn concurrent_writes_cannot_exceed_the_data_limits_together<B: 
         ]
     );
     let access = access_at(Access::now_ms(), None);
-    let record = case
-        .store
-        .touch(&id, &access)
-        .await
-        .unwrap()
-        .expect("alive");
+    let record = alive(&case.store, &id, &access).await;
     assert_eq!(record.data.len(), 2);
 }
 
@@ -532,7 +535,7 @@ pub(crate) async fn create_run_twice_with_the_same_arguments_creates_once<B: Bac
             .unwrap(),
         Created::Exists
     );
-    let record = store.touch(&id, &access).await.unwrap().expect("alive");
+    let record = alive(&store, &id, &access).await;
     assert_eq!(record.state, SessionState::Temporary);
     assert_eq!(record.data.keys().collect::<Vec<_>>(), ["a"]);
 }
@@ -564,7 +567,7 @@ pub(crate) async fn commit_run_twice_with_the_same_changes_is_applied_once<B: Ba
         store.commit(&id, &limited, &fits).await.unwrap(),
         Committed::Applied
     );
-    let record = store.touch(&id, &access).await.unwrap().expect("alive");
+    let record = alive(&store, &id, &access).await;
     assert_eq!(record.state, SessionState::Permanent);
     assert_eq!(record.data.len(), 2);
 }
@@ -617,7 +620,7 @@ pub(crate) async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: 
         store.commit(&id, &access, &commit).await.unwrap(),
         Committed::Applied
     );
-    let record = store.touch(&id, &access).await.unwrap().expect("alive");
+    let record = alive(&store, &id, &access).await;
     assert_eq!(record.state, SessionState::Permanent);
     assert_eq!(record.data.len(), 600 + 1200);
     assert!(record.data.contains_key("b1199") && !record.data.contains_key("a0"));
@@ -687,12 +690,7 @@ pub(crate) async fn keys_with_store_significant_characters_stay_in_their_session
         .create(&theirs, &access, &changes(&[], &[], false), None)
         .await;
     assert_eq!(created.unwrap(), Created::Created);
-    let record = case
-        .store
-        .touch(&ours, &access)
-        .await
-        .unwrap()
-        .expect("alive");
+    let record = alive(&case.store, &ours, &access).await;
     let mut stored: Vec<&String> = record.data.keys().collect();
     stored.sort();
     let mut expected: Vec<&str> = keys.to_vec();
@@ -703,12 +701,7 @@ pub(crate) async fn keys_with_store_significant_characters_stay_in_their_session
         SessionState::Temporary,
         "`m` did not touch the metadata"
     );
-    let other = case
-        .store
-        .touch(&theirs, &access)
-        .await
-        .unwrap()
-        .expect("alive");
+    let other = alive(&case.store, &theirs, &access).await;
     assert!(other.data.is_empty(), "nothing reached another session");
     // Removing them leaves the session whole and empty.
     let removes: Vec<&str> = keys.to_vec();
@@ -717,12 +710,7 @@ pub(crate) async fn keys_with_store_significant_characters_stay_in_their_session
         .commit(&ours, &access, &changes(&[], &removes, false))
         .await;
     assert_eq!(committed.unwrap(), Committed::Applied);
-    let record = case
-        .store
-        .touch(&ours, &access)
-        .await
-        .unwrap()
-        .expect("alive");
+    let record = alive(&case.store, &ours, &access).await;
     assert!(record.data.is_empty());
 }
 
