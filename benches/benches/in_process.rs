@@ -194,10 +194,7 @@ fn report_memory(rt: &tokio::runtime::Runtime, cases: &[Case]) {
 }
 
 fn in_process(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let cases = rt.block_on(cases());
     report_memory(&rt, &cases);
     let mut group = c.benchmark_group("request");
@@ -209,14 +206,19 @@ fn in_process(c: &mut Criterion) {
 
 criterion_group!(benches, in_process);
 
+/// The single-threaded runtime every mode runs its requests on.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Times the cases in turn, `cycles` times, and prints each case's median
 /// ns per request.
 fn paired(cycles: usize) {
     const BATCH: u32 = 200;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let cases = cases().await;
         let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(cycles); cases.len()];
@@ -251,10 +253,7 @@ fn main() {
         std::env::var("VS_BENCH_ITERATIONS"),
     ) {
         let n: usize = n.parse().expect("VS_BENCH_ITERATIONS is a number");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         rt.block_on(async {
             let cases = cases().await;
             let case = cases

@@ -909,9 +909,8 @@ impl SessionStore for RedisStore {
                                 inner.join(&bound, &access, changes).await
                             {
                                 let cmd = inner.session_call(&inner.scripts.delete, id, 0, 0);
-                                let deleted = inner
-                                    .run::<(i64, String)>(DELETE, &inner.scripts.delete, &cmd)
-                                    .await;
+                                let deleted =
+                                    inner.run::<i64>(DELETE, &inner.scripts.delete, &cmd).await;
                                 inner.best_effort("delete the race's loser", deleted);
                                 return Ok(Created::Joined { id: bound });
                             }
@@ -964,8 +963,7 @@ impl SessionStore for RedisStore {
                 .run(BOUND_TOKEN, &inner.scripts.bound_token, &read)
                 .await?;
             inner.unbind_token(&id, &token).await?;
-            let (deleted, _): (i64, String) =
-                inner.run(DELETE, &inner.scripts.delete, &cmd).await?;
+            let deleted: i64 = inner.run(DELETE, &inner.scripts.delete, &cmd).await?;
             if deleted > 0 {
                 observe::count(Event::Deleted);
             }
