@@ -29,7 +29,9 @@
 //! | commit | session, IP log (standalone, when promoting: + the network's statistics) | nothing if the session is gone (no resurrection) or if the result would break the data limits (checked against the kept size, O(changed keys)); else `HSET` the changed keys, `HDEL` the removed ones; promote with `PERSIST` and a first IP-log entry, and count the conversation |
 //! | network | the network's statistics (+ the limit's set) | Redis Cluster only, where a network's keys live in another slot than the session: the limit (before a create) and the counting, as their own call |
 //! | reset | session, IP log | delete both if the session is temporary |
+//! | bound token | session | the hash of the continuity token the session is bound to, read before an agent deletion so the binding goes first |
 //! | delete | session, IP log | delete both |
+//! | token | the token's key (its own slot) | resolve, bind (compare-and-set), keep alive, make permanent or drop a continuity token's binding |
 //! | IP log | session, IP log | the log, if the session exists |
 //! | network stats | the network's statistics | read them |
 //!
