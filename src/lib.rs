@@ -124,9 +124,9 @@ mod token;
 
 pub use client_ip::{PeerAddr, TrustedProxies};
 pub use config::{
-    CookieDomain, DEFAULT_COOKIE_MAX_AGE, DEFAULT_IDLE_TTL, DEFAULT_NETWORK_RETENTION, FailureMode,
-    LimitAction, MAX_COOKIE_MAX_AGE, MIN_IP_LOG_RETENTION, NewSessionLimit, PrivacyMode,
-    SessionConfig,
+    CookieDomain, DEFAULT_COOKIE_MAX_AGE, DEFAULT_IDLE_TTL, DEFAULT_IP_LOG_MAX_ENTRIES,
+    DEFAULT_NETWORK_RETENTION, FailureMode, LimitAction, MAX_COOKIE_MAX_AGE, MIN_IP_LOG_RETENTION,
+    NewSessionLimit, PrivacyMode, SessionConfig,
 };
 pub use domain::registrable_domain;
 pub use error::{ConfigError, SessionError, StoreError, StoreErrorKind};

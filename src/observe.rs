@@ -12,6 +12,7 @@
 //! | `visitor_session_sessions_reset_total` | counter | |
 //! | `visitor_session_sessions_deleted_total` | counter | |
 //! | `visitor_session_fail_open_total` | counter | |
+//! | `visitor_session_store_full_total` | counter | |
 //!
 //! `outcome` is `ok` or a [`StoreErrorKind`](crate::StoreErrorKind) name.
 
@@ -105,6 +106,7 @@ pub(crate) enum Event {
     Reset,
     Deleted,
     FailOpen,
+    StoreFull,
 }
 
 /// Counts `event` (with the `metrics` feature; nothing otherwise).
@@ -118,6 +120,7 @@ pub(crate) fn count(event: Event) {
             Event::Reset => "visitor_session_sessions_reset_total",
             Event::Deleted => "visitor_session_sessions_deleted_total",
             Event::FailOpen => "visitor_session_fail_open_total",
+            Event::StoreFull => "visitor_session_store_full_total",
         };
         metrics::counter!(name).increment(1);
     }

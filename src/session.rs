@@ -64,6 +64,13 @@ struct Inner {
     promote: bool,
     /// A loaded session that `reset` unbound from the browser.
     unbound: Option<(SessionId, SessionState)>,
+    /// `cycle_id` was called: the session gets a new id with the response.
+    cycle: bool,
+    /// The id the session had before the layer rotated it for this request.
+    previous: Option<SessionId>,
+    /// The id a session created by this request takes (reserved in a
+    /// continuity token's binding, SPEC §3.7); a fresh one when `None`.
+    reserved: Option<SessionId>,
     limits: DataLimits,
     /// Set once the layer took the plan: writes after that would be lost.
     closed: bool,
@@ -75,6 +82,8 @@ pub(crate) struct Plan {
     pub(crate) binding: Binding,
     pub(crate) changes: Changes,
     pub(crate) unbound: Option<(SessionId, SessionState)>,
+    /// Give the session a new id (SPEC §3.5 `cycle_id`).
+    pub(crate) cycle: bool,
 }
 
 impl Session {
@@ -87,6 +96,9 @@ impl Session {
                 changes: BTreeMap::new(),
                 promote: false,
                 unbound: None,
+                cycle: false,
+                previous: None,
+                reserved: None,
                 limits,
                 closed: false,
             })),
@@ -105,21 +117,32 @@ impl Session {
         )
     }
 
-    pub(crate) fn created(ip: Option<IpAddr>, limits: DataLimits) -> Self {
-        Self::with(
-            Binding::New {
-                id: SessionId::generate(),
+    /// A loaded session that the layer renamed from `previous` for this request.
+    pub(crate) fn renamed(self, previous: Option<SessionId>) -> Self {
+        self.lock().previous = previous;
+        self
+    }
+
+    /// No session yet; one created by this request takes the id `reserved`
+    /// (a fresh one if `None`). Created at the response in standard mode
+    /// (`creates`), else only if the handler asks for it.
+    pub(crate) fn fresh(
+        creates: bool,
+        reserved: Option<SessionId>,
+        ip: Option<IpAddr>,
+        limits: DataLimits,
+    ) -> Self {
+        let binding = match creates {
+            true => Binding::New {
+                id: reserved.unwrap_or_else(SessionId::generate),
                 state: SessionState::Temporary,
                 explicit: false,
             },
-            ip,
-            SessionData::new(),
-            limits,
-        )
-    }
-
-    pub(crate) fn absent(ip: Option<IpAddr>, limits: DataLimits) -> Self {
-        Self::with(Binding::None, ip, SessionData::new(), limits)
+            false => Binding::None,
+        };
+        let session = Self::with(binding, ip, SessionData::new(), limits);
+        session.lock().reserved = reserved;
+        session
     }
 
     pub(crate) fn unavailable(error: StoreError, ip: Option<IpAddr>, limits: DataLimits) -> Self {
@@ -146,6 +169,23 @@ impl Session {
             Binding::Existing { state, .. } | Binding::New { state, .. } => Some(state),
             Binding::None | Binding::Unavailable(_) => None,
         }
+    }
+
+    /// The id this session had until the layer gave it a new one for this
+    /// request: a continuity token adopted the browser's session (SPEC §3.7).
+    /// Data an application keys by session id moves from this id to
+    /// [`id`](Self::id).
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) {
+    /// if let (Some(old), Some(new)) = (session.previous_id(), session.id()) {
+    ///     // e.g. rename the conversation stored under `old` to `new`
+    /// #   let _ = (old, new);
+    /// }
+    /// # }
+    /// ```
+    pub fn previous_id(&self) -> Option<SessionId> {
+        self.lock().previous
     }
 
     /// True when this request's session did not exist before it (created by
@@ -289,6 +329,43 @@ impl Session {
         inner.data = SessionData::new();
         inner.changes.clear();
         inner.promote = false;
+        inner.cycle = false;
+    }
+
+    /// Gives the session a new id with this response, keeping its data,
+    /// state, IP log and continuity-token binding (SPEC §3.5): the old id
+    /// names nothing afterwards, and the response rewrites the cookie. Call it
+    /// when the visitor's privilege changes, e.g. on the site's own login, so
+    /// that whoever knew the old id (a cookie planted before the login)
+    /// reaches nothing. [`id`](Self::id) answers the old id until the
+    /// response; a session created by this request already has a fresh id,
+    /// and no session, nothing to renew: both are left as they are.
+    ///
+    /// A request that loaded the session before the rotation and commits
+    /// after it finds its id gone: its changes are refused (`409`), never
+    /// written to a resurrected old id.
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) -> Result<(), visitor_session::SessionError> {
+    /// // The visitor just signed in to the site.
+    /// session.cycle_id()?;
+    /// session.insert("signed_in", &true)?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Unavailable`] when the store failed to load this
+    /// request's session, [`SessionError::Closed`] after the response.
+    pub fn cycle_id(&self) -> Result<(), SessionError> {
+        let mut inner = self.lock();
+        inner.check_open()?;
+        match &inner.binding {
+            Binding::Existing { .. } => inner.cycle = true,
+            Binding::Unavailable(e) => return Err(SessionError::Unavailable(e.clone())),
+            Binding::New { .. } | Binding::None => {}
+        }
+        Ok(())
     }
 
     /// Hands the request's outcome to the layer.
@@ -300,9 +377,9 @@ impl Session {
             changes: Changes {
                 data: std::mem::take(&mut inner.changes),
                 promote: inner.promote,
-                token: None,
             },
             unbound: inner.unbound.take(),
+            cycle: std::mem::take(&mut inner.cycle),
         }
     }
 }
@@ -326,7 +403,7 @@ impl Inner {
             }
             Binding::None => {
                 self.binding = Binding::New {
-                    id: SessionId::generate(),
+                    id: self.reserved.unwrap_or_else(SessionId::generate),
                     state: SessionState::Temporary,
                     explicit: true,
                 };
@@ -462,7 +539,7 @@ mod tests {
 
     #[test]
     fn write_without_session_starts_one() {
-        let s = Session::absent(None, LIMITS);
+        let s = Session::fresh(false, None, None, LIMITS);
         assert_eq!(s.id(), None);
         s.insert("a", &1).unwrap();
         assert!(s.id().is_some());

@@ -51,12 +51,15 @@ type Extract = dyn Fn(&Parts) -> Option<String> + Send + Sync;
 pub struct ContinuityTokens {
     secret: Arc<[u8]>,
     extract: Arc<Extract>,
+    /// Whether a token-bound session opens only with its token.
+    token_required: bool,
 }
 
 impl fmt::Debug for ContinuityTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ContinuityTokens")
             .field("secret", &format_args!("<{} bytes>", self.secret.len()))
+            .field("token_required", &self.token_required)
             .finish_non_exhaustive()
     }
 }
@@ -72,7 +75,25 @@ impl ContinuityTokens {
         Self {
             secret: secret.as_ref().into(),
             extract: Arc::new(extract),
+            token_required: true,
         }
+    }
+
+    /// **Weaker**: a session bound to a token also opens for a request that
+    /// carries no token at all (a request with another token never opens
+    /// it). By default (`true`) such a request gets a fresh session, so that
+    /// after the site stops sending the token (logout, or the next person on
+    /// a shared computer) the browser no longer shows the user's
+    /// conversation. Pass `false` only if every visitor of the browser may
+    /// see it, e.g. a site whose logout also calls
+    /// [`Session::reset`](crate::Session::reset).
+    pub fn require_token(mut self, required: bool) -> Self {
+        self.token_required = required;
+        self
+    }
+
+    pub(crate) fn token_required(&self) -> bool {
+        self.token_required
     }
 
     /// Tokens read from the request header `name`.
@@ -130,6 +151,20 @@ impl TokenHash {
     /// Its 32 bytes.
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// A hash from its 64 hexadecimal digits; `None` for anything else.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let digits = hex.as_bytes();
+        if digits.len() != 64 {
+            return None;
+        }
+        let nibble = |d: u8| char::from(d).to_digit(16).map(|n| n as u8);
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+            *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        }
+        Some(Self(bytes))
     }
 
     /// Its 64 lowercase hexadecimal digits, as stores key it.
@@ -198,6 +233,21 @@ mod tests {
             http::HeaderName::from_static("x-visitor-token"),
         );
         assert_ne!(other.hash(&parts(token), "site-a"), Some(here));
+    }
+
+    #[test]
+    fn hex_round_trips_and_refuses_other_text() {
+        let hash = TokenHash::from_bytes([0xab; 32]);
+        assert_eq!(TokenHash::from_hex(&hash.to_hex()), Some(hash));
+        for bad in [
+            "",
+            "ab",
+            &"zz".repeat(32),
+            &"a".repeat(65),
+            &"+a".repeat(32),
+        ] {
+            assert_eq!(TokenHash::from_hex(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

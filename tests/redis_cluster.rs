@@ -38,7 +38,7 @@ async fn keys_of_a_session_share_one_slot_and_sessions_spread_over_the_primaries
     for _ in 0..24 {
         // A permanent session has both keys: its hash and its IP log.
         let id = bound_id(&send(&svc, at("/promote", None)).await).unwrap();
-        let [hash, log] = keys_of(&prefix, &id);
+        let [hash, log, _] = keys_of(&prefix, &id);
         let slot = |key: &str| cluster.nodes[0].query::<i64>(&["CLUSTER", "KEYSLOT", key]);
         assert_eq!(slot(&hash), slot(&log), "{hash} and {log}");
         let node = cluster.primary_for(&hash);

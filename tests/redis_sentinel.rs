@@ -69,7 +69,7 @@ async fn a_forced_failover_is_followed_without_a_restart() {
     for visit in &log {
         let key = visit.key.as_deref().expect("every visit writes");
         let on_new_primary = || {
-            let [hash, _] = keys_of("fo:", &visit.id);
+            let [hash, ..] = keys_of("fo:", &visit.id);
             new.query::<i64>(&["HEXISTS", &hash, &format!("d:{key}")]) == 1
         };
         let ok = visit.served();

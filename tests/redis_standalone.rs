@@ -85,7 +85,6 @@ async fn no_server_write_is_never_reported_as_success() {
     let write = Changes {
         data: [("k".to_owned(), Some("1".to_owned()))].into(),
         promote: false,
-        token: None,
     };
     let err = dead_port_store()
         .commit(&SessionId::generate(), &access(), &write)
@@ -227,7 +226,6 @@ async fn a_write_whose_answer_never_came_is_an_unknown_outcome() {
     let write = Changes {
         data: [("late".to_owned(), Some("1".to_owned()))].into(),
         promote: false,
-        token: None,
     };
     let _: () = server.query(&["CLIENT", "PAUSE", "1000", "WRITE"]);
     let err = store.commit(&id, &access(), &write).await.unwrap_err();
@@ -307,7 +305,6 @@ async fn a_write_whose_reply_was_lost_is_retried_and_applied_once() {
     let write = Changes {
         data: [("k".to_owned(), Some("\"value\"".to_owned()))].into(),
         promote: true,
-        token: None,
     };
     proxy.lose_next_reply();
     assert_eq!(

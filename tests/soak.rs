@@ -14,12 +14,13 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use visitor_session::store::delete_session;
 
 use http::StatusCode;
 use support::redis_servers::RedisServer;
 use support::*;
 use visitor_session::SessionId;
-use visitor_session::store::{RedisConfig, RedisStore, SessionStore};
+use visitor_session::store::{RedisConfig, RedisStore};
 
 const VISITORS: usize = 48;
 const POOL: usize = 2;
@@ -175,7 +176,7 @@ async fn a_soak_under_load_loses_nothing_acknowledged() {
                 pick = (pick + 7) % VISITORS;
                 let id = current.lock().unwrap()[pick];
                 if let Some(id) = id {
-                    if store.delete(&id).await.unwrap() {
+                    if delete_session(&store, &id).await.unwrap() {
                         deleted.insert(id);
                     }
                 }

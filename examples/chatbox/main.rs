@@ -525,7 +525,7 @@ async fn admin_delete(
         Err(r) => return r.into_response(),
     };
     // The session first: once it is gone no visitor reaches the conversation.
-    let session = match app.store.delete(&id).await {
+    let session = match visitor_session::store::delete_session(&*app.store, &id).await {
         Ok(existed) => existed,
         Err(e) => return AdminRefusal::Store(e).into_response(),
     };

@@ -31,6 +31,10 @@ const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// [`retention_floor`](SessionConfig::retention_floor): one year, for legal
 /// requests (SPEC §3.3, §3.6).
 pub const MIN_IP_LOG_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The most addresses one IP log holds by default (SPEC §3.3).
+pub const DEFAULT_IP_LOG_MAX_ENTRIES: u32 = 1_000;
+/// The highest [`SessionConfig::ip_log_max_entries`] accepted.
+const MAX_IP_LOG_ENTRIES: u32 = 100_000;
 /// How long per-network statistics are kept after their latest event by
 /// default: one year (SPEC §3.6).
 pub const DEFAULT_NETWORK_RETENTION: Duration = MIN_IP_LOG_RETENTION;
@@ -160,6 +164,7 @@ pub struct SessionConfig {
     pub(crate) idle_ttl: Duration,
     pub(crate) permanent_retention: Option<Duration>,
     pub(crate) ip_log_retention: Option<Duration>,
+    pub(crate) ip_log_max_entries: u32,
     pub(crate) network_retention: Duration,
     pub(crate) network_statistics: bool,
     pub(crate) retention_floor: Duration,
@@ -193,6 +198,7 @@ impl fmt::Debug for SessionConfig {
             .field("idle_ttl", &self.idle_ttl)
             .field("permanent_retention", &self.permanent_retention)
             .field("ip_log_retention", &self.ip_log_retention)
+            .field("ip_log_max_entries", &self.ip_log_max_entries)
             .field("network_retention", &self.network_retention)
             .field("network_statistics", &self.network_statistics)
             .field("retention_floor", &self.retention_floor)
@@ -226,6 +232,7 @@ impl SessionConfig {
             idle_ttl: DEFAULT_IDLE_TTL,
             permanent_retention: None,
             ip_log_retention: None,
+            ip_log_max_entries: DEFAULT_IP_LOG_MAX_ENTRIES,
             network_retention: DEFAULT_NETWORK_RETENTION,
             network_statistics: true,
             retention_floor: MIN_IP_LOG_RETENTION,
@@ -246,9 +253,14 @@ impl SessionConfig {
             idle_ttl: self.idle_ttl,
             permanent_retention: self.permanent_retention,
             ip_log_retention: self.ip_log_retention,
+            ip_log_max_entries: self.ip_log_max_entries,
             network_retention: self.network_retention,
             count_networks: self.network_statistics,
             limits: self.limits,
+            token_required: self
+                .continuity
+                .as_ref()
+                .is_none_or(ContinuityTokens::token_required),
         }
     }
 
@@ -329,6 +341,15 @@ impl SessionConfig {
     /// seen (default: kept; at least the [`retention_floor`](Self::retention_floor)).
     pub fn ip_log_retention(mut self, retention: Option<Duration>) -> Self {
         self.ip_log_retention = retention;
+        self
+    }
+
+    /// The most addresses one permanent session's IP log holds (default
+    /// 1 000, at most 100 000); past it the least recently seen address gives
+    /// way and the log counts how many did (SPEC §3.3). One session seen
+    /// from more addresses than that is not one visitor.
+    pub fn ip_log_max_entries(mut self, max: u32) -> Self {
+        self.ip_log_max_entries = max;
         self
     }
 
@@ -485,6 +506,12 @@ impl SessionConfig {
                     format!("{d:?} is not `auto`, `host` or a domain name"),
                 ));
             }
+        }
+        if !(1..=MAX_IP_LOG_ENTRIES).contains(&self.ip_log_max_entries) {
+            return Err(ConfigError::new(
+                "ip_log_max_entries",
+                format!("an IP log holds from 1 to {MAX_IP_LOG_ENTRIES} addresses"),
+            ));
         }
         if self.idle_ttl < Duration::from_secs(1) {
             return Err(ConfigError::new(

@@ -12,12 +12,13 @@ use pin_project_lite::pin_project;
 use tokio::time::Timeout;
 use tower_service::Service;
 
+use super::continuity::{self, Found};
 use super::outcome::{self, Finish, Outcome};
 use super::request::RequestContext;
 use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::observe::StoreCall;
-use crate::store::{SessionRecord, StoreFuture, TokenHash, TokenTouch};
+use crate::store::{SessionRecord, StoreFuture, TokenHash};
 
 pin_project! {
     /// Response future of [`SessionService`](super::SessionService).
@@ -116,15 +117,12 @@ pin_project! {
     #[project = LoadProj]
     enum Load {
         Cookie { id: SessionId, #[pin] touch: Bounded<Option<SessionRecord>> },
-        Token { cookie: Option<SessionId>, #[pin] touch: Bounded<TokenTouch> },
+        Token { cookie: Option<SessionId>, #[pin] load: Bounded<Found> },
     }
 }
 
-/// The cookie the request carried, and the session it was bound to.
-type Loaded = (
-    Option<SessionId>,
-    Result<Option<(SessionId, SessionRecord)>, StoreError>,
-);
+/// The cookie the request carried, and what loading its session found.
+type Loaded = (Option<SessionId>, Result<Found, StoreError>);
 
 impl Future for Load {
     type Output = Loaded;
@@ -134,15 +132,18 @@ impl Future for Load {
         Poll::Ready(match self.project() {
             LoadProj::Cookie { id, touch } => {
                 let id = *id;
-                (Some(id), ready!(touch.poll(cx)).map(|r| r.map(|r| (id, r))))
+                let found = ready!(touch.poll(cx)).map(|record| match record {
+                    Some(record) => Found::Session {
+                        id,
+                        record,
+                        previous: None,
+                        permanent: false,
+                    },
+                    None => Found::Fresh { reserved: None },
+                });
+                (Some(id), found)
             }
-            LoadProj::Token { cookie, touch } => (
-                *cookie,
-                ready!(touch.poll(cx)).map(|bound| match bound {
-                    TokenTouch::Bound { id, record } => Some((id, record)),
-                    _ => None,
-                }),
-            ),
+            LoadProj::Token { cookie, load } => (*cookie, ready!(load.poll(cx))),
         })
     }
 }
@@ -197,14 +198,12 @@ where
         service: S,
         request: Request<ReqBody>,
     ) -> Self {
-        let touch = Bounded::new(
-            ctx.shared
-                .store
-                .touch_token(&token, cookie.as_ref(), &ctx.access()),
+        let load = Bounded::new(
+            continuity::load(ctx.shared.clone(), token, cookie, ctx.ip, ctx.at_ms),
             ctx.shared.config.store_timeout,
-            StoreCall::start("touch_token", cookie.as_ref()),
+            StoreCall::start("load_token", cookie.as_ref()),
         );
-        Self::loading(ctx, Load::Token { cookie, touch }, service, request)
+        Self::loading(ctx, Load::Token { cookie, load }, service, request)
     }
 
     #[inline]

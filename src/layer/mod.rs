@@ -11,6 +11,7 @@
 //!
 //! [`Session`]: crate::Session
 
+mod continuity;
 mod future;
 mod outcome;
 mod request;

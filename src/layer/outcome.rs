@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 
+use super::continuity::{self, Found};
 use super::request::RequestContext;
 use crate::config::{FailureMode, LimitAction};
 use crate::domain::registrable_domain;
@@ -14,7 +15,7 @@ use crate::error::{StoreError, StoreErrorKind};
 use crate::id::SessionId;
 use crate::observe::{self, Event, StoreCall};
 use crate::session::{Binding, Plan, Session};
-use crate::store::{Committed, Created, SessionRecord, SessionState};
+use crate::store::{Committed, Created, SessionState};
 
 /// The `Set-Cookie` headers of a response: at most two (the session's, and
 /// the removal of a conflicting copy), kept inline.
@@ -94,22 +95,30 @@ pub(crate) fn layer_response<B: Default>(
     response
 }
 
-/// The session a request gets once the store answered for its cookie, or,
-/// when loading failed in fail-closed mode, the `503` answered instead of
-/// calling the handler (SPEC §4).
+/// The session a request gets once the store answered for its cookie (or
+/// token), or, when loading failed in fail-closed mode, the `503` answered
+/// instead of calling the handler (SPEC §4).
 pub(crate) fn loaded<B>(
     ctx: &mut RequestContext,
     cookie: Option<SessionId>,
-    loaded: Result<Option<(SessionId, SessionRecord)>, StoreError>,
+    found: Result<Found, StoreError>,
     req: Request<B>,
 ) -> Result<(Request<B>, Session), Outcome> {
     let limits = ctx.shared.policy.limits;
-    match loaded {
-        Ok(Some((id, record))) => Ok((req, Session::loaded(id, record, limits))),
-        Ok(None) => {
+    match found {
+        Ok(Found::Session {
+            id,
+            record,
+            previous,
+            permanent,
+        }) => {
+            ctx.token_permanent = permanent;
+            Ok((req, Session::loaded(id, record, limits).renamed(previous)))
+        }
+        Ok(Found::Fresh { reserved }) => {
             // The cookie named no session this request may use.
             ctx.stale_cookie = cookie.is_some();
-            Ok(ctx.shared.fresh_session(req, ctx.ip))
+            Ok(ctx.shared.fresh_session(req, ctx.ip, reserved))
         }
         Err(error) => {
             match cookie {
@@ -140,15 +149,13 @@ pub(crate) fn finish(ctx: RequestContext) -> Finish {
     let Some(session) = &ctx.session else {
         return Finish::Now(Outcome::default());
     };
-    let mut plan = session.take_plan();
-    // A session created for this request is bound to its token.
-    plan.changes.token = ctx.token.as_deref().copied();
+    let plan = session.take_plan();
     log_request(&ctx, &plan);
     if plan.unbound.is_some() {
         observe::count(Event::Reset);
     }
     let needs_store = match &plan.binding {
-        Binding::Existing { .. } => !plan.changes.is_empty(),
+        Binding::Existing { .. } => !plan.changes.is_empty() || plan.cycle,
         Binding::New { .. } => true,
         Binding::None | Binding::Unavailable(_) => false,
     } || matches!(plan.unbound, Some((_, SessionState::Temporary)));
@@ -181,7 +188,7 @@ fn log_request_line(ctx: &RequestContext, plan: &Plan) {
         return;
     }
     let after = match &plan.binding {
-        Binding::Existing { .. } => u8::from(!plan.changes.is_empty()),
+        Binding::Existing { .. } => u8::from(!plan.changes.is_empty()) + u8::from(plan.cycle),
         Binding::New { .. } => 1,
         Binding::None | Binding::Unavailable(_) => 0,
     } + u8::from(matches!(plan.unbound, Some((_, SessionState::Temporary))));
@@ -258,84 +265,197 @@ async fn commit(ctx: RequestContext, plan: Plan) -> Outcome {
 /// The store calls of a finished request. A write that fails is never
 /// reported as success: the handler's response is replaced by an error.
 async fn store_changes(ctx: &RequestContext, plan: &Plan) -> Outcome {
-    let store = &ctx.shared.store;
-    let access = &ctx.access();
-    let mut outcome = Outcome::default();
     if let Some((old, SessionState::Temporary)) = &plan.unbound {
-        if let Err(error) = with_timeout(ctx, "reset", old, store.reset(old)).await {
-            // The browser is unbound all the same; the session ends with its idle TTL.
+        end_unbound(ctx, old).await;
+    }
+    match &plan.binding {
+        Binding::Existing { id, .. } => existing(ctx, plan, id).await,
+        Binding::New { id, explicit, .. } => {
+            let wrote = *explicit || !plan.changes.is_empty();
+            new_session(ctx, plan, id, wrote).await
+        }
+        Binding::None | Binding::Unavailable(_) => Outcome::default(),
+    }
+}
+
+/// Deletes the temporary session `reset()` unbound, and its token binding.
+async fn end_unbound(ctx: &RequestContext, old: &SessionId) {
+    let store = &ctx.shared.store;
+    match with_timeout(ctx, "reset", old, store.reset(old)).await {
+        Ok(removed) => {
+            if let Some(token) = &removed.token {
+                let dropped =
+                    with_timeout(ctx, "unbind_token", old, store.unbind_token(token, old));
+                continuity::best_effort("unbind", dropped.await);
+            }
+        }
+        // The browser is unbound all the same; the session ends with its idle TTL.
+        Err(error) => {
             tracing::warn!(session = %old, %error, "deleting a reset temporary session failed");
         }
     }
-    match &plan.binding {
-        Binding::Existing { id, .. } if !plan.changes.is_empty() => {
-            match with_timeout(ctx, "commit", id, store.commit(id, access, &plan.changes)).await {
-                Ok(Committed::Applied) => bind(ctx, &mut outcome, id),
-                Ok(Committed::Missing) => {
-                    // Deleted or expired while the handler ran: the deletion
-                    // wins, the session is not recreated (SPEC §3.4), and the
-                    // client learns that its write was not kept.
-                    tracing::info!(session = %id, "session vanished before its changes were committed");
-                    outcome = Outcome::replaced(StatusCode::CONFLICT, None);
-                    outcome
-                        .set_cookies
-                        .push(ctx.shared.codec.removal(ctx.domain()));
-                }
-                Ok(Committed::OverLimit) => {
-                    // Concurrent requests filled the session meanwhile.
-                    tracing::info!(session = %id, "session changes refused: data limits");
-                    outcome = Outcome::replaced(StatusCode::PAYLOAD_TOO_LARGE, None);
-                    bind(ctx, &mut outcome, id);
-                }
-                Err(error) => {
-                    log_failed_write(id, &error, "committing session changes");
-                    return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
-                }
+}
+
+/// The commit (and rotation) of a loaded session.
+async fn existing(ctx: &RequestContext, plan: &Plan, id: &SessionId) -> Outcome {
+    let store = &ctx.shared.store;
+    let mut outcome = Outcome::default();
+    if !plan.changes.is_empty() {
+        let committed = with_timeout(
+            ctx,
+            "commit",
+            id,
+            store.commit(id, &ctx.access(), &plan.changes),
+        )
+        .await;
+        match committed {
+            Ok(Committed::Applied) => promoted(ctx, plan, id).await,
+            Ok(Committed::Missing) => {
+                // Deleted, expired or renamed while the handler ran: the
+                // deletion wins, the session is not recreated (SPEC §3.4),
+                // and the client learns that its write was not kept. The
+                // cookie is left alone: after a rotation it is the new one.
+                tracing::info!(session = %id, "session vanished before its changes were committed");
+                return Outcome::replaced(StatusCode::CONFLICT, None);
+            }
+            Ok(Committed::OverLimit) => {
+                // Concurrent requests filled the session meanwhile.
+                tracing::info!(session = %id, "session changes refused: data limits");
+                outcome = Outcome::replaced(StatusCode::PAYLOAD_TOO_LARGE, None);
+            }
+            Err(error) => {
+                log_failed_write(id, &error, "committing session changes");
+                return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
             }
         }
-        Binding::Existing { id, .. } => bind(ctx, &mut outcome, id),
-        Binding::New { id, explicit, .. } => {
-            let limit = ctx.create_limit();
-            let created = with_timeout(
-                ctx,
-                "create",
-                id,
-                store.create(id, access, &plan.changes, limit.as_ref()),
-            )
-            .await;
-            let wrote = *explicit || !plan.changes.is_empty();
-            match created {
-                Ok(Created::Created) => {
-                    observe::count(Event::Created);
-                    bind(ctx, &mut outcome, id);
-                }
-                // The token's session, created a moment ago by another
-                // browser of the same user: the changes went there.
-                Ok(Created::Joined { id }) => bind(ctx, &mut outcome, &id),
-                Ok(Created::Limited { retry_after }) => {
-                    let action = ctx.shared.config.new_session_limit.map(|l| l.action);
-                    tracing::info!(ip = ?access.ip, "new-session limit reached");
-                    // Data the handler wrote cannot be kept: say so, never drop it silently.
-                    if wrote || action == Some(LimitAction::TooManyRequests) {
-                        return Outcome::replaced(StatusCode::TOO_MANY_REQUESTS, Some(retry_after));
-                    }
-                }
-                Ok(Created::Exists) => {
-                    tracing::error!(session = %id, "a freshly generated session id already exists");
-                    if wrote {
-                        return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
-                    }
-                }
-                Err(error) => {
-                    log_failed_write(id, &error, "creating the session");
-                    if wrote || ctx.shared.config.failure_mode == FailureMode::Closed {
-                        return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
-                    }
-                }
-            }
-        }
-        Binding::None | Binding::Unavailable(_) => {}
     }
+    let bound = match plan.cycle {
+        true => match cycle(ctx, id).await {
+            Ok(Some(new)) => new,
+            Ok(None) => return Outcome::replaced(StatusCode::CONFLICT, None),
+            Err(replaced) => return replaced,
+        },
+        false => *id,
+    };
+    bind(ctx, &mut outcome, &bound);
+    outcome
+}
+
+/// `cycle_id()`: renames session `id` and moves its token binding along.
+/// `Ok(None)` when the session vanished meanwhile.
+async fn cycle(ctx: &RequestContext, id: &SessionId) -> Result<Option<SessionId>, Outcome> {
+    let store = &ctx.shared.store;
+    let new = store.next_id(id);
+    match with_timeout(ctx, "cycle", id, store.cycle(id, &new, &ctx.access())).await {
+        Ok(Some(record)) => {
+            if let Some(token) = ctx.token.as_deref() {
+                let rebound =
+                    store.bind_token(token, Some(id), &new, record.state, &ctx.shared.policy);
+                continuity::best_effort(
+                    "rebind",
+                    with_timeout(ctx, "bind_token", &new, rebound).await,
+                );
+            }
+            Ok(Some(new))
+        }
+        Ok(None) => {
+            tracing::info!(session = %id, "session vanished before its id was cycled");
+            Ok(None)
+        }
+        Err(error) => {
+            log_failed_write(id, &error, "cycling the session id");
+            Err(Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None))
+        }
+    }
+}
+
+/// After a write that made session `id` permanent: its token's binding too
+/// (SPEC §3.7), once.
+async fn promoted(ctx: &RequestContext, plan: &Plan, id: &SessionId) {
+    let Some(token) = ctx.token.as_deref() else {
+        return;
+    };
+    if !plan.changes.promote || ctx.token_permanent {
+        return;
+    }
+    let store = &ctx.shared.store;
+    let bound = store.bind_token(
+        token,
+        Some(id),
+        id,
+        SessionState::Permanent,
+        &ctx.shared.policy,
+    );
+    continuity::best_effort("persist", with_timeout(ctx, "bind_token", id, bound).await);
+}
+
+/// The creation of the session `id` of a request that had none.
+async fn new_session(ctx: &RequestContext, plan: &Plan, id: &SessionId, wrote: bool) -> Outcome {
+    let store = &ctx.shared.store;
+    let access = &ctx.access();
+    let limit = ctx.create_limit();
+    let create = store.create(id, access, &plan.changes, limit.as_ref());
+    let mut outcome = Outcome::default();
+    match with_timeout(ctx, "create", id, create).await {
+        Ok(Created::Created) => {
+            observe::count(Event::Created);
+            promoted(ctx, plan, id).await;
+            bind(ctx, &mut outcome, id);
+        }
+        // The id was reserved in the token's binding and another browser of
+        // the same user created it a moment ago: the changes go there.
+        Ok(Created::Exists) if ctx.token.is_some() => return join(ctx, plan, id).await,
+        Ok(Created::Exists) => {
+            tracing::error!(session = %id, "a freshly generated session id already exists");
+            if wrote {
+                return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
+            }
+        }
+        Ok(Created::Limited { retry_after }) => {
+            let action = ctx.shared.config.new_session_limit.map(|l| l.action);
+            tracing::info!(ip = ?access.ip, "new-session limit reached");
+            // Data the handler wrote cannot be kept: say so, never drop it silently.
+            if wrote || action == Some(LimitAction::TooManyRequests) {
+                return Outcome::replaced(StatusCode::TOO_MANY_REQUESTS, Some(retry_after));
+            }
+        }
+        Ok(Created::Full) => {
+            observe::count(Event::StoreFull);
+            tracing::warn!("the session store is full: a visitor is served without a session");
+            if wrote {
+                return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
+            }
+        }
+        Err(error) => {
+            log_failed_write(id, &error, "creating the session");
+            if wrote || ctx.shared.config.failure_mode == FailureMode::Closed {
+                return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
+            }
+        }
+    }
+    outcome
+}
+
+/// The changes of a request whose reserved session another browser of the
+/// same user created first, committed to that session.
+async fn join(ctx: &RequestContext, plan: &Plan, id: &SessionId) -> Outcome {
+    let mut outcome = Outcome::default();
+    if !plan.changes.is_empty() {
+        let store = &ctx.shared.store;
+        let commit = store.commit(id, &ctx.access(), &plan.changes);
+        match with_timeout(ctx, "commit", id, commit).await {
+            Ok(Committed::Applied) => promoted(ctx, plan, id).await,
+            Ok(Committed::Missing) => return Outcome::replaced(StatusCode::CONFLICT, None),
+            Ok(Committed::OverLimit) => {
+                outcome = Outcome::replaced(StatusCode::PAYLOAD_TOO_LARGE, None);
+            }
+            Err(error) => {
+                log_failed_write(id, &error, "committing to the token's session");
+                return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
+            }
+        }
+    }
+    bind(ctx, &mut outcome, id);
     outcome
 }
 

@@ -11,6 +11,7 @@ use super::Shared;
 use crate::client_ip::{self, PeerAddr, client_network};
 use crate::config::PrivacyMode;
 use crate::cookie::CookieRead;
+use crate::id::SessionId;
 use crate::session::Session;
 use crate::store::{Access, CreateLimit, TokenHash};
 
@@ -33,6 +34,9 @@ pub(crate) struct RequestContext {
     /// The keyed hash of the request's continuity token (SPEC §3.7); boxed,
     /// so requests without one carry a word, not 33 bytes, through their futures.
     pub(crate) token: Option<Box<TokenHash>>,
+    /// The request's continuity token is bound as a permanent session's
+    /// (nothing to do when its session is promoted).
+    pub(crate) token_permanent: bool,
     /// The store calls this request made (for the request's log line).
     pub(crate) store_calls: u8,
     pub(crate) session: Option<Session>,
@@ -41,11 +45,7 @@ pub(crate) struct RequestContext {
 impl RequestContext {
     /// This request's access to its session, for the store.
     pub(crate) fn access(&self) -> Access<'_> {
-        Access {
-            ip: self.ip,
-            at_ms: self.at_ms,
-            policy: &self.shared.policy,
-        }
+        Access::new(self.ip, self.at_ms, &self.shared.policy).with_token(self.token.as_deref())
     }
 
     /// The `Domain` of this response's `Set-Cookie`.
@@ -97,6 +97,7 @@ impl Shared {
             stale_cookie: false,
             conflicting,
             token: None,
+            token_permanent: false,
             store_calls: 0,
             session: None,
         };
@@ -116,23 +117,21 @@ impl Shared {
     }
 
     /// The session of a request without a live session: a new temporary one
-    /// in standard mode with consent, none otherwise (SPEC §3.2).
+    /// in standard mode with consent, none otherwise (SPEC §3.2). A session
+    /// created by this request takes the id `reserved` in its continuity
+    /// token's binding, if any.
     pub(crate) fn fresh_session<B>(
         &self,
         req: Request<B>,
         ip: Option<IpAddr>,
+        reserved: Option<SessionId>,
     ) -> (Request<B>, Session) {
         let (parts, body) = req.into_parts();
         let creates = match self.config.privacy {
             PrivacyMode::Total => false,
             PrivacyMode::Standard => self.config.consent.as_ref().is_none_or(|gate| gate(&parts)),
         };
-        let limits = self.policy.limits;
-        let session = if creates {
-            Session::created(ip, limits)
-        } else {
-            Session::absent(ip, limits)
-        };
+        let session = Session::fresh(creates, reserved, ip, self.policy.limits);
         (Request::from_parts(parts, body), session)
     }
 }

@@ -89,7 +89,7 @@ where
                 ResponseFuture::load(ctx, id, inner, req)
             }
             CookieRead::Absent | CookieRead::Unusable { .. } => {
-                let (mut req, session) = self.shared.fresh_session(req, ctx.ip);
+                let (mut req, session) = self.shared.fresh_session(req, ctx.ip, None);
                 req.extensions_mut().insert(session.clone());
                 ctx.session = Some(session);
                 ResponseFuture::call(ctx, self.inner.call(req))

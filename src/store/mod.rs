@@ -1,8 +1,10 @@
 //! Session stores: the [`SessionStore`] trait and its implementations.
 //!
 //! The trait is shaped around what one request needs, not around records:
-//! each method is one atomic operation that a networked store performs in a
-//! single round trip (SPEC §4).
+//! each method is one atomic operation of the store (one script, one
+//! transaction), and a networked store performs it in a single round trip
+//! (SPEC §4). What needs several operations (session continuity tokens,
+//! SPEC §3.7) is composed once, above the trait, by the layer.
 //!
 //! | request | store calls |
 //! |---|---|
@@ -10,7 +12,10 @@
 //! | ... whose handler changed data or promoted | + [`commit`](SessionStore::commit) |
 //! | new visitor (standard mode), with or without data | [`create`](SessionStore::create) |
 //! | privacy-mode visitor without cookie | none |
-//! | `reset()` of a temporary session | + [`reset`](SessionStore::reset) |
+//! | `reset()` of a temporary session | + [`reset`](SessionStore::reset) (+ [`unbind_token`](SessionStore::unbind_token) if it had a token) |
+//! | `cycle_id()` | + [`cycle`](SessionStore::cycle) (+ [`bind_token`](SessionStore::bind_token) if it has a token) |
+//! | with a continuity token, returning | [`token_session`](SessionStore::token_session) + [`touch`](SessionStore::touch) |
+//! | with a continuity token, first visit | [`token_session`](SessionStore::token_session) + [`bind_token`](SessionStore::bind_token) + [`cycle`](SessionStore::cycle) (adopting the browser's session) or [`create`](SessionStore::create) |
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -32,7 +37,7 @@ mod redis;
 
 pub use limits::DataLimits;
 pub(crate) use limits::{DataSize, OverLimit};
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisStore};
 
@@ -150,6 +155,9 @@ pub struct StorePolicy {
     pub permanent_retention: Option<Duration>,
     /// IP-log entries last seen longer ago than this are dropped, if set.
     pub ip_log_retention: Option<Duration>,
+    /// The most addresses one IP log holds; past it the least recently seen
+    /// gives way and is counted in [`IpLog::dropped`] (SPEC §3.3).
+    pub ip_log_max_entries: u32,
     /// What a session's data may hold after a commit.
     pub limits: DataLimits,
     /// How long a client network's [`NetworkStats`] are kept after the
@@ -157,6 +165,10 @@ pub struct StorePolicy {
     pub network_retention: Duration,
     /// Whether creations and promotions are counted in [`NetworkStats`] at all.
     pub count_networks: bool,
+    /// Whether a session bound to a continuity token opens only for an
+    /// access carrying that token (SPEC §3.7; `true` unless the site chose
+    /// the weaker rule).
+    pub token_required: bool,
 }
 
 impl Default for StorePolicy {
@@ -176,6 +188,12 @@ impl StorePolicy {
     /// The policy with other data limits.
     pub fn with_limits(mut self, limits: DataLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The policy with another IP-log bound.
+    pub fn with_ip_log_max_entries(mut self, max: u32) -> Self {
+        self.ip_log_max_entries = max;
         self
     }
 
@@ -200,6 +218,7 @@ impl StorePolicy {
 
 /// One access to a session: who and when, under the layer's policy.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct Access<'a> {
     /// The resolved client IP, if the request had a peer address.
     pub ip: Option<IpAddr>,
@@ -207,15 +226,44 @@ pub struct Access<'a> {
     pub at_ms: u64,
     /// The lifetimes and limits to apply.
     pub policy: &'a StorePolicy,
+    /// The keyed hash of the continuity token the request carries (SPEC
+    /// §3.7): a session bound to a token opens only for an access with it
+    /// (see [`StorePolicy::token_required`]), and a session created or
+    /// cycled by this access is bound to it.
+    pub token: Option<&'a TokenHash>,
 }
 
 impl<'a> Access<'a> {
-    /// An access from `ip`, now, under `policy`.
-    pub fn now(ip: Option<IpAddr>, policy: &'a StorePolicy) -> Self {
+    /// An access from `ip` at `at_ms` (ms since the Unix epoch), under `policy`, without a token.
+    pub fn new(ip: Option<IpAddr>, at_ms: u64, policy: &'a StorePolicy) -> Self {
         Self {
             ip,
-            at_ms: Self::now_ms(),
+            at_ms,
             policy,
+            token: None,
+        }
+    }
+
+    /// An access from `ip`, now, under `policy`, without a token.
+    pub fn now(ip: Option<IpAddr>, policy: &'a StorePolicy) -> Self {
+        Self::new(ip, Self::now_ms(), policy)
+    }
+
+    /// The same access carrying the continuity token `token`.
+    pub fn with_token(mut self, token: Option<&'a TokenHash>) -> Self {
+        self.token = token;
+        self
+    }
+
+    /// Whether this access may open a session bound to `bound` (SPEC §3.7):
+    /// one bound to no token opens for anyone; one bound to a token for
+    /// accesses with that token, and, where the site chose the weaker rule,
+    /// for accesses without any token.
+    pub fn may_open(&self, bound: Option<&TokenHash>) -> bool {
+        match (bound, self.token) {
+            (None, _) => true,
+            (Some(bound), Some(token)) => bound == token,
+            (Some(_), None) => !self.policy.token_required,
         }
     }
 
@@ -329,9 +377,6 @@ pub struct Changes {
     pub data: BTreeMap<String, Option<String>>,
     /// Make the session permanent (idempotent), logging the access's IP.
     pub promote: bool,
-    /// For a [`create`](SessionStore::create): bind the new session to this
-    /// continuity token (SPEC §3.7).
-    pub token: Option<TokenHash>,
 }
 
 impl Changes {
@@ -365,32 +410,32 @@ pub enum Created {
         /// When the window that refused it ends.
         retry_after: Duration,
     },
-    /// The continuity token of [`Changes::token`] was bound to a live
-    /// session meanwhile (another browser of the same user, at the same
-    /// moment): no session was created, the changes were committed to that
-    /// one, and the browser is to be bound to it (SPEC §3.7).
-    Joined {
-        /// The token's session.
-        id: SessionId,
-    },
+    /// The store holds as many sessions as it may (a [`MemoryStore`]'s
+    /// capacity); nothing was written.
+    Full,
 }
 
-/// The result of [`SessionStore::touch_token`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A continuity token's binding, as [`SessionStore::token_session`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum TokenTouch {
-    /// The browser's session from now on, touched: the token's live
-    /// session, or the browser's own session, which the token adopted.
-    Bound {
-        /// The session's id (the cookie is rewritten if it named another).
-        id: SessionId,
-        /// The session, as [`touch`](SessionStore::touch) loads it.
-        record: SessionRecord,
-    },
-    /// The token has no live session and the browser's session (if any)
-    /// cannot be adopted: it is gone, or bound to another token. A new
-    /// session for this token is to be created (with [`Changes::token`]).
-    Unbound,
+pub struct TokenBinding {
+    /// The session the token is bound to. It may be gone (a binding whose
+    /// session ended is stale and leads nowhere: every use of a session
+    /// checks its own token), or not created yet (reserved by a first visit).
+    pub id: SessionId,
+    /// Whether the binding lives like a permanent session (no idle TTL).
+    pub state: SessionState,
+}
+
+/// What [`SessionStore::reset`] or [`SessionStore::delete`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Removed {
+    /// Whether a session was removed.
+    pub removed: bool,
+    /// The continuity token the removed session was bound to: its binding
+    /// is to be dropped with [`SessionStore::unbind_token`].
+    pub token: Option<TokenHash>,
 }
 
 /// The result of [`SessionStore::commit`].
@@ -415,6 +460,26 @@ pub struct IpLogEntry {
     pub first_seen_ms: u64,
     /// Latest access from it, ms since the Unix epoch.
     pub last_seen_ms: u64,
+}
+
+/// A permanent session's IP log, as exported for a legal request (SPEC §3.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct IpLog {
+    /// The addresses kept, oldest first seen first.
+    pub entries: Vec<IpLogEntry>,
+    /// How many addresses gave way to newer ones once the log held
+    /// [`StorePolicy::ip_log_max_entries`] (the least recently seen first).
+    pub dropped: u64,
+}
+
+impl IpLog {
+    /// A log of `entries` (sorted here, oldest first seen first) after
+    /// `dropped` addresses gave way.
+    pub fn new(mut entries: Vec<IpLogEntry>, dropped: u64) -> Self {
+        entries.sort_by_key(|e| (e.first_seen_ms, e.ip));
+        Self { entries, dropped }
+    }
 }
 
 /// The aggregate counters of one client network (SPEC §3.6): what is left
@@ -461,13 +526,22 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Loads a live session and records the access in the same operation:
     /// slides a temporary session's TTL, records IP and last-seen time, and
     /// appends to the IP log of a permanent session. `None` when the session
-    /// does not exist (expired, deleted, unknown).
+    /// does not exist (expired, deleted, unknown) or is bound to a continuity
+    /// token that `access` [may not open](Access::may_open) (then nothing is
+    /// recorded: the session is not this visitor's).
     fn touch(&self, id: &SessionId, access: &Access<'_>) -> StoreFuture<Option<SessionRecord>>;
 
     /// Creates a session with `changes` as its first data, unless the id is
     /// taken (never overwrites) or `limit` refuses it. The new session is
-    /// temporary unless `changes.promote`. Counts the creation (and a
-    /// conversation, if promoted) in the [`NetworkStats`] of the access's IP.
+    /// temporary unless `changes.promote`, and bound to `access.token`, if
+    /// any. Counts the creation (and a conversation, if promoted) in the
+    /// [`NetworkStats`] of the access's IP.
+    ///
+    /// Run again with the same arguments after it succeeded (a lost reply),
+    /// a creation without a token answers [`Created::Created`] again; with a
+    /// token it answers [`Created::Exists`] (the layer then commits the
+    /// changes: the id was reserved in the token's binding, and another
+    /// browser of the same user may have created it).
     fn create(
         &self,
         id: &SessionId,
@@ -487,39 +561,92 @@ pub trait SessionStore: Send + Sync + 'static {
         changes: &Changes,
     ) -> StoreFuture<Committed>;
 
+    /// Renames the live session `old` to `new` (SPEC §3.5 `cycle_id`, §3.7
+    /// adoption), if `access` [may open](Access::may_open) it and `new` names
+    /// nothing: data, state, creation time, IP log, TTL and token binding
+    /// move; a session bound to no token is bound to `access.token`; the
+    /// access is recorded as by [`touch`](Self::touch). Afterwards `old`
+    /// names nothing, so a commit still running on it answers
+    /// [`Committed::Missing`]. Returns the session as `touch` loads it;
+    /// `None` when `old` is gone or not this access's to open (nothing
+    /// changed). Run again after it succeeded (a lost reply), it finds `new`
+    /// and answers it.
+    fn cycle(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        access: &Access<'_>,
+    ) -> StoreFuture<Option<SessionRecord>>;
+
+    /// A fresh id for [`cycle`](Self::cycle) to rename `old` to. The default,
+    /// [`SessionId::generate`], fits every store whose operations can reach
+    /// any two ids at once; a store that shards by id (Redis Cluster) answers
+    /// an id its shard of `old` holds.
+    fn next_id(&self, old: &SessionId) -> SessionId {
+        let _ = old;
+        SessionId::generate()
+    }
+
     /// Ends a browser's binding (`Session::reset`): deletes the session if it is
-    /// temporary, keeps it if it is permanent. Returns whether it was deleted.
-    fn reset(&self, id: &SessionId) -> StoreFuture<bool>;
+    /// temporary, keeps it if it is permanent.
+    fn reset(&self, id: &SessionId) -> StoreFuture<Removed>;
 
-    /// Agent deletion: removes the session, its data and its IP log. Returns
-    /// whether anything existed.
-    fn delete(&self, id: &SessionId) -> StoreFuture<bool>;
+    /// Agent deletion: removes the session, its data and its IP log.
+    /// [`delete_session`] also drops its token binding.
+    fn delete(&self, id: &SessionId) -> StoreFuture<Removed>;
 
-    /// The IP log of a session, oldest first (empty for a temporary session);
-    /// `None` when the session does not exist.
-    fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<Vec<IpLogEntry>>>;
+    /// The IP log of a session (empty for a temporary session); `None` when
+    /// the session does not exist.
+    fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<IpLog>>;
 
     /// The aggregate counters of the network of `ip` (any address in it);
     /// `None` when none are kept.
     fn network_stats(&self, ip: IpAddr) -> StoreFuture<Option<NetworkStats>>;
 
-    /// Loads the session of a request carrying the continuity token `token`
-    /// and records the access (SPEC §3.7): the token's live session if it
-    /// has one; else the browser's session `cookie`, if it is live and bound
-    /// to no other token, which becomes the token's session; else
-    /// [`TokenTouch::Unbound`].
-    ///
-    /// A token's binding lives as long as its session: it ends with a
-    /// temporary session (it is kept alive by the accesses that carry the
-    /// token), is kept with a permanent one, and is removed by
-    /// [`delete`](Self::delete) and by the [`reset`](Self::reset) that
-    /// deletes a temporary session.
-    fn touch_token(
+    /// The binding of continuity token `token` (SPEC §3.7), if it has one.
+    /// Reading it is a visit with the token: a temporary binding is kept
+    /// `policy.idle_ttl` from now, a permanent one its retention, if any.
+    fn token_session(
         &self,
         token: &TokenHash,
-        cookie: Option<&SessionId>,
-        access: &Access<'_>,
-    ) -> StoreFuture<TokenTouch>;
+        policy: &StorePolicy,
+    ) -> StoreFuture<Option<TokenBinding>>;
+
+    /// Binds `token` to session `id` in `state`, unless it is bound to a
+    /// session other than `expected` and `id` meanwhile (compare and set);
+    /// a binding to `id` that is permanent stays permanent. Answers the
+    /// session bound afterwards: `id`, or the one that won the race.
+    fn bind_token(
+        &self,
+        token: &TokenHash,
+        expected: Option<&SessionId>,
+        id: &SessionId,
+        state: SessionState,
+        policy: &StorePolicy,
+    ) -> StoreFuture<SessionId>;
+
+    /// Drops `token`'s binding if it is bound to `id` (its session ended).
+    fn unbind_token(&self, token: &TokenHash, id: &SessionId) -> StoreFuture<()>;
+}
+
+/// Agent deletion of session `id` (SPEC §3.5): the session, its data and IP
+/// log, then its continuity token's binding. Returns whether a session existed.
+///
+/// # Errors
+///
+/// The [`StoreError`] of the failed operation. When the session was deleted
+/// and only the binding could not be dropped, the binding is stale and
+/// leads nowhere (every use of a session checks its token); running the
+/// deletion again is safe.
+pub async fn delete_session<S: SessionStore + ?Sized>(
+    store: &S,
+    id: &SessionId,
+) -> Result<bool, StoreError> {
+    let removed = store.delete(id).await?;
+    if let Some(token) = &removed.token {
+        store.unbind_token(token, id).await?;
+    }
+    Ok(removed.removed)
 }
 
 /// A shared store is a store: the layer and an admin API can hold one
@@ -548,15 +675,28 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
         (**self).commit(id, access, changes)
     }
 
-    fn reset(&self, id: &SessionId) -> StoreFuture<bool> {
+    fn cycle(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        access: &Access<'_>,
+    ) -> StoreFuture<Option<SessionRecord>> {
+        (**self).cycle(old, new, access)
+    }
+
+    fn next_id(&self, old: &SessionId) -> SessionId {
+        (**self).next_id(old)
+    }
+
+    fn reset(&self, id: &SessionId) -> StoreFuture<Removed> {
         (**self).reset(id)
     }
 
-    fn delete(&self, id: &SessionId) -> StoreFuture<bool> {
+    fn delete(&self, id: &SessionId) -> StoreFuture<Removed> {
         (**self).delete(id)
     }
 
-    fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<Vec<IpLogEntry>>> {
+    fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<IpLog>> {
         (**self).ip_log(id)
     }
 
@@ -564,12 +704,26 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
         (**self).network_stats(ip)
     }
 
-    fn touch_token(
+    fn token_session(
         &self,
         token: &TokenHash,
-        cookie: Option<&SessionId>,
-        access: &Access<'_>,
-    ) -> StoreFuture<TokenTouch> {
-        (**self).touch_token(token, cookie, access)
+        policy: &StorePolicy,
+    ) -> StoreFuture<Option<TokenBinding>> {
+        (**self).token_session(token, policy)
+    }
+
+    fn bind_token(
+        &self,
+        token: &TokenHash,
+        expected: Option<&SessionId>,
+        id: &SessionId,
+        state: SessionState,
+        policy: &StorePolicy,
+    ) -> StoreFuture<SessionId> {
+        (**self).bind_token(token, expected, id, state, policy)
+    }
+
+    fn unbind_token(&self, token: &TokenHash, id: &SessionId) -> StoreFuture<()> {
+        (**self).unbind_token(token, id)
     }
 }

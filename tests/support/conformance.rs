@@ -8,6 +8,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use visitor_session::store::delete_session;
 
 use http::StatusCode;
 use serde_json::Value;
@@ -57,6 +58,9 @@ macro_rules! store_conformance {
             promoted_session_outlives_the_idle_ttl,
             permanent_session_logs_every_ip_it_was_used_from,
             ip_log_drops_entries_past_their_retention,
+            ip_log_keeps_at_most_its_cap_and_the_newest_addresses,
+            cycle_id_keeps_the_session_under_a_new_id_and_kills_the_old_one,
+            a_commit_racing_a_rotation_is_refused_and_resurrects_nothing,
             agent_deletion_removes_everything_and_the_cookie_gets_a_fresh_session,
             reset_deletes_a_temporary_session_and_keeps_a_permanent_one,
             concurrent_requests_writing_different_keys_all_keep_their_change,
@@ -72,7 +76,10 @@ macro_rules! store_conformance {
             network_stats_count_sessions_and_conversations_per_network,
             temporary_session_leaves_only_its_networks_counts_after_the_idle_ttl,
             network_stats_are_kept_for_their_retention_after_the_latest_event,
-            a_new_token_adopts_the_browsers_session_and_follows_the_user,
+            a_new_token_adopts_the_browsers_session_under_a_new_id,
+            a_token_bound_session_without_its_token_gets_a_fresh_one,
+            the_weaker_rule_opens_a_bound_session_by_its_cookie_alone,
+            a_rotated_token_session_keeps_its_token,
             a_tokens_session_wins_over_the_browsers_own,
             two_users_on_one_browser_never_share_a_session,
             a_token_of_a_deleted_session_gets_a_fresh_one,
@@ -114,11 +121,7 @@ static POLICY: std::sync::LazyLock<StorePolicy> =
     std::sync::LazyLock::new(|| StorePolicy::default().with_idle_ttl(Duration::from_secs(60)));
 
 fn access_at(at_ms: u64, ip: Option<IpAddr>) -> Access<'static> {
-    Access {
-        ip,
-        at_ms,
-        policy: &POLICY,
-    }
+    Access::new(ip, at_ms, &POLICY)
 }
 
 /// The live session `id`, touched by `access`.
@@ -140,11 +143,7 @@ fn changes(sets: &[(&str, &str)], removes: &[&str], promote: bool) -> Changes {
         .map(|(k, v)| (k.to_string(), Some(v.to_string())))
         .collect();
     data.extend(removes.iter().map(|k| (k.to_string(), None)));
-    Changes {
-        data,
-        promote,
-        token: None,
-    }
+    Changes { data, promote }
 }
 
 pub(crate) async fn returning_visitor_keeps_its_session_and_data<B: Backend>(b: &B) {
@@ -230,6 +229,7 @@ pub(crate) async fn permanent_session_logs_every_ip_it_was_used_from<B: Backend>
         .await
         .unwrap()
         .expect("the session exists");
+    let log = log.entries;
     let ips: Vec<String> = log.iter().map(|e| e.ip.to_string()).collect();
     assert_eq!(ips, [PEER, "2001:db8::7"], "oldest first");
     assert!(
@@ -247,27 +247,143 @@ pub(crate) async fn ip_log_drops_entries_past_their_retention<B: Backend>(b: &B)
     let policy = POLICY
         .clone()
         .with_ip_log_retention(Some(Duration::from_secs(10)));
-    let access = Access {
-        policy: &policy,
-        ..access_at(t0, Some(old))
-    };
+    let access = Access::new(Some(old), t0, &policy);
     let promoted = changes(&[], &[], true);
     let created = case.store.create(&id, &access, &promoted, None).await;
     assert_eq!(created.unwrap(), Created::Created);
     // Eleven seconds later on the access clock, from another IP.
-    let later = Access {
-        at_ms: t0 + 11_000,
-        ip: Some(new),
-        ..access
-    };
+    let later = Access::new(Some(new), t0 + 11_000, &policy);
     alive(&case.store, &id, &later).await;
     let log = case.store.ip_log(&id).await.unwrap().expect("alive");
-    let ips: Vec<IpAddr> = log.iter().map(|e| e.ip).collect();
+    let ips: Vec<IpAddr> = log.entries.iter().map(|e| e.ip).collect();
     assert_eq!(
         ips,
         [new],
         "the entry last seen 11 s ago is past a 10 s retention"
     );
+}
+
+/// SPEC §3.3: an IP log holds at most `ip_log_max_entries` addresses; the
+/// least recently seen give way, counted, and the newest are kept.
+pub(crate) async fn ip_log_keeps_at_most_its_cap_and_the_newest_addresses<B: Backend>(b: &B) {
+    let case = b.case();
+    let id = SessionId::generate();
+    let cap = 50;
+    let policy = POLICY.clone().with_ip_log_max_entries(cap);
+    let t0 = Access::now_ms();
+    let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0xC633_6400 + i));
+    let promoted = changes(&[], &[], true);
+    let first = Access::new(Some(ip(0)), t0, &policy);
+    let created = case.store.create(&id, &first, &promoted, None).await;
+    assert_eq!(created.unwrap(), Created::Created);
+    let addresses = 5 * cap;
+    for i in 1..addresses {
+        alive(
+            &case.store,
+            &id,
+            &Access::new(Some(ip(i)), t0 + u64::from(i), &policy),
+        )
+        .await;
+    }
+    // The oldest address seen again: it is recent now, and stays.
+    let again = Access::new(Some(ip(0)), t0 + u64::from(addresses), &policy);
+    alive(&case.store, &id, &again).await;
+    let log = case.store.ip_log(&id).await.unwrap().expect("alive");
+    assert_eq!(log.entries.len(), cap as usize, "at most the cap is kept");
+    let kept: std::collections::HashSet<IpAddr> = log.entries.iter().map(|e| e.ip).collect();
+    for i in addresses - cap + 1..addresses {
+        assert!(kept.contains(&ip(i)), "recent address {} kept", ip(i));
+    }
+    assert!(kept.contains(&ip(0)), "an address seen again is recent");
+    assert_eq!(
+        log.dropped,
+        u64::from(addresses + 1 - cap),
+        "every address that gave way is counted"
+    );
+    let zero = log.entries.iter().find(|e| e.ip == ip(0)).unwrap();
+    assert_eq!(
+        zero.first_seen_ms,
+        t0 + u64::from(addresses),
+        "seen anew after it gave way"
+    );
+}
+
+/// SPEC §3.5: `cycle_id()` gives the session a new id with the same data,
+/// state and IP log; the old id names nothing afterwards.
+pub(crate) async fn cycle_id_keeps_the_session_under_a_new_id_and_kills_the_old_one<B: Backend>(
+    b: &B,
+) {
+    let (case, svc) = setup(b, config());
+    let old = new_session(&svc, "/promote").await;
+    send(&svc, from_at("198.51.100.7", "/write", Some(&old))).await;
+    let res = send(&svc, at("/cycle", Some(&old))).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.body());
+    let new = bound_id(&res).expect("the response rewrites the cookie");
+    assert_ne!(new, old);
+    assert!(!(case.holds)(&old), "the old id names nothing");
+    let res = send(&svc, at("/", Some(&new))).await;
+    assert_eq!(bound_id(&res), Some(new));
+    assert_eq!(seen(&res)["note"], "hello", "data kept");
+    assert_eq!(seen(&res)["state"], "permanent", "state kept");
+    let log = case.store.ip_log(&new).await.unwrap().expect("alive");
+    let ips: Vec<String> = log.entries.iter().map(|e| e.ip.to_string()).collect();
+    assert!(
+        ips.contains(&"198.51.100.7".to_owned()),
+        "IP log kept: {ips:?}"
+    );
+    let res = send(&svc, at("/", Some(&old))).await;
+    let fresh = bound_id(&res).expect("a fresh session");
+    assert!(fresh != old && fresh != new);
+    assert_eq!(
+        seen(&res)["note"],
+        Value::Null,
+        "the old cookie reaches nothing"
+    );
+}
+
+/// SPEC §3.5: a request that loaded the session before a rotation and
+/// commits after it is refused (409): its write lands nowhere, the old id
+/// is not resurrected, and the renamed session keeps what it had.
+pub(crate) async fn a_commit_racing_a_rotation_is_refused_and_resurrects_nothing<B: Backend>(
+    b: &B,
+) {
+    let case = b.case();
+    let plain = service(case.store.clone(), config().idle_ttl(b.idle()), act);
+    let old = new_session(&plain, "/write").await;
+    let loaded = Arc::new(tokio::sync::Barrier::new(2));
+    let rotated = Arc::new(tokio::sync::Barrier::new(2));
+    let slow = service(case.store.clone(), config().idle_ttl(b.idle()), {
+        let (loaded, rotated) = (loaded.clone(), rotated.clone());
+        move |session: visitor_session::Session, _| {
+            let (loaded, rotated) = (loaded.clone(), rotated.clone());
+            async move {
+                loaded.wait().await;
+                rotated.wait().await;
+                session.insert("late", "write").unwrap();
+                String::new()
+            }
+        }
+    });
+    let racing = tokio::spawn(async move { send(&slow, at("/", Some(&old))).await });
+    loaded.wait().await;
+    let res = send(&plain, at("/cycle", Some(&old))).await;
+    let new = bound_id(&res).expect("rotated");
+    rotated.wait().await;
+    let res = racing.await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CONFLICT,
+        "the late write was not kept"
+    );
+    assert!(
+        set_cookies(&res).is_empty(),
+        "nor does it rewrite the cookie"
+    );
+    assert!(!(case.holds)(&old), "the old id is not resurrected");
+    let res = send(&plain, at("/", Some(&new))).await;
+    assert_eq!(seen(&res)["note"], "hello");
+    let record = alive(&case.store, &new, &access_at(Access::now_ms(), None)).await;
+    assert!(!record.data.contains_key("late"));
 }
 
 pub(crate) async fn agent_deletion_removes_everything_and_the_cookie_gets_a_fresh_session<
@@ -278,10 +394,10 @@ pub(crate) async fn agent_deletion_removes_everything_and_the_cookie_gets_a_fres
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/promote").await;
     send(&svc, at("/write", Some(&id))).await;
-    assert!(case.store.delete(&id).await.unwrap());
+    assert!(delete_session(&*case.store, &id).await.unwrap());
     assert!(!(case.holds)(&id), "data and IP log are gone");
     assert!(
-        !case.store.delete(&id).await.unwrap(),
+        !delete_session(&*case.store, &id).await.unwrap(),
         "nothing left to delete"
     );
     let res = send(&svc, at("/", Some(&id))).await;
@@ -338,7 +454,9 @@ pub(crate) async fn commit_racing_an_agent_deletion_does_not_resurrect_the_sessi
             let admin = admin.clone();
             async move {
                 // The agent deletes the session while this request is running.
-                admin.delete(&session.id().unwrap()).await.unwrap();
+                delete_session(&*admin, &session.id().unwrap())
+                    .await
+                    .unwrap();
                 session.insert("late", "write").unwrap();
                 session.promote().unwrap();
                 String::new()
@@ -354,10 +472,16 @@ pub(crate) async fn commit_racing_an_agent_deletion_does_not_resurrect_the_sessi
         "the client learns its write was not kept"
     );
     assert!(
-        removes_cookie(&res),
-        "the vanished session's cookie is cleared"
+        set_cookies(&res).is_empty(),
+        "the cookie is left alone: after a rotation it is the new one"
     );
     assert!(!(case.holds)(&id), "nothing was written back");
+    let res = send(&plain, at("/", Some(&id))).await;
+    assert_ne!(
+        bound_id(&res),
+        Some(id),
+        "the next request gets a fresh session"
+    );
     let access = access_at(Access::now_ms(), None);
     let late = changes(&[("k", "1")], &[], true);
     assert_eq!(
@@ -464,10 +588,7 @@ pub(crate) async fn data_limits_agree_on_every_store<B: Backend>(b: &B) {
         let policy = POLICY
             .clone()
             .with_limits(DataLimits::new(limit.keys, limit.bytes));
-        let limited = Access {
-            policy: &policy,
-            ..access
-        };
+        let limited = Access::new(access.ip, access.at_ms, &policy);
         let answer = store.commit(&id, &limited, commit).await.unwrap();
         assert_eq!(answer, *expected, "case {i}");
     }
@@ -487,10 +608,7 @@ pub(crate) async fn session_over_a_lowered_limit_can_still_shed_data<B: Backend>
         Created::Created
     );
     let policy = POLICY.clone().with_limits(DataLimits::new(1, 4));
-    let lowered = Access {
-        policy: &policy,
-        ..access
-    };
+    let lowered = Access::new(access.ip, access.at_ms, &policy);
     assert_eq!(
         store
             .commit(&id, &lowered, &changes(&[], &["a"], false))
@@ -524,10 +642,7 @@ pub(crate) async fn create_run_twice_with_the_same_arguments_creates_once<B: Bac
         Created::Created
     );
     // Another creation of the same id is refused and writes nothing.
-    let other = Access {
-        at_ms: access.at_ms + 1,
-        ..access
-    };
+    let other = Access::new(access.ip, access.at_ms + 1, access.policy);
     assert_eq!(
         store
             .create(&id, &other, &changes(&[("b", "2")], &[], true), None)
@@ -551,10 +666,7 @@ pub(crate) async fn commit_run_twice_with_the_same_changes_is_applied_once<B: Ba
     let policy = POLICY
         .clone()
         .with_limits(DataLimits::new(POLICY.limits.max_keys(), 20));
-    let limited = Access {
-        policy: &policy,
-        ..access
-    };
+    let limited = Access::new(access.ip, access.at_ms, &policy);
     for _ in 0..2 {
         assert_eq!(
             store.commit(&id, &limited, &write).await.unwrap(),
@@ -593,10 +705,7 @@ pub(crate) async fn touch_of_an_unknown_session_finds_nothing_and_creates_nothin
 pub(crate) async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: &B) {
     let store = b.case().store;
     let policy = POLICY.clone().with_limits(DataLimits::new(5000, 1 << 20));
-    let access = Access {
-        policy: &policy,
-        ..access_at(Access::now_ms(), None)
-    };
+    let access = Access::new(None, Access::now_ms(), &policy);
     let id = SessionId::generate();
     let first: Vec<(String, String)> = (0..1200)
         .map(|i| (format!("a{i}"), "1".to_owned()))
@@ -626,10 +735,7 @@ pub(crate) async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: 
     assert!(record.data.contains_key("b1199") && !record.data.contains_key("a0"));
     // The kept size is right: one more key would go past a 1801-key limit.
     let tight = POLICY.clone().with_limits(DataLimits::new(1800, 1 << 20));
-    let tight = Access {
-        policy: &tight,
-        ..access
-    };
+    let tight = Access::new(access.ip, access.at_ms, &tight);
     assert_eq!(
         store
             .commit(&id, &tight, &changes(&[("c", "3")], &[], false))
@@ -799,11 +905,7 @@ pub(crate) async fn network_stats_are_kept_for_their_retention_after_the_latest_
     let policy = POLICY.clone().with_network_retention(retention);
     let ip: IpAddr = "2001:db8:7:7::1".parse().unwrap();
     let create = |store: Arc<dyn SessionStore>, policy: StorePolicy| async move {
-        let access = Access {
-            ip: Some(ip),
-            at_ms: Access::now_ms(),
-            policy: &policy,
-        };
+        let access = Access::new(Some(ip), Access::now_ms(), &policy);
         let created = store
             .create(
                 &SessionId::generate(),

@@ -2,6 +2,7 @@
 //! suite: every rule, on every store.
 
 use std::time::Duration;
+use visitor_session::store::delete_session;
 
 use http::StatusCode;
 use serde_json::Value;
@@ -44,17 +45,86 @@ fn bound(res: &http::Response<String>) -> SessionId {
     bound_id(res).expect("the response binds a session")
 }
 
-/// A token that collides with nothing adopts the browser's live session; on
-/// another browser (no cookie) it then leads to that session.
-pub(crate) async fn a_new_token_adopts_the_browsers_session_and_follows_the_user<B: Backend>(
-    b: &B,
-) {
-    let (_case, svc) = setup(b, config());
-    let own = bound(&send(&svc, at("/write", None)).await);
-    let res = send(&svc, as_user("/", Some(&own), ALICE)).await;
-    assert_eq!(bound(&res), own, "adopted, not replaced");
+/// A token that collides with nothing adopts the browser's live session
+/// under a new id (SPEC §3.7): whoever else holds the old id (a cookie
+/// planted before the login) reaches nothing; on another browser (no
+/// cookie) the token leads to the adopted session.
+pub(crate) async fn a_new_token_adopts_the_browsers_session_under_a_new_id<B: Backend>(b: &B) {
+    let (case, svc) = setup(b, config());
+    let planted = bound(&send(&svc, at("/write", None)).await);
+    let res = send(&svc, as_user("/", Some(&planted), ALICE)).await;
+    let adopted = bound(&res);
+    assert_ne!(adopted, planted, "adopted under a new id");
+    assert_eq!(seen(&res)["note"], "hello", "with its data");
+    assert_eq!(
+        seen(&res)["previous"],
+        planted.as_str(),
+        "the handler is told"
+    );
+    assert!(!(case.holds)(&planted), "the old id names nothing");
+    // The attacker who planted the cookie, without the token.
+    let res = send(&svc, at("/", Some(&planted))).await;
+    assert_ne!(bound(&res), adopted);
+    assert_eq!(seen(&res)["note"], Value::Null, "reaches nothing");
     let res = send(&svc, as_user("/", None, ALICE)).await;
-    assert_eq!(bound(&res), own, "the phone finds the laptop's session");
+    assert_eq!(bound(&res), adopted, "the phone finds the laptop's session");
+    assert_eq!(seen(&res)["note"], "hello");
+    assert_eq!(seen(&res)["previous"], Value::Null);
+}
+
+/// A session bound to a token opens only with its token (SPEC §3.7): a
+/// request with its cookie and no token (after logout, or the next person
+/// at the computer) gets a fresh session and sees nothing of it; the
+/// token still opens it.
+pub(crate) async fn a_token_bound_session_without_its_token_gets_a_fresh_one<B: Backend>(b: &B) {
+    let (case, svc) = setup(b, config());
+    let users = bound(&send(&svc, as_user("/write", None, ALICE)).await);
+    let res = send(&svc, at("/", Some(&users))).await;
+    let fresh = bound(&res);
+    assert_ne!(fresh, users, "the cookie is rebound");
+    assert_eq!(
+        seen(&res)["note"],
+        Value::Null,
+        "nothing of the user's session"
+    );
+    let res = send(&svc, at("/write", Some(&fresh))).await;
+    assert_eq!(bound(&res), fresh);
+    assert!((case.holds)(&users), "the user's session is left alone");
+    let res = send(&svc, as_user("/", Some(&fresh), BOB)).await;
+    assert_ne!(bound(&res), users, "another token does not open it either");
+    let res = send(&svc, as_user("/", None, ALICE)).await;
+    assert_eq!(bound(&res), users, "its token still opens it");
+    assert_eq!(seen(&res)["note"], "hello");
+}
+
+/// The explicit opt-out (`require_token(false)`, weaker): a token-bound
+/// session opens with its cookie alone, never with another token.
+pub(crate) async fn the_weaker_rule_opens_a_bound_session_by_its_cookie_alone<B: Backend>(b: &B) {
+    let case = b.case();
+    let tokens = ContinuityTokens::from_header(SECRET, http::HeaderName::from_static(TOKEN_HEADER))
+        .require_token(false);
+    let svc = service(
+        case.store.clone(),
+        config().continuity(tokens).idle_ttl(b.idle()),
+        act,
+    );
+    let users = bound(&send(&svc, as_user("/write", None, ALICE)).await);
+    let res = send(&svc, at("/", Some(&users))).await;
+    assert_eq!(bound(&res), users);
+    assert_eq!(seen(&res)["note"], "hello");
+    let res = send(&svc, as_user("/", Some(&users), BOB)).await;
+    assert_ne!(bound(&res), users, "another token never opens it");
+}
+
+/// `cycle_id()` of a token-bound session moves the token's binding along.
+pub(crate) async fn a_rotated_token_session_keeps_its_token<B: Backend>(b: &B) {
+    let (case, svc) = setup(b, config());
+    let old = bound(&send(&svc, as_user("/write", None, ALICE)).await);
+    let new = bound(&send(&svc, as_user("/cycle", Some(&old), ALICE)).await);
+    assert_ne!(new, old);
+    assert!(!(case.holds)(&old));
+    let res = send(&svc, as_user("/", None, ALICE)).await;
+    assert_eq!(bound(&res), new, "the token leads to the new id");
     assert_eq!(seen(&res)["note"], "hello");
 }
 
@@ -101,7 +171,7 @@ pub(crate) async fn a_token_of_a_deleted_session_gets_a_fresh_one<B: Backend>(b:
     let (case, svc) = setup(b, config());
     let deleted = bound(&send(&svc, as_user("/promote", None, ALICE)).await);
     send(&svc, as_user("/write", Some(&deleted), ALICE)).await;
-    assert!(case.store.delete(&deleted).await.unwrap());
+    assert!(delete_session(&*case.store, &deleted).await.unwrap());
     for cookie in [None, Some(&deleted)] {
         let res = send(&svc, as_user("/", cookie, ALICE)).await;
         let fresh = bound(&res);

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use http::{HeaderValue, Request, Response, header};
 use tower::{BoxError, ServiceExt, service_fn};
 use visitor_session::store::{
-    Access, Changes, Committed, CreateLimit, Created, IpLogEntry, NetworkStats, SessionRecord,
-    StoreFuture, TokenHash, TokenTouch,
+    Access, Changes, Committed, CreateLimit, Created, IpLog, NetworkStats, Removed, SessionRecord,
+    StoreFuture, StorePolicy, TokenBinding, TokenHash,
 };
 use visitor_session::{
-    MemoryStore, PeerAddr, Session, SessionConfig, SessionId, SessionLayer, SessionStore,
-    StoreError, StoreErrorKind,
+    MemoryStore, PeerAddr, Session, SessionConfig, SessionId, SessionLayer, SessionState,
+    SessionStore, StoreError, StoreErrorKind,
 };
 
 pub(crate) const PEER: &str = "203.0.113.9";
@@ -116,15 +116,18 @@ impl TestStore {
     }
 }
 
-const OPERATIONS: [&str; 8] = [
+const OPERATIONS: [&str; 11] = [
     "touch",
     "create",
     "commit",
+    "cycle",
     "reset",
     "delete",
     "ip_log",
     "network_stats",
-    "touch_token",
+    "token_session",
+    "bind_token",
+    "unbind_token",
 ];
 
 impl SessionStore for TestStore {
@@ -148,25 +151,47 @@ impl SessionStore for TestStore {
     ) -> StoreFuture<Committed> {
         self.run("commit", |s| s.commit(id, access, changes))
     }
-    fn reset(&self, id: &SessionId) -> StoreFuture<bool> {
+    fn cycle(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        access: &Access<'_>,
+    ) -> StoreFuture<Option<SessionRecord>> {
+        self.run("cycle", |s| s.cycle(old, new, access))
+    }
+    fn reset(&self, id: &SessionId) -> StoreFuture<Removed> {
         self.run("reset", |s| s.reset(id))
     }
-    fn delete(&self, id: &SessionId) -> StoreFuture<bool> {
+    fn delete(&self, id: &SessionId) -> StoreFuture<Removed> {
         self.run("delete", |s| s.delete(id))
     }
-    fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<Vec<IpLogEntry>>> {
+    fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<IpLog>> {
         self.run("ip_log", |s| s.ip_log(id))
     }
     fn network_stats(&self, ip: IpAddr) -> StoreFuture<Option<NetworkStats>> {
         self.run("network_stats", |s| s.network_stats(ip))
     }
-    fn touch_token(
+    fn token_session(
         &self,
         token: &TokenHash,
-        cookie: Option<&SessionId>,
-        access: &Access<'_>,
-    ) -> StoreFuture<TokenTouch> {
-        self.run("touch_token", |s| s.touch_token(token, cookie, access))
+        policy: &StorePolicy,
+    ) -> StoreFuture<Option<TokenBinding>> {
+        self.run("token_session", |s| s.token_session(token, policy))
+    }
+    fn bind_token(
+        &self,
+        token: &TokenHash,
+        expected: Option<&SessionId>,
+        id: &SessionId,
+        state: SessionState,
+        policy: &StorePolicy,
+    ) -> StoreFuture<SessionId> {
+        self.run("bind_token", |s| {
+            s.bind_token(token, expected, id, state, policy)
+        })
+    }
+    fn unbind_token(&self, token: &TokenHash, id: &SessionId) -> StoreFuture<()> {
+        self.run("unbind_token", |s| s.unbind_token(token, id))
     }
 }
 
@@ -303,16 +328,19 @@ pub(crate) async fn three_writers_over_a_two_key_limit<St: SessionStore>(
     statuses
 }
 
-/// A handler that does what the request path says, and answers with what it
+/// A handler that does what the request path says (`/write`, `/promote`,
+/// `/start`, `/cycle`, `/reset`, `/key/<name>`), and answers with what it
 /// saw as JSON: `error` (the error of the action, if any), `state`, `note`
-/// (the key the `/write` action sets), `ip`, and `store_error` (the kind of
-/// a load failure, in fail-open mode).
+/// (the key the `/write` action sets), `ip`, `store_error` (the kind of a
+/// load failure, in fail-open mode), and `previous` (the id the layer
+/// renamed the session from for this request).
 pub(crate) async fn act(session: Session, req: Request<String>) -> String {
     let path = req.uri().path().to_owned();
     let result = match path.as_str() {
         "/write" => session.insert("note", "hello"),
         "/promote" => session.promote(),
         "/start" => session.start(),
+        "/cycle" => session.cycle_id(),
         "/reset" => {
             session.reset();
             Ok(())
@@ -326,6 +354,7 @@ pub(crate) async fn act(session: Session, req: Request<String>) -> String {
         "note": session.get::<String>("note").ok().flatten(),
         "ip": session.client_ip().map(|ip| ip.to_string()),
         "store_error": session.error().map(|e| e.kind().as_str()),
+        "previous": session.previous_id().map(|id| id.as_str().to_owned()),
     })
     .to_string()
 }

@@ -4,6 +4,7 @@
 //! script recovery. Instantiated with [`redis_conformance!`](crate::redis_conformance).
 
 use std::time::Duration;
+use visitor_session::store::delete_session;
 
 use http::StatusCode;
 use redis::ConnectionLike;
@@ -39,10 +40,11 @@ pub(crate) trait RedisBackend: Copy + Send + Sync + 'static {
 }
 
 /// The keys of session `id` under `prefix`: its hash and its IP log.
-pub(crate) fn keys_of(prefix: &str, id: &SessionId) -> [String; 2] {
+pub(crate) fn keys_of(prefix: &str, id: &SessionId) -> [String; 3] {
     let hash = format!("{prefix}{{{}}}", id.uuid_str());
-    let log = format!("{hash}:ips");
-    [hash, log]
+    let first_seen = format!("{hash}:ips");
+    let last_seen = format!("{hash}:ipz");
+    [hash, first_seen, last_seen]
 }
 
 /// Whether any key under `prefix` but the network statistics names `ip` or
@@ -59,6 +61,7 @@ fn holds_ip<B: RedisBackend>(backend: &B, prefix: &str, ip: std::net::IpAddr) ->
                 let content: Vec<String> = match kind.as_str() {
                     "hash" => primary.query(&["HGETALL", key]),
                     "set" => primary.query(&["SMEMBERS", key]),
+                    "zset" => primary.query(&["ZRANGE", key, "0", "-1"]),
                     _ => vec![],
                 };
                 key.contains(&ip) || content.iter().any(|c| c.contains(&ip))
@@ -84,8 +87,8 @@ impl<B: RedisBackend> Backend for B {
             holds: Box::new({
                 let prefix = prefix.clone();
                 move |id| {
-                    let [hash, log] = keys_of(&prefix, id);
-                    query::<i64, _>(&backend, &["EXISTS", &hash, &log]) > 0
+                    let [hash, first, last] = keys_of(&prefix, id);
+                    query::<i64, _>(&backend, &["EXISTS", &hash, &first, &last]) > 0
                 }
             }),
             holds_ip: Box::new(move |ip| holds_ip(&backend, &prefix, ip)),
@@ -115,7 +118,8 @@ macro_rules! redis_conformance {
             permanent_session_has_no_ttl,
             continuity_tokens_cost_what_the_readme_says,
             a_token_is_kept_only_as_its_keyed_hash_and_lives_like_its_session,
-            a_tokens_binding_follows_its_session_through_visits_without_the_token
+            a_tokens_binding_becomes_permanent_with_its_session,
+            the_ip_log_costs_the_same_work_at_10_and_at_5000_entries
         );
     };
     (@each $backend:expr; $($scenario:ident),*) => {
@@ -281,13 +285,11 @@ pub(crate) async fn commit_cost_does_not_grow_with_the_session<B: RedisBackend>(
             .map(|i| (format!("k{i}"), Some("\"value\"".to_owned())))
             .collect(),
         promote: false,
-        token: None,
     };
     c.store.create(&id, &access, &many, None).await.unwrap();
     let one = visitor_session::store::Changes {
         data: [("k1".to_owned(), Some("\"other\"".to_owned()))].into(),
         promote: false,
-        token: None,
     };
     let monitors: Vec<&Monitor> = c.monitors.iter().collect();
     let (committed, s) = count(&monitors, c.store.commit(&id, &access, &one)).await;
@@ -326,7 +328,7 @@ pub(crate) async fn temporary_session_is_one_hash_with_the_idle_ttl<B: RedisBack
     let store = RedisStore::new(backend.config().key_prefix(prefix.as_str())).unwrap();
     let svc = service(store, config().idle_ttl(Duration::from_secs(30)), act);
     let id = bound_id(&send(&svc, at("/write", None)).await).unwrap();
-    let [hash, log] = keys_of(&prefix, &id);
+    let [hash, log, _] = keys_of(&prefix, &id);
     let fields: std::collections::HashMap<String, String> = query(backend, &["HGETALL", &hash]);
     let meta: Vec<&str> = fields["m"].split(',').collect();
     assert_eq!(meta[0], "t", "temporary");
@@ -389,7 +391,7 @@ pub(crate) async fn permanent_session_has_no_ttl<B: RedisBackend>(backend: &B) {
     let svc = service(store, config().idle_ttl(Duration::from_secs(30)), act);
     let id = bound_id(&send(&svc, at("/", None)).await).unwrap();
     send(&svc, at("/promote", Some(&id))).await;
-    let [hash, log] = keys_of(&prefix, &id);
+    let [hash, log, _] = keys_of(&prefix, &id);
     assert_eq!(query::<i64, _>(backend, &["PTTL", &hash]), -1);
     assert_eq!(query::<i64, _>(backend, &["PTTL", &log]), -1);
     let meta: String = query(backend, &["HGET", &hash, "m"]);
@@ -413,27 +415,41 @@ pub(crate) async fn continuity_tokens_cost_what_the_readme_says<B: RedisBackend>
     let id = bound_id(&send(&c.svc, request()).await).unwrap();
     let (_, s) = c.measure(at("/", Some(&id))).await;
     assert_eq!(sent(&s), only("evalsha", 1), "no token: the touch only");
-    // The token adopts the browser's session: resolve, claim, bind.
+    // The token adopts the browser's session under a new id: resolve,
+    // reserve the new id in the binding, rename.
     let (res, s) = c.measure(as_user("/", Some(&id), ALICE)).await;
-    assert_eq!(bound_id(&res), Some(id));
+    let adopted = bound_id(&res).unwrap();
+    assert_ne!(adopted, id);
     assert_eq!(
         sent(&s),
         only("evalsha", 3),
-        "resolve, claim and touch, bind"
+        "token_session, bind_token, cycle"
     );
     // A returning visitor with the token: resolve, then touch.
-    let (res, s) = c.measure(as_user("/", Some(&id), ALICE)).await;
-    assert_eq!(bound_id(&res), Some(id));
+    let (res, s) = c.measure(as_user("/", Some(&adopted), ALICE)).await;
+    assert_eq!(bound_id(&res), Some(adopted));
     assert_eq!(sent(&s), only("evalsha", 2), "resolve, then touch");
     // The user's other device, no cookie yet: the same two calls.
     let (res, s) = c.measure(as_user("/", None, ALICE)).await;
-    assert_eq!(bound_id(&res), Some(id));
+    assert_eq!(bound_id(&res), Some(adopted));
     assert_eq!(sent(&s), only("evalsha", 2));
-    // A token never seen, no cookie: resolve (nothing), then at the
-    // response resolve again, create, bind (+ the network's count apart).
+    // Its cookie without the token: the touch refuses it, a fresh session.
+    let (res, s) = c.measure(at("/", Some(&adopted))).await;
+    assert_ne!(bound_id(&res), Some(adopted));
+    assert_eq!(sent(&s), only("evalsha", 2 + apart), "touch, create");
+    // A token never seen, no cookie: resolve (nothing), reserve, then
+    // create at the response (+ the network's count apart).
     let (res, s) = c.measure(as_user("/", None, "carol-0a1b2c3d4e5f")).await;
     assert!(bound_id(&res).is_some());
-    assert_eq!(sent(&s), only("evalsha", 4 + apart));
+    assert_eq!(sent(&s), only("evalsha", 3 + apart));
+    // `cycle_id()`: the commit's call, then the rename and the binding's.
+    let (res, s) = c.measure(as_user("/cycle", Some(&adopted), ALICE)).await;
+    assert_ne!(bound_id(&res), Some(adopted));
+    assert_eq!(
+        sent(&s),
+        only("evalsha", 4),
+        "resolve, touch, cycle, bind_token"
+    );
 }
 
 /// The store holds the token's keyed hash, never the token; its key lives
@@ -499,16 +515,14 @@ pub(crate) async fn a_token_is_kept_only_as_its_keyed_hash_and_lives_like_its_se
     );
     let value: String = query(backend, &["GET", key]);
     assert!(value.starts_with("p:"), "{value}");
-    assert!(store.delete(&id).await.unwrap());
+    assert!(delete_session(&store, &id).await.unwrap());
     assert!(token_keys().is_empty(), "deleted with its session");
 }
 
 /// The binding of a token lives like its session also when the session is
 /// visited without the token (page loads that do not carry it), and a
 /// promotion repeated (as after a lost reply) makes it permanent.
-pub(crate) async fn a_tokens_binding_follows_its_session_through_visits_without_the_token<
-    B: RedisBackend,
->(
+pub(crate) async fn a_tokens_binding_becomes_permanent_with_its_session<B: RedisBackend>(
     backend: &B,
 ) {
     use super::continuity::{ALICE, as_user, with_tokens};
@@ -530,23 +544,21 @@ pub(crate) async fn a_tokens_binding_follows_its_session_through_visits_without_
         keys[0].clone()
     };
     let key = token_key();
-    let [hash, _] = keys_of(&prefix, &id);
-    // A lost `persist`: the session is permanent, its binding still temporary.
+    let [hash, ..] = keys_of(&prefix, &id);
+    // A lost upgrade: the session is permanent, its binding still temporary.
     send(&svc, as_user("/promote", Some(&id), ALICE)).await;
     let _: () = query(
         backend,
         &["SET", &key, &format!("t:{}", id.as_str()), "PX", "30000"],
     );
-    send(&svc, at("/promote", Some(&id))).await;
+    // The next visit with the token makes it permanent, with the retention.
+    let res = send(&svc, as_user("/", Some(&id), ALICE)).await;
+    assert_eq!(bound_id(&res), Some(id));
     assert_eq!(
         query::<String, _>(backend, &["GET", &key]),
         format!("p:{}", id.as_str()),
-        "a repeated promotion makes the binding permanent"
+        "the binding lives like its permanent session"
     );
-    // Visits without the token slide the binding with the session.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let res = send(&svc, at("/", Some(&id))).await;
-    assert_eq!(bound_id(&res), Some(id));
     let session: i64 = query(backend, &["PTTL", &hash]);
     let binding: i64 = query(backend, &["PTTL", &key]);
     assert!(
@@ -554,8 +566,8 @@ pub(crate) async fn a_tokens_binding_follows_its_session_through_visits_without_
         "session {session} ms, binding {binding} ms"
     );
     // An agent deletion run twice leaves no binding behind.
-    assert!(store.delete(&id).await.unwrap());
-    assert!(!store.delete(&id).await.unwrap());
+    assert!(delete_session(&store, &id).await.unwrap());
+    assert!(!delete_session(&store, &id).await.unwrap());
     let left: Vec<String> = backend
         .primaries()
         .into_iter()
@@ -626,4 +638,75 @@ impl RedisBackend for Sentinel {
     fn conn(&self) -> Box<dyn ConnectionLike + Send> {
         Box::new(RedisSentinel::shared().primary().conn())
     }
+}
+
+/// SPEC §3.3: recording an access costs O(log n) in the IP log's size: the
+/// commands a touch runs inside Redis (`MONITOR`'s `lua` lines) are the same
+/// for a log of 10 addresses and one of 5 000, with a retention set (the
+/// case that used to read the whole log).
+pub(crate) async fn the_ip_log_costs_the_same_work_at_10_and_at_5000_entries<B: RedisBackend>(
+    backend: &B,
+) {
+    let _quiet = quiet().await;
+    let c = counted(backend, config()).await;
+    let policy = StorePolicy::default()
+        .with_ip_log_max_entries(10_000)
+        .with_ip_log_retention(Some(Duration::from_secs(400 * 24 * 3600)));
+    let monitors: Vec<&Monitor> = c.monitors.iter().collect();
+    let mut work = Vec::new();
+    for size in [10u32, 5_000] {
+        let id = SessionId::generate();
+        let now = Access::now_ms();
+        let first = Access::new(Some("192.0.2.1".parse().unwrap()), now, &policy);
+        let promote = visitor_session::store::Changes {
+            promote: true,
+            ..Default::default()
+        };
+        c.store.create(&id, &first, &promote, None).await.unwrap();
+        // Fill the log to `size` addresses, seen a moment ago.
+        let [_, first_seen, last_seen] = keys_of(&c.prefix, &id);
+        let ips: Vec<String> = (1..size)
+            .map(|i| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255))
+            .collect();
+        let at = (now - 1).to_string();
+        let mut zadd = vec!["ZADD".to_owned(), last_seen.clone()];
+        let mut hset = vec!["HSET".to_owned(), first_seen.clone()];
+        for ip in &ips {
+            zadd.extend([at.clone(), ip.clone()]);
+            hset.extend([ip.clone(), at.clone()]);
+        }
+        let _: i64 = query(
+            backend,
+            &zadd.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let _: i64 = query(
+            backend,
+            &hset.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(
+            query::<i64, _>(backend, &["ZCARD", &last_seen]),
+            i64::from(size)
+        );
+        // One access from an address already logged, one from a new one.
+        let mut counted = Vec::new();
+        for ip in ["10.0.0.5", "198.51.100.200"] {
+            let access = Access::new(Some(ip.parse().unwrap()), now + 1, &policy);
+            let (touched, s) = count(&monitors, c.store.touch(&id, &access)).await;
+            assert!(touched.unwrap().is_some());
+            assert_eq!(sent(&s), only("evalsha", 1));
+            counted.push(s.script_internal.clone());
+        }
+        work.push(counted);
+    }
+    assert_eq!(
+        work[0], work[1],
+        "the same commands at 10 and at 5 000 entries"
+    );
+    assert!(
+        !work[1]
+            .iter()
+            .any(|w| w.contains_key("hgetall") && w["hgetall"] > 1),
+        "no scan of the log: {:?}",
+        work[1]
+    );
 }

@@ -78,43 +78,57 @@ pub(super) struct Scripts {
     pub(super) touch: LuaScript,
     pub(super) create: LuaScript,
     pub(super) commit: LuaScript,
+    pub(super) cycle: LuaScript,
     pub(super) network: LuaScript,
     pub(super) reset: LuaScript,
     pub(super) delete: LuaScript,
     pub(super) ip_log: LuaScript,
     pub(super) network_stats: LuaScript,
-    pub(super) token: LuaScript,
-    pub(super) bound_token: LuaScript,
+    pub(super) token_session: LuaScript,
+    pub(super) bind_token: LuaScript,
+    pub(super) unbind_token: LuaScript,
 }
 
 impl Scripts {
     pub(super) fn new() -> Self {
         Self {
-            touch: lua!("touch", "permanent"),
-            create: lua!("create", "args", "data", "permanent", "admit", "network"),
-            commit: lua!("commit", "args", "data", "permanent", "network"),
+            touch: lua!("touch", "permanent", "session"),
+            create: lua!(
+                "create",
+                "args",
+                "data",
+                "permanent",
+                "session",
+                "admit",
+                "network"
+            ),
+            commit: lua!("commit", "args", "data", "permanent", "session", "network"),
+            cycle: lua!("cycle", "permanent", "session"),
             network: lua!("network", "admit", "network"),
-            reset: lua!("reset"),
-            delete: lua!("delete"),
-            ip_log: lua!("ip_log"),
+            reset: lua!("reset", "permanent", "session"),
+            delete: lua!("delete", "permanent", "session"),
+            ip_log: lua!("ip_log", "permanent", "session"),
             network_stats: lua!("network_stats"),
-            token: lua!("token"),
-            bound_token: lua!("bound_token"),
+            token_session: lua!("token_session", "token"),
+            bind_token: lua!("bind_token", "token"),
+            unbind_token: lua!("unbind_token", "token"),
         }
     }
 
-    pub(super) fn all(&self) -> [&LuaScript; 10] {
+    pub(super) fn all(&self) -> [&LuaScript; 12] {
         [
             &self.touch,
             &self.create,
             &self.commit,
+            &self.cycle,
             &self.network,
             &self.reset,
             &self.delete,
             &self.ip_log,
             &self.network_stats,
-            &self.token,
-            &self.bound_token,
+            &self.token_session,
+            &self.bind_token,
+            &self.unbind_token,
         ]
     }
 }

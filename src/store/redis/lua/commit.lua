@@ -1,27 +1,30 @@
 -- commit: write a request's changed keys, and promotion, to a live session
 -- (SPEC §3.4), all or nothing.
--- KEYS: session hash, IP log; on a standalone server, when promoting from
--- a client IP, also the client network's counters.
--- ARGV: now (ms), client IP ('' for none), retention of a permanent session
--- (ms, 0: none), IP-log retention (ms, 0: keep), promote ('1'/'0'), max
--- keys, max bytes, number of keys set, retention of the network's counters
--- (ms, 0: not counted by this call); then that many field/value pairs, then
--- the fields removed.
--- Returns 1 applied, {3, token} applied and made permanent by this call (a
--- conversation started), {4, token} applied with a promotion asked of a
--- session already permanent (a repeat, or this call run again after its
--- reply was lost), where `token` is the hash of the continuity token the
--- session is bound to, or ''; 0 the session is gone (nothing written: no
--- resurrection), 2 over the data limits (nothing written).
-local current = redis.call('HGET', KEYS[1], 'm')
-if not current then return 0 end
-local state, created, keys0, bytes0 = string.match(current, '^(%a),(%d+),(%d+),(%d+)$')
-keys0, bytes0 = tonumber(keys0), tonumber(bytes0)
-local keys, bytes = keys0, bytes0
-local first_set = 10
-local first_removal = first_set + 2 * tonumber(ARGV[8])
+-- KEYS: the session's keys (hash, ips, ipz); on a standalone server, when
+-- promoting from a client IP, also the client network's counters.
+-- ARGV: the access (lib/session.lua); then promote ('1'/'0'), max keys,
+-- max bytes, the number of keys set, the retention of the network's
+-- counters (ms, 0: not counted by this call); then that many field/value
+-- pairs, then the fields removed.
+-- Returns APPLIED, PROMOTED (applied, and made permanent by this call: a
+-- conversation started), MISSING (the session is gone: nothing written, no
+-- resurrection), OVER_LIMIT (over the data limits: nothing written).
+local MISSING, APPLIED, OVER_LIMIT, PROMOTED = 0, 1, 2, 3
+local s = session_keys(1)
+local a = access_args()
+local promote_asked = ARGV[ACCESS_ARGS + 1] == '1'
+local max_keys, max_bytes = tonumber(ARGV[ACCESS_ARGS + 2]), tonumber(ARGV[ACCESS_ARGS + 3])
+local sets = tonumber(ARGV[ACCESS_ARGS + 4])
+local network_retention = ARGV[ACCESS_ARGS + 5]
+local first_set = ACCESS_ARGS + 6
+local first_removal = first_set + 2 * sets
+
+local current = redis.call('HGET', s.hash, 'm')
+if not current then return MISSING end
+local m0 = parse_meta(current)
+local keys, bytes = m0.keys, m0.bytes
 local function forget(field)
-  local old = redis.call('HSTRLEN', KEYS[1], field)
+  local old = redis.call('HSTRLEN', s.hash, field)
   if old > 0 then
     keys = keys - 1
     bytes = bytes - entry_size(field, old)
@@ -33,34 +36,30 @@ for i = first_set, first_removal - 1, 2 do
   bytes = bytes + entry_size(ARGV[i], #ARGV[i + 1])
 end
 for i = first_removal, #ARGV do forget(ARGV[i]) end
-if not within_limits(keys0, bytes0, keys, bytes, tonumber(ARGV[6]), tonumber(ARGV[7])) then
-  return 2
+if not within_limits(m0.keys, m0.bytes, keys, bytes, max_keys, max_bytes) then
+  return OVER_LIMIT
 end
-if #ARGV >= first_removal then call_with_args('HDEL', KEYS[1], first_removal, #ARGV) end
-local promote = ARGV[5] == '1' and state == 't'
-if promote then state = 'p' end
-local m = meta(state, created, keys, bytes)
-local seen = promote and ARGV[1] or nil
+if #ARGV >= first_removal then call_with_args('HDEL', s.hash, first_removal, #ARGV) end
+local promote = promote_asked and m0.state == 't'
+local m = meta(promote and 'p' or m0.state, m0.created, keys, bytes)
+local seen = promote and a.now or nil
 if first_removal - first_set < 998 then
   -- The usual case: data and metadata in one command.
   if seen then
-    redis.call('HSET', KEYS[1], 'm', m, 's', seen, unpack(ARGV, first_set, first_removal - 1))
+    redis.call('HSET', s.hash, 'm', m, 's', seen, unpack(ARGV, first_set, first_removal - 1))
   else
-    redis.call('HSET', KEYS[1], 'm', m, unpack(ARGV, first_set, first_removal - 1))
+    redis.call('HSET', s.hash, 'm', m, unpack(ARGV, first_set, first_removal - 1))
   end
 else
-  call_with_args('HSET', KEYS[1], first_set, first_removal - 1)
+  call_with_args('HSET', s.hash, first_set, first_removal - 1)
   if seen then
-    redis.call('HSET', KEYS[1], 'm', m, 's', seen)
+    redis.call('HSET', s.hash, 'm', m, 's', seen)
   else
-    redis.call('HSET', KEYS[1], 'm', m)
+    redis.call('HSET', s.hash, 'm', m)
   end
 end
-if promote then
-  log_ip(ARGV[1], ARGV[2], tonumber(ARGV[4]))
-  apply_retention(tonumber(ARGV[3]), true)
-  if tonumber(ARGV[9]) > 0 then count_network(KEYS[3], ARGV[1], 0, 1, ARGV[9]) end
-  return {3, redis.call('HGET', KEYS[1], 't') or ''}
-end
-if ARGV[5] == '1' then return {4, redis.call('HGET', KEYS[1], 't') or ''} end
-return 1
+if not promote then return APPLIED end
+log_ip(s, a)
+apply_retention(s, a.retention, true)
+if tonumber(network_retention) > 0 then count_network(KEYS[4], a.now, 0, 1, network_retention) end
+return PROMOTED

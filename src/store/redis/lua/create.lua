@@ -1,53 +1,59 @@
--- create: a new session with its first data (SPEC §3.2).
--- KEYS: session hash, IP log; on a standalone server with a client IP also
--- the client network's counters (when counted), and with a new-session
--- limit its set.
--- ARGV: now (ms), client IP ('' for none), idle TTL (ms), retention of a
--- permanent session (ms, 0: none), IP-log retention (ms, 0: keep), promote
--- ('1'/'0'), limit: max (0: none here), window (ms), member; retention of
--- the network's counters (ms, 0: not counted by this call), the hash of the
--- continuity token to bind ('' for none); then field/value pairs.
--- Returns {1, 0} created, {0, 0} the id is taken, {2, ms} over the limit.
-local now, ip = ARGV[1], ARGV[2]
-local existing = redis.call('HGET', KEYS[1], 'm')
+-- create: a new session with its first data (SPEC §3.2), bound to the
+-- access's continuity token, if any.
+-- KEYS: the session's keys (hash, ips, ipz); on a standalone server with a
+-- client IP also the client network's counters (when counted), and with a
+-- new-session limit its set.
+-- ARGV: the access (lib/session.lua); then promote ('1'/'0'), the limit's
+-- max (0: none here), window (ms) and member, the retention of the
+-- network's counters (ms, 0: not counted by this call); then field/value
+-- pairs.
+-- Returns {CREATED, 0}, {EXISTS, 0} the id is taken, {LIMITED, ms}.
+local CREATED, EXISTS, LIMITED = 1, 0, 2
+local s = session_keys(1)
+local a = access_args()
+local promote = ARGV[ACCESS_ARGS + 1] == '1'
+local limit_max = tonumber(ARGV[ACCESS_ARGS + 2])
+local limit_window, limit_member = ARGV[ACCESS_ARGS + 3], ARGV[ACCESS_ARGS + 4]
+local network_retention = ARGV[ACCESS_ARGS + 5]
+local first_pair = ACCESS_ARGS + 6
+
+local existing = redis.call('HGET', s.hash, 'm')
 if existing then
-  -- The same call run again after its reply was lost: it did create.
-  if string.match(existing, '^%a,(%d+),') == now then return {1, 0} end
-  return {0, 0}
+  -- The same call run again after its reply was lost: it did create. Not
+  -- with a token: the id was reserved in the token's binding, and another
+  -- browser of the same user may have created it (the caller then commits).
+  if a.token == '' and parse_meta(existing).created == a.now then return { CREATED, 0 } end
+  return { EXISTS, 0 }
 end
-local counters, limit_key = nil, KEYS[3]
-if tonumber(ARGV[10]) > 0 then counters, limit_key = KEYS[3], KEYS[4] end
-if tonumber(ARGV[7]) > 0 then
-  local wait = admit(limit_key, ARGV[9], tonumber(ARGV[7]), ARGV[8])
-  if wait then return {2, wait} end
+local counters, limit_key = nil, KEYS[4]
+if tonumber(network_retention) > 0 then counters, limit_key = KEYS[4], KEYS[5] end
+if limit_max > 0 then
+  local wait = admit(limit_key, limit_member, limit_max, limit_window)
+  if wait then return { LIMITED, wait } end
 end
-local first = 12
 local keys, bytes = 0, 0
-for i = first, #ARGV, 2 do
+for i = first_pair, #ARGV, 2 do
   keys = keys + 1
   bytes = bytes + entry_size(ARGV[i], #ARGV[i + 1])
 end
-local state = 't'
-if ARGV[6] == '1' then state = 'p' end
-local m = meta(state, now, keys, bytes)
-if ARGV[11] ~= '' then redis.call('HSET', KEYS[1], 't', ARGV[11]) end
-if #ARGV - first < 998 then
+local state = promote and 'p' or 't'
+local m = meta(state, a.now, keys, bytes)
+if a.token ~= '' then redis.call('HSET', s.hash, 't', a.token) end
+if #ARGV - first_pair < 998 then
   -- The usual case: metadata and data in one command.
-  redis.call('HSET', KEYS[1], 'm', m, 'i', ip, unpack(ARGV, first, #ARGV))
+  redis.call('HSET', s.hash, 'm', m, 'i', a.ip, unpack(ARGV, first_pair, #ARGV))
 else
-  redis.call('HSET', KEYS[1], 'm', m, 'i', ip)
-  call_with_args('HSET', KEYS[1], first, #ARGV)
+  redis.call('HSET', s.hash, 'm', m, 'i', a.ip)
+  call_with_args('HSET', s.hash, first_pair, #ARGV)
 end
 if state == 't' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', s.hash, a.idle)
 else
-  redis.call('HSET', KEYS[1], 's', now)
-  log_ip(now, ip, tonumber(ARGV[5]))
-  apply_retention(tonumber(ARGV[4]), false)
+  redis.call('HSET', s.hash, 's', a.now)
+  log_ip(s, a)
+  apply_retention(s, a.retention, false)
 end
 if counters then
-  local conversations = 0
-  if state == 'p' then conversations = 1 end
-  count_network(counters, now, 1, conversations, ARGV[10])
+  count_network(counters, a.now, 1, promote and 1 or 0, network_retention)
 end
-return {1, 0}
+return { CREATED, 0 }

@@ -1,11 +1,13 @@
 -- reset: a browser unbinds from its session (SPEC §3.5); a temporary
 -- session is deleted with it, a permanent one stays for the agents.
--- KEYS: session hash, IP log. Returns {1, its continuity token's hash or
--- ''} when deleted, {0, ''} when not.
-local meta = redis.call('HGET', KEYS[1], 'm')
+-- KEYS: the session's keys (hash, ips, ipz).
+-- Returns {1, the hash of its continuity token or ''} when deleted (the
+-- caller drops the token's binding), {0, ''} when not.
+local s = session_keys(1)
+local meta = redis.call('HGET', s.hash, 'm')
 if meta and string.byte(meta, 1) == 116 then -- 't': temporary
-  local token = redis.call('HGET', KEYS[1], 't') or ''
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return {1, token}
+  local token = redis.call('HGET', s.hash, 't') or ''
+  redis.call('DEL', s.hash, s.ips, s.ipz)
+  return { 1, token }
 end
-return {0, ''}
+return { 0, '' }

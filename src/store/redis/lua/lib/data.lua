@@ -3,6 +3,7 @@
 --               'p' permanent; keys and bytes: the size of the data)
 --   'i'         the client IP of the latest access ('' when unknown),
 --               written when it changes
+--   't'         the hash of the continuity token it is bound to, if any
 --   's'         permanent sessions: the time of the latest access (ms); a
 --               temporary session's is its expiry time minus the idle TTL
 --   'd:<key>'   each handler key, holding JSON
@@ -16,6 +17,12 @@ end
 
 local function meta(state, created, keys, bytes)
   return state .. ',' .. created .. ',' .. keys .. ',' .. bytes
+end
+
+-- The fields of metadata `m` (see above); the one reader of its format.
+local function parse_meta(m)
+  local state, created, keys, bytes = string.match(m, '^(%a),(%d+),(%d+),(%d+)$')
+  return { state = state, created = created, keys = tonumber(keys), bytes = tonumber(bytes) }
 end
 
 -- Whether a commit taking the data from (keys0, bytes0) to (keys, bytes)
