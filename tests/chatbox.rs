@@ -233,7 +233,8 @@ fn admin_sees_the_ip_log_and_deletes_the_session(d: &Demo) {
         None,
     );
     assert_eq!(ips.status, 200);
-    assert_eq!(ips.json()[0]["ip"], "127.0.0.1");
+    assert_eq!(ips.json()["entries"][0]["ip"], "127.0.0.1");
+    assert_eq!(ips.json()["dropped"], 0, "no address gave way");
     let del = raw_request(
         d.addr,
         "DELETE",
@@ -384,6 +385,78 @@ fn a_visitor_token_carries_the_conversation_to_another_browser() {
     // Without the token, a browser has a session of its own.
     let stranger = Client::new(d.addr).get("/api/messages").json();
     assert_eq!(stranger.as_array().map(Vec::len), Some(0));
+}
+
+/// The demo with continuity tokens, on each store.
+fn demos_with_tokens() -> [Demo; 2] {
+    let secret = ("SESSION_TOKEN_SECRET", "k3v9-Qz7#pL2!wX8@rT5$mN1^bH6&cJ4");
+    [
+        Demo::start(&[secret]),
+        Demo::start(&[secret, ("REDIS_URL", &RedisServer::shared().url())]),
+    ]
+}
+
+fn session_id(c: &mut Client) -> String {
+    c.get("/api/session").json()["id"]
+        .as_str()
+        .expect("a session")
+        .to_owned()
+}
+
+/// SPEC §3.7, §5: a cookie planted in the victim's browser before the login
+/// (e.g. from a sibling subdomain) reaches nothing after it: the token
+/// adopts the browser's session under a new id, and the conversation the
+/// visitor started before logging in follows it.
+#[test]
+fn a_cookie_planted_before_the_login_reaches_nothing_after_it() {
+    for d in demos_with_tokens() {
+        let mut attacker = Client::new(d.addr);
+        let planted = session_id(&mut attacker);
+        let mut victim = Client::new(d.addr);
+        victim.jar = attacker.jar.clone();
+        let before = victim.post_json("/api/messages", r#"{"text":"before the login"}"#);
+        assert_eq!(before.status, 201);
+        victim
+            .extra_headers
+            .push(("x-visitor-token".into(), "victim-7f3a9c1e5b2d8f40".into()));
+        let adopted = session_id(&mut victim);
+        assert_ne!(adopted, planted, "the login rotates the id");
+        let sent = victim.post_json("/api/messages", r#"{"text":"my secret"}"#);
+        assert_eq!(sent.status, 201);
+        let mine = victim.get("/api/messages").json();
+        let texts: Vec<&str> = mine
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["from"] != "agent")
+            .map(|m| m["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["before the login", "my secret"], "the conversation followed");
+        // The attacker, still holding the planted cookie.
+        let seen = attacker.get("/api/messages").json();
+        assert_eq!(seen.as_array().map(Vec::len), Some(0), "reaches nothing");
+        assert_ne!(session_id(&mut attacker), adopted);
+    }
+}
+
+/// SPEC §3.7: after the site stops sending the token (logout, or the next
+/// person at a shared computer), the browser no longer shows the user's
+/// conversation; with the token it is back.
+#[test]
+fn logging_out_closes_the_users_conversation_on_that_browser() {
+    for d in demos_with_tokens() {
+        let mut browser = Client::new(d.addr);
+        let token = ("x-visitor-token".to_owned(), "user-5e8d2a7c9b1f3e60".to_owned());
+        browser.extra_headers.push(token.clone());
+        let sent = browser.post_json("/api/messages", r#"{"text":"logged in"}"#);
+        assert_eq!(sent.status, 201);
+        browser.extra_headers.clear();
+        let seen = browser.get("/api/messages").json();
+        assert_eq!(seen.as_array().map(Vec::len), Some(0), "logged out: nothing");
+        browser.extra_headers.push(token);
+        let seen = browser.get("/api/messages").json();
+        assert_eq!(seen[0]["text"], "logged in");
+    }
 }
 
 #[test]

@@ -92,6 +92,22 @@ impl Conversations {
         }
     }
 
+    /// Moves the conversation of session `old` to session `new` (the session
+    /// was renamed, SPEC §3.5); nothing to do when `old` has none. Safe to
+    /// repeat.
+    pub(crate) async fn rename(&self, old: &SessionId, new: &SessionId) -> Result<(), Unavailable> {
+        match self {
+            Self::Memory(all) => {
+                let mut all = all.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(conversation) = all.remove(old) {
+                    all.entry(*new).or_insert(conversation);
+                }
+                Ok(())
+            }
+            Self::Redis(store) => store.rename(old, new).await,
+        }
+    }
+
     /// Deletes a conversation; whether there was one.
     pub(crate) async fn delete(&self, session: &SessionId) -> Result<bool, Unavailable> {
         match self {
@@ -124,6 +140,16 @@ redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 ";
 
+    /// Moves a conversation to a session's new id, unless it is gone or
+    /// the new id has one. KEYS: the old list and id set, the new ones (one
+    /// slot: a renamed session's id is drawn in its old slot).
+    const RENAME: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+redis.call('RENAME', KEYS[1], KEYS[3])
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RENAME', KEYS[2], KEYS[4]) end
+return 1
+";
+
     /// Where the conversations live.
     pub(crate) enum Server {
         Single(redis::Client),
@@ -139,6 +165,7 @@ return 1
         conn: Mutex<Option<Conn>>,
         prefix: String,
         append: redis::Script,
+        rename: redis::Script,
     }
 
     /// One call to Redis: a command, or the append script.
@@ -196,6 +223,7 @@ return 1
                 conn: Mutex::new(None),
                 prefix: prefix.to_owned(),
                 append: redis::Script::new(APPEND),
+                rename: redis::Script::new(RENAME),
             }
         }
 
@@ -300,6 +328,22 @@ return 1
                 .iter()
                 .filter_map(|json| serde_json::from_str(json).ok())
                 .collect())
+        }
+
+        pub(crate) async fn rename(
+            &self,
+            old: &SessionId,
+            new: &SessionId,
+        ) -> Result<(), Unavailable> {
+            let ((old_list, old_ids), (new_list, new_ids)) = (self.keys(old), self.keys(new));
+            let mut invocation = self.rename.prepare_invoke();
+            invocation
+                .key(&old_list)
+                .key(&old_ids)
+                .key(&new_list)
+                .key(&new_ids);
+            let _: i64 = self.run(Call::Script(&invocation)).await?;
+            Ok(())
         }
 
         pub(crate) async fn delete(&self, session: &SessionId) -> Result<bool, Unavailable> {

@@ -183,6 +183,11 @@ async fn run() -> Result<(), String> {
         .route("/api/session", get(session_info))
         .route("/api/messages", get(list_messages).post(post_message))
         .route("/api/session/reset", post(reset))
+        // Inside the session layer: sees the session it loaded.
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            follow_rotation,
+        ))
         // Agent routes do not go through the visitor-session layer: an agent
         // is not a visitor and gets no cookie.
         .route_layer(layer)
@@ -513,6 +518,40 @@ fn admin_target(app: &App, headers: &HeaderMap, id: &str) -> Result<SessionId, A
         return Err(AdminRefusal::Unauthorized);
     }
     SessionId::parse(id).ok_or(AdminRefusal::BadId)
+}
+
+/// The session key remembering a conversation still to move to this
+/// session's id (its move failed once).
+const MOVE_PENDING: &str = "conversation_of";
+
+/// A conversation is keyed by its session's id: when the layer renamed the
+/// session for this request (a continuity token adopted it, SPEC §3.7), the
+/// conversation moves with it, before any handler reads it. A move that
+/// fails is remembered in the session and tried again on the next request.
+async fn follow_rotation(
+    State(app): State<App>,
+    session: Session,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let pending = session
+        .get::<String>(MOVE_PENDING)
+        .ok()
+        .flatten()
+        .and_then(|id| SessionId::parse(&id));
+    if let (Some(old), Some(new)) = (session.previous_id().or(pending), session.id()) {
+        match app.conversations.rename(&old, &new).await {
+            Ok(()) if pending.is_some() => {
+                let _ = session.remove(MOVE_PENDING);
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(cause = %e.0, "moving a conversation to its session's new id failed");
+                let _ = session.insert(MOVE_PENDING, old.as_str());
+            }
+        }
+    }
+    next.run(request).await
 }
 
 async fn admin_delete(
