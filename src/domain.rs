@@ -1,6 +1,7 @@
 //! Domain names: the one check of what a DNS name is, shared by the
 //! configured cookie `Domain` and the auto domain of a request host
-//! (SPEC §2), and the registrable domain of a host.
+//! (SPEC §2), the registrable domain of a host, and which names are public
+//! suffixes (SPEC §5), all from the one public-suffix list.
 
 use std::net::IpAddr;
 
@@ -17,6 +18,18 @@ pub(crate) fn is_dns_name(name: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
+}
+
+/// Whether `name`, a DNS name, is a public suffix: a name under which anyone
+/// may register (`com`, `co.uk`, `github.io`), so that a cookie for it would
+/// reach every site below it, and browsers refuse it. Case and a leading dot
+/// do not matter. A single label is one too: the list's default rule (`*`)
+/// makes every unlisted top-level name a suffix.
+pub(crate) fn is_public_suffix(name: &str) -> bool {
+    let name = name.trim_start_matches('.').to_ascii_lowercase();
+    // A name with no registrable domain of its own is a suffix, by the same
+    // reading of the list that `registrable_domain` makes.
+    psl::domain_str(&name).is_none()
 }
 
 /// The registrable domain ("eTLD+1") of a request host, or `None` where a
@@ -98,6 +111,17 @@ mod tests {
         }
         assert!(!is_dns_name(&long_label));
         assert!(!is_dns_name(&long_name), "{} bytes", long_name.len());
+    }
+
+    #[test]
+    fn public_suffixes_are_those_of_the_list_in_any_case() {
+        // SPEC §5: `com`, `co.uk`, and private-section suffixes like `github.io`.
+        for suffix in ["com", "co.uk", "github.io", "CO.UK", ".co.uk", "uk", "test"] {
+            assert!(is_public_suffix(suffix), "{suffix}");
+        }
+        for domain in ["example.com", "example.co.uk", "me.github.io", "chat.test"] {
+            assert!(!is_public_suffix(domain), "{domain}");
+        }
     }
 
     #[test]

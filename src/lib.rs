@@ -15,7 +15,8 @@
 //! - [`Session`]: the handle in the request extensions (and, with the `axum`
 //!   feature, an extractor). Synchronous typed reads; writes are committed after
 //!   the handler returns, only the changed keys, in one store call.
-//! - [`client_ip`]: the socket peer, or the client behind [`TrustedProxies`].
+//! - [`client_ip`]: the socket peer, or the client behind [`TrustedProxies`],
+//!   from the one [`ClientIpHeader`] they write.
 //! - [`store`]: the [`SessionStore`] trait, shaped so that a networked store
 //!   serves each request in one round trip; the embedded [`MemoryStore`]; and
 //!   (feature `redis`) `RedisStore` on a single server, Sentinel or Redis
@@ -122,7 +123,7 @@ mod session;
 pub mod store;
 mod token;
 
-pub use client_ip::{PeerAddr, TrustedProxies};
+pub use client_ip::{ClientIpHeader, PeerAddr, TrustedProxies};
 pub use config::{
     CookieDomain, DEFAULT_COOKIE_MAX_AGE, DEFAULT_IDLE_TTL, DEFAULT_IP_LOG_MAX_ENTRIES,
     DEFAULT_NETWORK_RETENTION, FailureMode, LimitAction, MAX_COOKIE_MAX_AGE, MIN_IP_LOG_RETENTION,

@@ -18,8 +18,10 @@ use sha2::Sha256;
 pub const MIN_TOKEN_LEN: usize = 16;
 /// Longest token accepted, in characters.
 pub const MAX_TOKEN_LEN: usize = 256;
-/// Shortest secret accepted, in bytes.
-pub const MIN_SECRET_LEN: usize = 16;
+/// Shortest secret accepted, in bytes (SPEC §5): 32, the output size of
+/// SHA-256; RFC 2104 §3 discourages HMAC keys shorter than that. Use random
+/// bytes.
+pub const MIN_SECRET_LEN: usize = 32;
 
 type Extract = dyn Fn(&Parts) -> Option<String> + Send + Sync;
 
@@ -34,8 +36,9 @@ type Extract = dyn Fn(&Parts) -> Option<String> + Send + Sync;
 /// ```
 /// use visitor_session::{ContinuityTokens, SessionConfig};
 ///
+/// # let secret_from_your_vault = || "32 or more random bytes, kept by the site".as_bytes();
 /// let tokens = ContinuityTokens::new(
-///     "a secret of at least sixteen bytes",
+///     secret_from_your_vault(),
 ///     |parts| {
 ///         parts
 ///             .headers
@@ -65,9 +68,10 @@ impl fmt::Debug for ContinuityTokens {
 }
 
 impl ContinuityTokens {
-    /// Tokens found by `extract`, hashed under `secret` (at least 16 bytes;
-    /// 32 random bytes are a good choice). Keep the secret stable: changing
-    /// it unbinds every token from its session.
+    /// Tokens found by `extract`, hashed under `secret`: at least
+    /// [`MIN_SECRET_LEN`] (32) random bytes, which
+    /// [`SessionConfig::validate`](crate::SessionConfig::validate) checks.
+    /// Keep the secret stable: changing it unbinds every token from its session.
     pub fn new<F>(secret: impl AsRef<[u8]>, extract: F) -> Self
     where
         F: Fn(&Parts) -> Option<String> + Send + Sync + 'static,
@@ -108,6 +112,12 @@ impl ContinuityTokens {
 
     pub(crate) fn secret_len(&self) -> usize {
         self.secret.len()
+    }
+
+    /// Whether the secret is one byte over and over (`aaaa...`): a
+    /// placeholder someone forgot to replace, whatever its length.
+    pub(crate) fn secret_repeats_one_byte(&self) -> bool {
+        self.secret.windows(2).all(|pair| pair[0] == pair[1])
     }
 
     /// The keyed hash of the request's token for site `site`, if it carries
@@ -200,7 +210,7 @@ mod tests {
 
     fn tokens() -> ContinuityTokens {
         ContinuityTokens::from_header(
-            "0123456789abcdef",
+            "0123456789abcdef0123456789abcdef",
             http::HeaderName::from_static("x-visitor-token"),
         )
     }
@@ -229,7 +239,7 @@ mod tests {
         assert_ne!(t.hash(&parts(token), "site-b"), Some(here));
         assert_ne!(t.hash(&parts("user-43-abcdefghijkl"), "site-a"), Some(here));
         let other = ContinuityTokens::from_header(
-            "another secret, 16+",
+            "another secret, at least 32 bytes",
             http::HeaderName::from_static("x-visitor-token"),
         );
         assert_ne!(other.hash(&parts(token), "site-a"), Some(here));

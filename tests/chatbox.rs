@@ -8,14 +8,18 @@ use std::thread;
 use support::demo::{Client, Demo, raw_request, start_fails};
 use support::redis_servers::RedisServer;
 
+/// The demo's admin token in these tests: at least 16 characters, or it
+/// refuses to start (SPEC §5).
+const ADMIN_TOKEN: &str = "let-me-in-agent-007";
+
 fn demo() -> Demo {
-    Demo::start(&[("ADMIN_TOKEN", "let-me-in")])
+    Demo::start(&[("ADMIN_TOKEN", ADMIN_TOKEN)])
 }
 
 /// The demo on the test binary's shared redis-server.
 fn demo_on_redis() -> Demo {
     Demo::start(&[
-        ("ADMIN_TOKEN", "let-me-in"),
+        ("ADMIN_TOKEN", ADMIN_TOKEN),
         ("REDIS_URL", &RedisServer::shared().url()),
     ])
 }
@@ -229,7 +233,7 @@ fn admin_sees_the_ip_log_and_deletes_the_session(d: &Demo) {
         d.addr,
         "GET",
         &format!("/admin/sessions/{id}/ips"),
-        &admin("let-me-in"),
+        &admin(ADMIN_TOKEN),
         None,
     );
     assert_eq!(ips.status, 200);
@@ -239,7 +243,7 @@ fn admin_sees_the_ip_log_and_deletes_the_session(d: &Demo) {
         d.addr,
         "DELETE",
         &format!("/admin/sessions/{id}"),
-        &admin("let-me-in"),
+        &admin(ADMIN_TOKEN),
         None,
     );
     assert_eq!(del.status, 204);
@@ -254,7 +258,7 @@ fn admin_sees_the_ip_log_and_deletes_the_session(d: &Demo) {
         d.addr,
         "GET",
         &format!("/admin/sessions/{id}/ips"),
-        &admin("let-me-in"),
+        &admin(ADMIN_TOKEN),
         None,
     );
     assert_eq!(gone.status, 404);
@@ -266,7 +270,7 @@ fn admin_reads_a_networks_statistics_with_the_token_only(d: &Demo) {
         raw_request(d.addr, "GET", "/admin/networks/127.0.0.1", auth, None)
     };
     let counts = || {
-        let reply = stats(&admin("let-me-in"));
+        let reply = stats(&admin(ADMIN_TOKEN));
         assert_eq!(reply.status, 200);
         let json = reply.json();
         assert_eq!(json["network"], "127.0.0.1");
@@ -288,7 +292,7 @@ fn admin_reads_a_networks_statistics_with_the_token_only(d: &Demo) {
         conversations_after > conversations,
         "{conversations} -> {conversations_after}"
     );
-    let lower_case = vec![("authorization".into(), "bearer let-me-in".into())];
+    let lower_case = vec![("authorization".into(), format!("bearer {ADMIN_TOKEN}"))];
     assert_eq!(
         stats(&lower_case).status,
         200,
@@ -300,7 +304,7 @@ fn admin_reads_a_networks_statistics_with_the_token_only(d: &Demo) {
         d.addr,
         "GET",
         "/admin/networks/203.0.113.250",
-        &admin("let-me-in"),
+        &admin(ADMIN_TOKEN),
         None,
     );
     assert_eq!(unseen.status, 404);
@@ -308,7 +312,7 @@ fn admin_reads_a_networks_statistics_with_the_token_only(d: &Demo) {
         d.addr,
         "GET",
         "/admin/networks/not-an-ip",
-        &admin("let-me-in"),
+        &admin(ADMIN_TOKEN),
         None,
     );
     assert_eq!(bad.status, 400);
@@ -319,7 +323,7 @@ fn admin_rejects_a_malformed_id(d: &Demo) {
         d.addr,
         "DELETE",
         "/admin/sessions/..%2F..%2Fetc",
-        &admin("let-me-in"),
+        &admin(ADMIN_TOKEN),
         None,
     );
     assert_eq!(r.status, 400);
@@ -364,7 +368,7 @@ fn site_id_names_the_cookie() {
 /// header gives a logged-in user one conversation on every browser.
 #[test]
 fn a_visitor_token_carries_the_conversation_to_another_browser() {
-    let d = Demo::start(&[("SESSION_TOKEN_SECRET", "a demo secret of 32 bytes, ok?!")]);
+    let d = Demo::start(&[("SESSION_TOKEN_SECRET", "a demo secret of 32 bytes or more")]);
     let token = (
         "x-visitor-token".to_owned(),
         "user-1234-abcdefgh".to_owned(),
@@ -487,6 +491,73 @@ fn trusted_proxy_from_environment_supplies_the_ip() {
     assert_eq!(forged.get("/api/session").json()["ip"], "127.0.0.1");
 }
 
+/// SPEC §3.3: behind a proxy appending `X-Forwarded-For` (the default
+/// header), the client's own `Forwarded` is passed through and ignored.
+#[test]
+fn a_clients_forwarded_header_cannot_choose_its_ip_behind_the_proxy() {
+    let d = Demo::start(&[("TRUSTED_PROXIES", "127.0.0.1/32")]);
+    let mut c = Client::new(d.addr);
+    c.extra_headers
+        .push(("forwarded".into(), "for=6.6.6.6".into()));
+    c.extra_headers
+        .push(("x-forwarded-for".into(), "203.0.113.9".into()));
+    assert_eq!(c.get("/api/session").json()["ip"], "203.0.113.9");
+}
+
+/// SPEC §3.3 and §6: `TRUSTED_PROXY_HEADER` names the one header read.
+#[test]
+fn trusted_proxy_header_from_environment_is_the_only_header_read() {
+    let d = Demo::start(&[
+        ("TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("TRUSTED_PROXY_HEADER", "x-real-ip"),
+    ]);
+    let mut c = Client::new(d.addr);
+    c.extra_headers
+        .push(("x-forwarded-for".into(), "6.6.6.6".into()));
+    c.extra_headers
+        .push(("forwarded".into(), "for=6.6.6.7".into()));
+    c.extra_headers
+        .push(("x-real-ip".into(), "203.0.113.10".into()));
+    assert_eq!(c.get("/api/session").json()["ip"], "203.0.113.10");
+}
+
+/// SPEC §5: an admin token shorter than 16 characters is refused at start-up.
+#[test]
+fn a_short_admin_token_stops_the_demo() {
+    for short in ["let-me-in", "fifteen-chars!!"] {
+        let stderr = start_fails(&[("ADMIN_TOKEN", short)]);
+        assert!(stderr.contains("ADMIN_TOKEN"), "{short}: {stderr}");
+        assert!(
+            stderr.contains("at least 16 characters"),
+            "{short}: {stderr}"
+        );
+    }
+    let sixteen = Demo::start(&[("ADMIN_TOKEN", "sixteen-chars!!!")]);
+    let reply = raw_request(
+        sixteen.addr,
+        "GET",
+        "/admin/networks/127.0.0.1",
+        &admin("sixteen-chars!!!"),
+        None,
+    );
+    assert_eq!(reply.status, 404, "authorized, nothing counted yet");
+}
+
+/// SPEC §5: configuration that cannot be safe stops the demo, naming the variable.
+#[test]
+fn unsafe_configuration_stops_the_demo_naming_the_variable() {
+    for (var, value) in [
+        ("SESSION_COOKIE_DOMAIN", "co.uk"),
+        ("SESSION_COOKIE_DOMAIN", "github.io"),
+        ("SESSION_TOKEN_SECRET", "a demo secret under 32 bytes"),
+        ("SESSION_TOKEN_SECRET", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        ("SESSION_LIMIT_ACTION", "429"),
+    ] {
+        let stderr = start_fails(&[(var, value)]);
+        assert!(stderr.contains(var), "{var}={value}: {stderr}");
+    }
+}
+
 #[test]
 fn bad_environment_value_stops_the_demo_naming_the_variable() {
     for (var, value) in [
@@ -495,6 +566,7 @@ fn bad_environment_value_stops_the_demo_naming_the_variable() {
         ("SESSION_PRIVACY", "maybe"),
         ("SESSION_SECURE", "perhaps"),
         ("TRUSTED_PROXIES", "10.0.0.0/40"),
+        ("TRUSTED_PROXY_HEADER", "x real ip"),
         ("SESSION_NEW_PER_IP", "lots"),
         ("SESSION_LIMIT_ACTION", "ban"),
         ("SESSION_COOKIE_DOMAIN", "not a domain"),

@@ -168,6 +168,34 @@ async fn client_prepended_hops_do_not_fool_the_right_to_left_walk() {
     );
 }
 
+/// SPEC §3.3: behind a proxy that appends `X-Forwarded-For` (the default
+/// header), the client's own `Forwarded` arrives untouched and is ignored.
+#[tokio::test]
+async fn a_clients_own_forwarded_header_cannot_choose_its_ip_behind_an_x_forwarded_for_proxy() {
+    let store = TestStore::default();
+    let handler = |session: visitor_session::Session, _req| async move {
+        session
+            .client_ip()
+            .map_or("none".to_owned(), |ip| ip.to_string())
+    };
+    let behind_loopback_proxy = service(
+        store,
+        config().trusted_proxies(TrustedProxies::parse("127.0.0.1").unwrap()),
+        handler,
+    );
+    let res = send(
+        &behind_loopback_proxy,
+        from_ip("127.0.0.1".parse().unwrap())
+            // The client's own header, passed through by the proxy.
+            .header("forwarded", "for=6.6.6.6")
+            // What the proxy appended: the client's address as it saw it.
+            .header("x-forwarded-for", "203.0.113.9"),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.body(), "203.0.113.9");
+}
+
 #[tokio::test]
 async fn malformed_forwarding_header_falls_back_to_the_peer() {
     assert_eq!(bound_ip("10.0.0.2", "not-an-ip, ,,[").await, "10.0.0.2");

@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo run --example chatbox --features axum          # memory store, http://127.0.0.1:3000
-//! ADMIN_TOKEN=secret BIND=0.0.0.0:8080 cargo run --example chatbox --features axum
+//! ADMIN_TOKEN=$(openssl rand -hex 16) BIND=0.0.0.0:8080 cargo run --example chatbox --features axum
 //! ```
 //!
 //! Every setting comes from the environment (see README.md); a bad value stops
@@ -47,6 +47,8 @@ static HELP: LazyLock<String> = LazyLock::new(|| {
         r#"<a id="nav" href="/">Back to the shop</a>"#,
     )
 });
+/// Shortest `ADMIN_TOKEN` accepted, in characters (SPEC §5).
+const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 /// Longest message accepted, in characters.
 const MAX_MESSAGE_CHARS: usize = 2000;
 /// What a visitor is told when the stores fail; the details go to the log.
@@ -147,9 +149,14 @@ async fn run() -> Result<(), String> {
         "continuity" => format!("SESSION_TOKEN_SECRET: {e}"),
         _ => e.to_string(),
     })?;
+    // SPEC §5: the token opens every visitor's IP log and deletes
+    // conversations; a short one is guessed.
     let admin_token = match std::env::var("ADMIN_TOKEN") {
-        Ok(t) if t.trim().is_empty() => {
-            return Err("ADMIN_TOKEN: set it to a non-empty token".into());
+        Ok(t) if t.trim().chars().count() < MIN_ADMIN_TOKEN_CHARS => {
+            return Err(format!(
+                "ADMIN_TOKEN: use at least {MIN_ADMIN_TOKEN_CHARS} characters of a random \
+                 token, e.g. from `openssl rand -hex 16`"
+            ));
         }
         Ok(t) => Some(Arc::from(t)),
         Err(_) => None,

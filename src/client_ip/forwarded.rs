@@ -1,11 +1,14 @@
-//! The two forwarding-header grammars (SPEC §3.3): `Forwarded` (RFC 7239)
-//! and `X-Forwarded-For`, read into the hops that
-//! [`resolve`](super::resolve) walks.
+//! The forwarding-header grammars (SPEC §3.3): the lists `X-Forwarded-For`
+//! and `Forwarded` (RFC 7239), and single-address headers such as
+//! `X-Real-IP`, each read into the hops that
+//! [`TrustedProxies::client_ip`](super::TrustedProxies::client_ip) walks.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use http::header::{FORWARDED, HeaderMap, HeaderName, HeaderValue};
+use http::header::{FORWARDED, GetAll, HeaderMap, HeaderName, HeaderValue};
+
+use super::ClientIpHeader;
 
 /// The most hops examined in a forwarding header; a longer chain of trusted
 /// hops falls back to the peer instead of being walked to its end.
@@ -13,29 +16,34 @@ pub(super) const MAX_HOPS: usize = 32;
 
 pub(super) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// The hops of the request's forwarding headers, nearest proxy last: those
-/// of `Forwarded` when its last element is well-formed with a `for=`, else
-/// those of `X-Forwarded-For`. At most `MAX_HOPS + 1` of them.
-pub(super) fn hops(headers: &HeaderMap) -> VecDeque<Hop<'_>> {
-    let forwarded = last_hops(headers.get_all(FORWARDED).iter().flat_map(forwarded_hops));
-    if matches!(forwarded.back(), Some(Hop::Node(_))) {
-        forwarded
-    } else {
-        last_hops(
+/// The hops of `header`, the one forwarding header the trusted proxies
+/// write, nearest proxy last; no other header is looked at. At most
+/// `MAX_HOPS + 1` of them.
+pub(super) fn hops<'a>(headers: &'a HeaderMap, header: &ClientIpHeader) -> VecDeque<Hop<'a>> {
+    match header {
+        ClientIpHeader::XForwardedFor => last_hops(
             headers
                 .get_all(X_FORWARDED_FOR)
                 .iter()
                 .flat_map(x_forwarded_for_hops),
-        )
+        ),
+        ClientIpHeader::Forwarded => {
+            last_hops(headers.get_all(FORWARDED).iter().flat_map(forwarded_hops))
+        }
+        ClientIpHeader::SingleAddress(name) => single_address_hop(headers.get_all(name))
+            .into_iter()
+            .collect(),
     }
 }
 
 /// One hop of a forwarding header, as written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Hop<'a> {
-    /// The node text: an `X-Forwarded-For` entry or a `Forwarded` `for=` value.
+    /// The node text: an `X-Forwarded-For` entry, a `Forwarded` `for=` value,
+    /// or a single-address header's value.
     Node(&'a str),
-    /// An element that is not valid UTF-8, malformed, or (`Forwarded`) has no `for=`.
+    /// An element that is not valid UTF-8, malformed, (`Forwarded`) has no
+    /// `for=`, or (single address) is one of several lines.
     Unusable,
 }
 
@@ -59,6 +67,19 @@ fn last_hops<'a>(hops: impl Iterator<Item = Hop<'a>>) -> VecDeque<Hop<'a>> {
         last.push_back(hop);
     }
     last
+}
+
+/// The one hop of a single-address header: its value, trimmed. A header
+/// with a second line was not written by the proxy alone (it sets the
+/// header, replacing the client's), and which line is the proxy's cannot be
+/// told, so it is unusable.
+fn single_address_hop(lines: GetAll<'_, HeaderValue>) -> Option<Hop<'_>> {
+    let mut lines = lines.into_iter();
+    let only = lines.next()?;
+    if lines.next().is_some() {
+        return Some(Hop::Unusable);
+    }
+    Some(std::str::from_utf8(only.as_bytes().trim_ascii()).map_or(Hop::Unusable, Hop::Node))
 }
 
 /// The entries of one `X-Forwarded-For` line. Empty list elements are ignored

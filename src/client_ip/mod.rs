@@ -3,13 +3,24 @@
 //! # Trust model
 //!
 //! The client IP is the socket peer of the connection, unless that peer is one
-//! of the configured [`TrustedProxies`]. Only then are forwarding headers read:
+//! of the configured [`TrustedProxies`]. Only then is a forwarding header
+//! read, and only **one**: the [`ClientIpHeader`] the operator names as the
+//! one its proxies write.
 //!
-//! - `Forwarded` (RFC 7239) is used when present and its last element (the one
-//!   written by the nearest proxy) is well-formed with a `for=` parameter;
-//!   otherwise `X-Forwarded-For`. All lines of the header count, in order.
-//! - The hops are walked right to left, skipping trusted proxies; the first
-//!   untrusted hop is the client. If every hop is trusted, the leftmost is.
+//! - [`ClientIpHeader::XForwardedFor`] (the default) or
+//!   [`ClientIpHeader::Forwarded`] (RFC 7239): a list each proxy appends to.
+//!   All lines of the header count, in order. The hops are walked right to
+//!   left, skipping trusted proxies; the first untrusted hop is the client.
+//!   If every hop is trusted, the leftmost is.
+//! - [`ClientIpHeader::SingleAddress`] (`X-Real-IP` and the like): one
+//!   address that the proxy sets, replacing whatever the client sent. A
+//!   header with more than one line is not the proxy's alone and counts as
+//!   malformed.
+//! - Every other forwarding header is ignored, whatever it says. A proxy
+//!   passes on the headers it does not write untouched: behind nginx
+//!   appending `X-Forwarded-For`, a client's own `Forwarded: for=6.6.6.6`
+//!   arrives as the client sent it, so reading it (or falling back to it)
+//!   would let the client choose its IP.
 //! - A hop that has to be examined but is not an IP address (garbage,
 //!   `unknown`, an obfuscated `_name`, a non-UTF-8 value) ends the walk with
 //!   the socket peer: a header the proxies did not write correctly is never
@@ -27,10 +38,12 @@
 //!
 //! ```
 //! use std::net::{IpAddr, SocketAddr};
-//! use visitor_session::client_ip::{PeerAddr, TrustedProxies};
+//! use visitor_session::client_ip::{ClientIpHeader, PeerAddr, TrustedProxies};
 //!
-//! // The load balancers in front of the app, e.g. from `TRUSTED_PROXIES`.
-//! let trusted = TrustedProxies::parse("10.0.0.0/8, 2001:db8::1")?;
+//! // The load balancers in front of the app, e.g. from `TRUSTED_PROXIES`,
+//! // and the one header they write, e.g. from `TRUSTED_PROXY_HEADER`.
+//! let trusted = TrustedProxies::parse("10.0.0.0/8, 2001:db8::1")?
+//!     .header("x-real-ip".parse::<ClientIpHeader>()?);
 //! assert!(trusted.contains("10.1.2.3".parse::<IpAddr>()?));
 //! assert!(trusted.contains("::ffff:10.1.2.3".parse::<IpAddr>()?));
 //! assert!(!trusted.contains("203.0.113.7".parse::<IpAddr>()?));
@@ -39,12 +52,18 @@
 //! let peer: SocketAddr = "10.1.2.3:51234".parse()?;
 //! let mut request = http::Request::new(());
 //! request.extensions_mut().insert(PeerAddr(peer));
+//! request.headers_mut().insert("x-real-ip", "203.0.113.7".parse()?);
+//! // The client's own `X-Forwarded-For` is not the header the proxy writes.
+//! request.headers_mut().insert("x-forwarded-for", "6.6.6.6".parse()?);
+//! let client = trusted.client_ip(peer.ip(), request.headers());
+//! assert_eq!(client, "203.0.113.7".parse::<IpAddr>()?);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 
-use http::header::HeaderMap;
+use http::header::{HeaderMap, HeaderName};
 use ipnet::{IpNet, Ipv4Net};
 
 use crate::ConfigError;
@@ -53,10 +72,78 @@ mod forwarded;
 
 use forwarded::MAX_HOPS;
 
-/// Networks whose requests may carry forwarding headers (CIDRs or bare IPs).
+/// The one forwarding header read from a trusted proxy (SPEC §3.3): the one
+/// the operator's proxies write. Every other forwarding header is ignored.
+///
+/// Parsed from a header name, case-insensitively, as the environment variable
+/// `TRUSTED_PROXY_HEADER` gives it: `x-forwarded-for`, `forwarded`, or any
+/// other name for a single-address header.
+///
+/// ```
+/// use visitor_session::client_ip::ClientIpHeader;
+///
+/// assert_eq!("X-Forwarded-For".parse::<ClientIpHeader>()?, ClientIpHeader::XForwardedFor);
+/// assert_eq!("forwarded".parse::<ClientIpHeader>()?, ClientIpHeader::Forwarded);
+/// assert_eq!(
+///     "X-Real-IP".parse::<ClientIpHeader>()?,
+///     ClientIpHeader::SingleAddress(http::HeaderName::from_static("x-real-ip")),
+/// );
+/// assert!("not a header".parse::<ClientIpHeader>().is_err());
+/// # Ok::<(), visitor_session::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For`, a list each proxy appends its peer to (nginx's
+    /// `$proxy_add_x_forwarded_for`, HAProxy's `option forwardfor`, most
+    /// cloud load balancers). The default.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), a list of elements each proxy appends to; the
+    /// `for=` parameter of each is its hop.
+    Forwarded,
+    /// A header holding one address, which the proxy sets and so replaces
+    /// whatever the client sent: `X-Real-IP` (nginx's
+    /// `proxy_set_header X-Real-IP $remote_addr`), `True-Client-IP`,
+    /// `CF-Connecting-IP`, `Fly-Client-IP`. An IPv4 or IPv6 address, with or
+    /// without a port (`[IPv6]:port`).
+    SingleAddress(HeaderName),
+}
+
+impl FromStr for ClientIpHeader {
+    type Err = ConfigError;
+
+    /// `x-forwarded-for`, `forwarded` (any case), or another header name, read
+    /// as a single address.
+    fn from_str(name: &str) -> Result<Self, ConfigError> {
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("x-forwarded-for") {
+            return Ok(Self::XForwardedFor);
+        }
+        if name.eq_ignore_ascii_case("forwarded") {
+            return Ok(Self::Forwarded);
+        }
+        HeaderName::from_bytes(name.as_bytes())
+            .map(Self::SingleAddress)
+            .map_err(|_| {
+                ConfigError::new(
+                    "TrustedProxies::header",
+                    format!(
+                        "{name:?} is not a header name; name the one header your proxies \
+                         write: `x-forwarded-for` (the default), `forwarded`, or a \
+                         single-address header such as `x-real-ip`"
+                    ),
+                )
+            })
+    }
+}
+
+/// Networks whose requests may carry a forwarding header (CIDRs or bare
+/// IPs), and the one header they write.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
     nets: Vec<IpNet>,
+    header: ClientIpHeader,
 }
 
 impl TrustedProxies {
@@ -66,7 +153,8 @@ impl TrustedProxies {
     }
 
     /// Parses a comma-separated list of CIDR networks or bare IPs, such as
-    /// `"10.0.0.0/8, 192.168.1.1, 2001:db8::/32"`; an empty string trusts none.
+    /// `"10.0.0.0/8, 192.168.1.1, 2001:db8::/32"`; an empty string trusts
+    /// none. The header read is the default, `X-Forwarded-For`.
     ///
     /// # Errors
     ///
@@ -113,6 +201,18 @@ impl TrustedProxies {
         self
     }
 
+    /// The one header the trusted proxies write (default [`ClientIpHeader::XForwardedFor`]).
+    #[must_use]
+    pub fn header(mut self, header: ClientIpHeader) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// The header read from a trusted proxy.
+    pub(crate) fn client_ip_header(&self) -> &ClientIpHeader {
+        &self.header
+    }
+
     /// Whether `ip` is in a trusted network; an IPv4-mapped IPv6 address is compared as IPv4.
     #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -123,6 +223,59 @@ impl TrustedProxies {
     /// Whether no proxy is trusted.
     pub fn is_empty(&self) -> bool {
         self.nets.is_empty()
+    }
+
+    /// The client IP of a request from the socket `peer` with `headers`, as
+    /// the layer binds it to the session (SPEC §3.3): the peer itself, or,
+    /// when the peer is a trusted proxy, the address its [`header`](Self::header)
+    /// names: for a list header, the rightmost hop that is not a trusted
+    /// proxy itself. Malformed, obfuscated (`for=_hidden`, `unknown`) or
+    /// overlong values give the peer; no other forwarding header is looked at.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use http::HeaderMap;
+    /// use visitor_session::TrustedProxies;
+    ///
+    /// let trusted = TrustedProxies::parse("10.0.0.0/8")?;
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("x-forwarded-for", "203.0.113.7, 10.0.0.2".parse()?);
+    /// // Not the header these proxies write: ignored.
+    /// headers.insert("forwarded", "for=6.6.6.6".parse()?);
+    /// let proxy: IpAddr = "10.0.0.1".parse()?;
+    /// assert_eq!(trusted.client_ip(proxy, &headers), "203.0.113.7".parse::<IpAddr>()?);
+    /// // A peer that is no trusted proxy cannot choose its IP.
+    /// let client: IpAddr = "198.51.100.9".parse()?;
+    /// assert_eq!(trusted.client_ip(client, &headers), client);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = peer.to_canonical();
+        // The common case, kept small enough to inline: the peer is the client.
+        if !self.contains(peer) {
+            return peer;
+        }
+        self.walk(peer, headers)
+    }
+
+    /// The walk of [`client_ip`](Self::client_ip) through the header of a trusted peer.
+    fn walk(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let hops = forwarded::hops(headers, &self.header);
+        let mut leftmost = None;
+        for (examined, hop) in hops.iter().rev().enumerate() {
+            if examined == MAX_HOPS {
+                return fall_back(peer, "more trusted hops than the limit");
+            }
+            let Some(ip) = hop.ip() else {
+                return fall_back(peer, "a forwarding hop is not an IP address");
+            };
+            if !self.contains(ip) {
+                return ip;
+            }
+            leftmost = Some(ip);
+        }
+        leftmost.unwrap_or(peer)
     }
 }
 
@@ -147,56 +300,6 @@ fn canonical_net(net: IpNet) -> IpNet {
 /// into each request's extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
-
-/// The client IP per SPEC §3.3, as the layer binds it to the session: the
-/// socket `peer`, or, when the peer is a trusted proxy, the rightmost hop of
-/// its `Forwarded` (else `X-Forwarded-For`) header that is not a trusted
-/// proxy itself. Malformed, obfuscated (`for=_hidden`, `unknown`) or
-/// overlong chains stop the walk at the last hop it could trust.
-///
-/// ```
-/// use std::net::IpAddr;
-/// use http::HeaderMap;
-/// use visitor_session::TrustedProxies;
-/// use visitor_session::client_ip::resolve;
-///
-/// let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
-/// let mut headers = HeaderMap::new();
-/// headers.insert("x-forwarded-for", "203.0.113.7, 10.0.0.2".parse().unwrap());
-/// let proxy: IpAddr = "10.0.0.1".parse().unwrap();
-/// assert_eq!(resolve(proxy, &headers, &trusted).to_string(), "203.0.113.7");
-/// // A peer that is no trusted proxy cannot choose its IP.
-/// let client: IpAddr = "198.51.100.9".parse().unwrap();
-/// assert_eq!(resolve(client, &headers, &trusted), client);
-/// ```
-#[inline]
-pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
-    let peer = peer.to_canonical();
-    // The common case, kept small enough to inline: the peer is the client.
-    if !trusted.contains(peer) {
-        return peer;
-    }
-    walk(peer, headers, trusted)
-}
-
-/// The walk of [`resolve`] through the forwarding headers of a trusted peer.
-fn walk(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
-    let hops = forwarded::hops(headers);
-    let mut leftmost = None;
-    for (examined, hop) in hops.iter().rev().enumerate() {
-        if examined == MAX_HOPS {
-            return fall_back(peer, "more trusted hops than the limit");
-        }
-        let Some(ip) = hop.ip() else {
-            return fall_back(peer, "a forwarding hop is not an IP address");
-        };
-        if !trusted.contains(ip) {
-            return ip;
-        }
-        leftmost = Some(ip);
-    }
-    leftmost.unwrap_or(peer)
-}
 
 fn fall_back(peer: IpAddr, reason: &'static str) -> IpAddr {
     // The header content is the client's and stays out of the logs.
@@ -265,9 +368,33 @@ mod tests {
         headers
     }
 
-    /// `resolve` for a request from the socket peer `peer` behind the proxies `10.0.0.0/8`.
+    /// The client IP of a request from the socket peer `peer` behind the
+    /// proxies `10.0.0.0/8`, which write the default header, `X-Forwarded-For`.
     fn resolve_behind_proxies(peer: &str, pairs: &[(&'static str, &str)]) -> IpAddr {
-        resolve(ip(peer), &headers(pairs), &trusted("10.0.0.0/8"))
+        behind_proxies_writing(ClientIpHeader::XForwardedFor, peer, pairs)
+    }
+
+    /// The same, behind proxies that write `header`.
+    fn behind_proxies_writing(
+        header: ClientIpHeader,
+        peer: &str,
+        pairs: &[(&'static str, &str)],
+    ) -> IpAddr {
+        trusted("10.0.0.0/8")
+            .header(header)
+            .client_ip(ip(peer), &headers(pairs))
+    }
+
+    fn forwarded(peer: &str, pairs: &[(&'static str, &str)]) -> IpAddr {
+        behind_proxies_writing(ClientIpHeader::Forwarded, peer, pairs)
+    }
+
+    fn x_real_ip(peer: &str, pairs: &[(&'static str, &str)]) -> IpAddr {
+        behind_proxies_writing(
+            ClientIpHeader::SingleAddress(HeaderName::from_static("x-real-ip")),
+            peer,
+            pairs,
+        )
     }
 
     #[test]
@@ -277,10 +404,10 @@ mod tests {
             ("x-forwarded-for", "198.51.100.1"),
             ("forwarded", "for=198.51.100.2"),
         ]);
-        assert_eq!(
-            resolve(ip(PROXY), &forged, &TrustedProxies::none()),
-            ip(PROXY)
-        );
+        for header in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+            let none = TrustedProxies::none().header(header.parse().unwrap());
+            assert_eq!(none.client_ip(ip(PROXY), &forged), ip(PROXY), "{header}");
+        }
     }
 
     #[test]
@@ -325,6 +452,7 @@ mod tests {
             &[
                 ("x-forwarded-for", "198.51.100.1"),
                 ("forwarded", "for=198.51.100.2"),
+                ("x-real-ip", "198.51.100.3"),
             ],
         );
         assert_eq!(client, ip(CLIENT));
@@ -337,22 +465,149 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_is_preferred_over_x_forwarded_for() {
-        // SPEC §3.3: `Forwarded` (RFC 7239) or `X-Forwarded-For`.
+    fn x_forwarded_for_is_the_default_and_a_clients_forwarded_is_ignored() {
+        // SPEC §3.3: a proxy appending X-Forwarded-For passes the client's own
+        // `Forwarded` through untouched; reading it would let the client choose.
         let client = resolve_behind_proxies(
             PROXY,
             &[
-                ("x-forwarded-for", "198.51.100.1"),
-                ("forwarded", "for=203.0.113.7;proto=https"),
+                ("forwarded", "for=6.6.6.6"),
+                ("x-forwarded-for", CLIENT),
+                ("x-real-ip", "6.6.6.7"),
             ],
         );
         assert_eq!(client, ip(CLIENT));
     }
 
     #[test]
+    fn forwarded_when_named_is_the_only_header_read() {
+        // SPEC §3.3: the one header the operator names.
+        let client = forwarded(
+            PROXY,
+            &[
+                ("x-forwarded-for", "6.6.6.6"),
+                ("forwarded", "for=203.0.113.7;proto=https"),
+                ("x-real-ip", "6.6.6.7"),
+            ],
+        );
+        assert_eq!(client, ip(CLIENT));
+        let without_forwarded = forwarded(PROXY, &[("x-forwarded-for", CLIENT)]);
+        assert_eq!(without_forwarded, ip(PROXY));
+    }
+
+    #[test]
+    fn x_real_ip_when_named_is_the_only_header_read() {
+        // SPEC §3.3: a single-address header the proxy sets.
+        let client = x_real_ip(
+            PROXY,
+            &[
+                ("x-forwarded-for", "6.6.6.6"),
+                ("forwarded", "for=6.6.6.7"),
+                ("x-real-ip", CLIENT),
+            ],
+        );
+        assert_eq!(client, ip(CLIENT));
+        let without_x_real_ip = x_real_ip(PROXY, &[("x-forwarded-for", CLIENT)]);
+        assert_eq!(without_x_real_ip, ip(PROXY));
+    }
+
+    #[test]
+    fn x_real_ip_takes_ipv4_ipv6_and_ports() {
+        // SPEC §3.3: the address, with or without a port, IPv6 in brackets with one.
+        for (value, expected) in [
+            ("203.0.113.7", CLIENT),
+            (" 203.0.113.7 ", CLIENT),
+            ("203.0.113.7:51234", CLIENT),
+            ("2001:db8:cafe::17", "2001:db8:cafe::17"),
+            ("[2001:db8:cafe::17]", "2001:db8:cafe::17"),
+            ("[2001:db8:cafe::17]:4711", "2001:db8:cafe::17"),
+            ("::ffff:203.0.113.7", CLIENT),
+        ] {
+            assert_eq!(
+                x_real_ip(PROXY, &[("x-real-ip", value)]),
+                ip(expected),
+                "X-Real-IP: {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn x_real_ip_garbage_falls_back_to_peer() {
+        // SPEC §3.3: malformed headers fall back to the peer, never panic, never error.
+        for value in [
+            "",
+            "not-an-ip",
+            "unknown",
+            "203.0.113.7, 198.51.100.1",
+            "for=203.0.113.7",
+            "203.0.113.7:port",
+            "[2001:db8::1",
+            "999.0.0.1",
+        ] {
+            assert_eq!(
+                x_real_ip(PROXY, &[("x-real-ip", value)]),
+                ip(PROXY),
+                "X-Real-IP: {value:?}"
+            );
+        }
+        let mut non_utf8 = HeaderMap::new();
+        non_utf8.insert(
+            "x-real-ip",
+            HeaderValue::from_bytes(b"203.0.113.7\xff").expect("obs-text is allowed"),
+        );
+        let reading = trusted("10.0.0.0/8").header("x-real-ip".parse().unwrap());
+        assert_eq!(reading.client_ip(ip(PROXY), &non_utf8), ip(PROXY));
+    }
+
+    #[test]
+    fn x_real_ip_with_several_lines_falls_back_to_peer() {
+        // SPEC §3.3: the proxy sets the header; a second line means someone
+        // else wrote one too, and which is the proxy's cannot be told.
+        let client = x_real_ip(PROXY, &[("x-real-ip", "6.6.6.6"), ("x-real-ip", CLIENT)]);
+        assert_eq!(client, ip(PROXY));
+    }
+
+    #[test]
+    fn x_real_ip_naming_a_trusted_address_is_that_address() {
+        // SPEC §3.3: a request from inside the trusted network, as for a list
+        // whose every hop is trusted.
+        assert_eq!(
+            x_real_ip(PROXY, &[("x-real-ip", "10.0.0.9")]),
+            ip("10.0.0.9")
+        );
+    }
+
+    #[test]
+    fn client_ip_header_parses_names_case_insensitively() {
+        for (text, header) in [
+            ("x-forwarded-for", ClientIpHeader::XForwardedFor),
+            (" X-Forwarded-For ", ClientIpHeader::XForwardedFor),
+            ("Forwarded", ClientIpHeader::Forwarded),
+            (
+                "X-Real-IP",
+                ClientIpHeader::SingleAddress(HeaderName::from_static("x-real-ip")),
+            ),
+            (
+                "cf-connecting-ip",
+                ClientIpHeader::SingleAddress(HeaderName::from_static("cf-connecting-ip")),
+            ),
+        ] {
+            assert_eq!(text.parse::<ClientIpHeader>().unwrap(), header, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn client_ip_header_refuses_what_is_no_header_name() {
+        for text in ["", "  ", "x real ip", "x-real-ip:", "é"] {
+            let error = text.parse::<ClientIpHeader>().unwrap_err();
+            assert_eq!(error.setting(), "TrustedProxies::header", "{text:?}");
+        }
+    }
+
+    #[test]
     fn forwarded_quoted_ipv6_with_port_is_parsed() {
         // SPEC §3.3: RFC 7239 §6 quoted `"[IPv6]:port"`, parameter name case-insensitive.
-        let client = resolve_behind_proxies(
+        let client = forwarded(
             PROXY,
             &[(
                 "forwarded",
@@ -377,25 +632,28 @@ mod tests {
             let client = resolve_behind_proxies(PROXY, &[("x-forwarded-for", value)]);
             assert_eq!(client, ip(PROXY), "X-Forwarded-For: {value}");
         }
-        let client = resolve_behind_proxies(PROXY, &[("forwarded", "for=garbage")]);
+        let client = forwarded(PROXY, &[("forwarded", "for=garbage")]);
         assert_eq!(client, ip(PROXY));
     }
 
     #[test]
-    fn unparsable_forwarded_falls_back_to_x_forwarded_for() {
-        // SPEC §3.3: a `Forwarded` header that does not parse yields to `X-Forwarded-For`.
+    fn unparsable_forwarded_falls_back_to_the_peer_not_to_x_forwarded_for() {
+        // SPEC §3.3: the client writes X-Forwarded-For as it likes when the
+        // proxies write `Forwarded`; a bad `Forwarded` never hands over to it.
         for value in [r#"for="203.0.113.9"#, "for", "proto=https", ";;=="] {
-            let client =
-                resolve_behind_proxies(PROXY, &[("forwarded", value), ("x-forwarded-for", CLIENT)]);
-            assert_eq!(client, ip(CLIENT), "Forwarded: {value}");
+            let client = forwarded(
+                PROXY,
+                &[("forwarded", value), ("x-forwarded-for", "6.6.6.6")],
+            );
+            assert_eq!(client, ip(PROXY), "Forwarded: {value}");
         }
     }
 
     #[test]
     fn malformed_forwarded_element_left_of_the_client_is_not_examined() {
         // SPEC §3.3: the proxy's own element decides; a client's garbage before it
-        // neither hides it nor switches to the client-controlled X-Forwarded-For.
-        let client = resolve_behind_proxies(
+        // does not hide it.
+        let client = forwarded(
             PROXY,
             &[
                 ("forwarded", r#"for="oops, for=203.0.113.7"#),
@@ -408,13 +666,16 @@ mod tests {
     #[test]
     fn non_utf8_header_falls_back_to_peer() {
         // SPEC §3.3 and §5: non-UTF-8 headers never panic.
-        for name in [X_FORWARDED_FOR, FORWARDED] {
+        for (name, header) in [
+            (X_FORWARDED_FOR, ClientIpHeader::XForwardedFor),
+            (FORWARDED, ClientIpHeader::Forwarded),
+        ] {
             let mut headers = HeaderMap::new();
             let value = HeaderValue::from_bytes(b"for=\xff\xfe, \xc3\x28")
                 .expect("obs-text bytes are allowed in header values");
             headers.insert(name.clone(), value);
-            let client = resolve(ip(PROXY), &headers, &trusted("10.0.0.0/8"));
-            assert_eq!(client, ip(PROXY), "{name}");
+            let trusted = trusted("10.0.0.0/8").header(header);
+            assert_eq!(trusted.client_ip(ip(PROXY), &headers), ip(PROXY), "{name}");
         }
     }
 
@@ -426,7 +687,7 @@ mod tests {
             .expect("obs-text bytes are allowed in header values");
         headers.insert(X_FORWARDED_FOR, value);
         assert_eq!(
-            resolve(ip(PROXY), &headers, &trusted("10.0.0.0/8")),
+            trusted("10.0.0.0/8").client_ip(ip(PROXY), &headers),
             ip(CLIENT)
         );
     }
@@ -435,7 +696,7 @@ mod tests {
     fn unknown_hop_falls_back_to_peer() {
         // SPEC §3.3: RFC 7239 `unknown` and obfuscated identifiers are not IPs.
         for value in ["for=unknown", "for=_hidden", r#"for="_gazonk:_port""#] {
-            let client = resolve_behind_proxies(PROXY, &[("forwarded", value)]);
+            let client = forwarded(PROXY, &[("forwarded", value)]);
             assert_eq!(client, ip(PROXY), "Forwarded: {value}");
         }
         let client = resolve_behind_proxies(PROXY, &[("x-forwarded-for", "unknown")]);

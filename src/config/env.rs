@@ -7,17 +7,18 @@
 use std::time::Duration;
 
 use super::{CookieDomain, LimitAction, NewSessionLimit, PrivacyMode, SessionConfig};
-use crate::client_ip::TrustedProxies;
+use crate::client_ip::{ClientIpHeader, TrustedProxies};
 use crate::error::ConfigError;
 
 /// Each variable the reader knows and the builder setting it fills.
-const VARIABLES: [(&str, &str); 7] = [
+const VARIABLES: [(&str, &str); 8] = [
     ("SESSION_COOKIE_EXPIRE", "cookie_max_age"),
     ("SESSION_COOKIE_DOMAIN", "domain"),
     ("SESSION_IDLE_TTL", "idle_ttl"),
     ("SESSION_PRIVACY", "privacy"),
     ("SESSION_SECURE", "secure"),
     ("TRUSTED_PROXIES", "trusted_proxies"),
+    ("TRUSTED_PROXY_HEADER", "TrustedProxies::header"),
     ("SESSION_NEW_PER_IP", "new_session_limit"),
 ];
 
@@ -26,14 +27,18 @@ impl SessionConfig {
     /// the defaults: `SESSION_COOKIE_EXPIRE` (seconds), `SESSION_COOKIE_DOMAIN`
     /// (`auto`, `host` or a domain), `SESSION_IDLE_TTL` (seconds),
     /// `SESSION_PRIVACY` (`standard` or `total`), `SESSION_SECURE`,
-    /// `TRUSTED_PROXIES` (comma-separated CIDRs), `SESSION_NEW_PER_IP`
-    /// (`<count>/<seconds>`) and `SESSION_LIMIT_ACTION` (`skip` or `429`).
-    /// Unset variables keep the default.
+    /// `TRUSTED_PROXIES` (comma-separated CIDRs), `TRUSTED_PROXY_HEADER`
+    /// (the one header those proxies write: `x-forwarded-for`, the default,
+    /// `forwarded`, or a single-address header such as `x-real-ip`; see
+    /// [`ClientIpHeader`]), `SESSION_NEW_PER_IP` (`<count>/<seconds>`) and
+    /// `SESSION_LIMIT_ACTION` (`skip` or `429`). Unset variables keep the
+    /// default.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] naming the environment variable whose value does not
-    /// parse or fails [`validate`](Self::validate).
+    /// parse or fails [`validate`](Self::validate), or `SESSION_LIMIT_ACTION`
+    /// when it is set with no new-session limit to act on.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::new().with_vars(|name| std::env::var(name).ok())
     }
@@ -90,7 +95,13 @@ impl SessionConfig {
             };
         }
         if let Some(v) = var("TRUSTED_PROXIES") {
-            self.trusted_proxies = TrustedProxies::parse(&v)?;
+            // The list replaces the networks only: a header chosen in code stays.
+            let header = self.trusted_proxies.client_ip_header().clone();
+            self.trusted_proxies = TrustedProxies::parse(&v)?.header(header);
+        }
+        if let Some(v) = var("TRUSTED_PROXY_HEADER") {
+            let header = v.parse::<ClientIpHeader>()?;
+            self.trusted_proxies = std::mem::take(&mut self.trusted_proxies).header(header);
         }
         let action = match var("SESSION_LIMIT_ACTION") {
             None => None,
@@ -115,8 +126,18 @@ impl SessionConfig {
             }
             self.new_session_limit = Some(NewSessionLimit::new(max, window));
         }
-        if let (Some(limit), Some(action)) = (self.new_session_limit.as_mut(), action) {
-            limit.action = action;
+        match (self.new_session_limit.as_mut(), action) {
+            (Some(limit), Some(action)) => limit.action = action,
+            // SPEC §5: an operator who asked for `429` and got no limit at
+            // all would believe the site protected.
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "SESSION_LIMIT_ACTION",
+                    "there is no new-session limit to act on; set `SESSION_NEW_PER_IP` \
+                     (`<count>/<seconds>`) as well, or unset `SESSION_LIMIT_ACTION`",
+                ));
+            }
+            (_, None) => {}
         }
         Ok(self)
     }
@@ -160,6 +181,7 @@ mod tests {
                 ("SESSION_PRIVACY", "total"),
                 ("SESSION_SECURE", "false"),
                 ("TRUSTED_PROXIES", "10.0.0.0/8"),
+                ("TRUSTED_PROXY_HEADER", "X-Real-IP"),
                 ("SESSION_NEW_PER_IP", "5/60"),
                 ("SESSION_LIMIT_ACTION", "429"),
             ]))
@@ -170,6 +192,10 @@ mod tests {
         assert_eq!(c.privacy, PrivacyMode::Total);
         assert!(!c.secure);
         assert!(c.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert_eq!(
+            c.trusted_proxies.client_ip_header(),
+            &ClientIpHeader::SingleAddress(http::HeaderName::from_static("x-real-ip"))
+        );
         assert_eq!(
             c.new_session_limit,
             Some(
@@ -192,6 +218,52 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxy_header_defaults_to_x_forwarded_for() {
+        // SPEC §3.3 and §6: `X-Forwarded-For` unless the operator names another.
+        let c = SessionConfig::new()
+            .with_vars(vars(&[("TRUSTED_PROXIES", "10.0.0.0/8")]))
+            .unwrap();
+        assert_eq!(
+            c.trusted_proxies.client_ip_header(),
+            &ClientIpHeader::XForwardedFor
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_and_their_header_are_set_independently() {
+        // A header chosen in code survives `TRUSTED_PROXIES`, and networks
+        // chosen in code survive `TRUSTED_PROXY_HEADER`.
+        let in_code = TrustedProxies::parse("192.168.0.0/16").unwrap();
+        let c = SessionConfig::new()
+            .trusted_proxies(in_code.clone().header(ClientIpHeader::Forwarded))
+            .with_vars(vars(&[("TRUSTED_PROXIES", "10.0.0.0/8")]))
+            .unwrap();
+        assert_eq!(
+            c.trusted_proxies,
+            TrustedProxies::parse("10.0.0.0/8")
+                .unwrap()
+                .header(ClientIpHeader::Forwarded)
+        );
+        let c = SessionConfig::new()
+            .trusted_proxies(in_code.clone())
+            .with_vars(vars(&[("TRUSTED_PROXY_HEADER", "forwarded")]))
+            .unwrap();
+        assert_eq!(c.trusted_proxies, in_code.header(ClientIpHeader::Forwarded));
+    }
+
+    #[test]
+    fn limit_action_without_a_limit_is_refused() {
+        // SPEC §5: configuration that cannot be safe is refused, naming the setting.
+        for action in ["skip", "429"] {
+            let err = SessionConfig::new()
+                .with_vars(vars(&[("SESSION_LIMIT_ACTION", action)]))
+                .unwrap_err();
+            assert_eq!(err.setting(), "SESSION_LIMIT_ACTION", "{action}");
+            assert!(err.to_string().contains("SESSION_NEW_PER_IP"), "{err}");
+        }
+    }
+
+    #[test]
     fn bad_environment_value_names_the_variable() {
         for (var, value) in [
             ("SESSION_COOKIE_EXPIRE", "0"),
@@ -204,6 +276,9 @@ mod tests {
             ("SESSION_PRIVACY", "paranoid"),
             ("SESSION_SECURE", "yes please"),
             ("TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("TRUSTED_PROXY_HEADER", "x real ip"),
+            ("TRUSTED_PROXY_HEADER", ""),
+            ("SESSION_COOKIE_DOMAIN", "co.uk"),
             ("SESSION_NEW_PER_IP", "5"),
             ("SESSION_NEW_PER_IP", "0/60"),
             ("SESSION_LIMIT_ACTION", "block"),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client_ip::TrustedProxies;
-use crate::domain::is_dns_name;
+use crate::domain::{is_dns_name, is_public_suffix};
 use crate::error::ConfigError;
 use crate::store::{DataLimits, StorePolicy};
 use crate::token::{ContinuityTokens, MIN_SECRET_LEN};
@@ -506,6 +506,17 @@ impl SessionConfig {
                     format!("{d:?} is not `auto`, `host` or a domain name"),
                 ));
             }
+            if is_public_suffix(d) {
+                return Err(ConfigError::new(
+                    "domain",
+                    format!(
+                        "{d:?} is a public suffix (like `com`, `co.uk` or `github.io`): a \
+                         cookie for it would go to every site registered under it, and \
+                         browsers refuse it; use your site's own domain, such as \
+                         `example.co.uk`, `auto` or `host`"
+                    ),
+                ));
+            }
         }
         if !(1..=MAX_IP_LOG_ENTRIES).contains(&self.ip_log_max_entries) {
             return Err(ConfigError::new(
@@ -583,15 +594,23 @@ impl SessionConfig {
                 "a session's data may take at least one byte",
             ));
         }
-        if self
-            .continuity
-            .as_ref()
-            .is_some_and(|t| t.secret_len() < MIN_SECRET_LEN)
-        {
-            return Err(ConfigError::new(
-                "continuity",
-                "the continuity secret is at least 16 bytes (32 random bytes are a good choice)",
-            ));
+        if let Some(tokens) = &self.continuity {
+            if tokens.secret_len() < MIN_SECRET_LEN {
+                return Err(ConfigError::new(
+                    "continuity",
+                    format!(
+                        "the continuity secret is at least {MIN_SECRET_LEN} bytes; use \
+                         {MIN_SECRET_LEN} random bytes, e.g. from `openssl rand -base64 32`"
+                    ),
+                ));
+            }
+            if tokens.secret_repeats_one_byte() {
+                return Err(ConfigError::new(
+                    "continuity",
+                    "the continuity secret is one byte repeated, a placeholder rather than \
+                     a secret; use random bytes, e.g. from `openssl rand -base64 32`",
+                ));
+            }
         }
         if let Some(limit) = &self.new_session_limit {
             if limit.max == 0 || limit.window.is_zero() {
@@ -731,6 +750,52 @@ mod tests {
             let err = config.validate().expect_err(setting);
             assert_eq!(err.setting(), setting, "{err}");
             assert!(err.to_string().contains(setting), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_fixed_domain_that_is_a_public_suffix_is_refused() {
+        // SPEC §5: a cookie for `co.uk` would reach every site under it.
+        for suffix in ["co.uk", "com", "github.io", ".CO.UK", "localhost"] {
+            let err = SessionConfig::new()
+                .domain(CookieDomain::Fixed(suffix.into()))
+                .validate()
+                .expect_err(suffix);
+            assert_eq!(err.setting(), "domain", "{suffix}");
+            assert!(err.to_string().contains("public suffix"), "{err}");
+        }
+        for own in ["example.co.uk", "chat.github.io", "example.com"] {
+            let config = SessionConfig::new().domain(CookieDomain::Fixed(own.into()));
+            assert!(config.validate().is_ok(), "{own}");
+        }
+    }
+
+    fn with_secret(secret: &[u8]) -> SessionConfig {
+        SessionConfig::new().continuity(ContinuityTokens::new(secret, |_| None))
+    }
+
+    #[test]
+    fn a_continuity_secret_shorter_than_32_bytes_is_refused() {
+        // SPEC §5: a token secret shorter than 32 bytes.
+        let err = with_secret(b"0123456789abcdef0123456789abcde")
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.setting(), "continuity");
+        assert!(err.to_string().contains("32 bytes"), "{err}");
+        assert!(
+            with_secret(b"0123456789abcdef0123456789abcdef")
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_continuity_secret_of_one_repeated_byte_is_refused() {
+        // SPEC §5: 32 x `a` has the length of a secret and none of its randomness.
+        for byte in [b'a', 0, 0xff] {
+            let err = with_secret(&[byte; 64]).validate().unwrap_err();
+            assert_eq!(err.setting(), "continuity");
+            assert!(err.to_string().contains("random bytes"), "{err}");
         }
     }
 

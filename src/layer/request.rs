@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::{HeaderValue, Request, header};
 
 use super::Shared;
-use crate::client_ip::{self, PeerAddr, client_network};
+use crate::client_ip::{PeerAddr, client_network};
 use crate::config::PrivacyMode;
 use crate::cookie::CookieRead;
 use crate::id::SessionId;
@@ -78,7 +78,7 @@ impl Shared {
     /// Reads what the request says about the session, before any store call.
     pub(crate) fn inspect<B>(self: &Arc<Self>, req: &Request<B>) -> (CookieRead, RequestContext) {
         let ip = peer_ip(req.extensions())
-            .map(|peer| client_ip::resolve(peer, req.headers(), &self.config.trusted_proxies));
+            .map(|peer| self.config.trusted_proxies.client_ip(peer, req.headers()));
         let host = req
             .headers()
             .get(header::HOST)
