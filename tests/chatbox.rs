@@ -435,7 +435,11 @@ fn a_cookie_planted_before_the_login_reaches_nothing_after_it() {
             .filter(|m| m["from"] != "agent")
             .map(|m| m["text"].as_str().unwrap())
             .collect();
-        assert_eq!(texts, ["before the login", "my secret"], "the conversation followed");
+        assert_eq!(
+            texts,
+            ["before the login", "my secret"],
+            "the conversation followed"
+        );
         // The attacker, still holding the planted cookie.
         let seen = attacker.get("/api/messages").json();
         assert_eq!(seen.as_array().map(Vec::len), Some(0), "reaches nothing");
@@ -450,13 +454,20 @@ fn a_cookie_planted_before_the_login_reaches_nothing_after_it() {
 fn logging_out_closes_the_users_conversation_on_that_browser() {
     for d in demos_with_tokens() {
         let mut browser = Client::new(d.addr);
-        let token = ("x-visitor-token".to_owned(), "user-5e8d2a7c9b1f3e60".to_owned());
+        let token = (
+            "x-visitor-token".to_owned(),
+            "user-5e8d2a7c9b1f3e60".to_owned(),
+        );
         browser.extra_headers.push(token.clone());
         let sent = browser.post_json("/api/messages", r#"{"text":"logged in"}"#);
         assert_eq!(sent.status, 201);
         browser.extra_headers.clear();
         let seen = browser.get("/api/messages").json();
-        assert_eq!(seen.as_array().map(Vec::len), Some(0), "logged out: nothing");
+        assert_eq!(
+            seen.as_array().map(Vec::len),
+            Some(0),
+            "logged out: nothing"
+        );
         browser.extra_headers.push(token);
         let seen = browser.get("/api/messages").json();
         assert_eq!(seen[0]["text"], "logged in");

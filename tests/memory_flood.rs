@@ -43,7 +43,11 @@ async fn a_flood_of_new_visitors_stays_within_the_capacity_and_its_memory_bound(
     }
     let grown = resident_bytes().saturating_sub(before);
     assert_eq!(store.len(), capacity, "the store holds its capacity");
-    assert_eq!(served_without, flood - capacity + 1, "the rest had no session");
+    assert_eq!(
+        served_without,
+        flood - capacity + 1,
+        "the rest had no session"
+    );
     let bound = capacity as u64 * BYTES_PER_EMPTY_SESSION;
     eprintln!(
         "memory store: {} bytes of resident memory per stored session",
