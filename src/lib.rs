@@ -17,10 +17,12 @@
 //!   the handler returns, only the changed keys, in one store call.
 //! - [`client_ip`]: the socket peer, or the client behind [`TrustedProxies`],
 //!   from the one [`ClientIpHeader`] they write.
-//! - [`store`]: the [`SessionStore`] trait, shaped so that a networked store
-//!   serves each request in one round trip; the embedded [`MemoryStore`]; and
-//!   (feature `redis`) `RedisStore` on a single server, Sentinel or Redis
-//!   Cluster, one `EVALSHA` per store call.
+//! - [`store`]: the [`SessionStore`] trait, whose every method is one atomic
+//!   operation, shaped so that a networked store serves a returning visitor
+//!   in one round trip; the embedded [`MemoryStore`]; and (feature `redis`)
+//!   `RedisStore` on a single server, Sentinel or Redis Cluster, one script
+//!   per operation. Continuity tokens (SPEC §3.7) are composed from those
+//!   operations once, above the store.
 //!
 //! # With axum
 //!

@@ -93,8 +93,9 @@ struct Inner {
 
 struct Stored {
     record: SessionRecord,
-    /// The IP log of a permanent session.
-    ip_log: LogIndex,
+    /// The IP log of a permanent session (boxed: temporary sessions, the
+    /// most numerous, have none).
+    ip_log: Option<Box<LogIndex>>,
     /// `None`: no TTL.
     expires_at: Option<Instant>,
     /// The continuity token the session is bound to (boxed: most sessions
@@ -195,13 +196,14 @@ impl Stored {
         if self.record.state != SessionState::Permanent {
             return;
         }
+        let log = self.ip_log.get_or_insert_default();
         if let Some(ip) = access.ip {
             let max = access.policy.ip_log_max_entries.max(1) as usize;
-            self.ip_log.record(ip, access.at_ms, max);
+            log.record(ip, access.at_ms, max);
         }
         if let Some(retention) = access.policy.ip_log_retention {
             let cutoff = access.at_ms.saturating_sub(retention.as_millis() as u64);
-            self.ip_log.expire(cutoff);
+            log.expire(cutoff);
         }
     }
 
@@ -294,10 +296,10 @@ impl MemoryStore {
     #[cfg_attr(docsrs, doc(cfg(feature = "test-support")))]
     pub fn holds_ip(&self, ip: IpAddr) -> bool {
         let now = Instant::now();
-        self.lock()
-            .sessions
-            .values()
-            .any(|s| s.is_live(now) && (s.record.ip == Some(ip) || s.ip_log.holds(ip)))
+        self.lock().sessions.values().any(|s| {
+            s.is_live(now)
+                && (s.record.ip == Some(ip) || s.ip_log.as_ref().is_some_and(|l| l.holds(ip)))
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -498,7 +500,7 @@ impl SessionStore for MemoryStore {
                 ip: access.ip,
                 data: SessionData::new(),
             },
-            ip_log: LogIndex::default(),
+            ip_log: None,
             expires_at: None,
             token: access.token.map(|t| Box::new(*t)),
         };
@@ -579,7 +581,13 @@ impl SessionStore for MemoryStore {
     fn ip_log(&self, id: &SessionId) -> StoreFuture<Option<IpLog>> {
         let now = Instant::now();
         let mut inner = self.lock();
-        ready(inner.live(id, now).map(|s| s.ip_log.export()))
+        let log = inner.live(id, now).map(|s| {
+            s.ip_log
+                .as_deref()
+                .map(LogIndex::export)
+                .unwrap_or_default()
+        });
+        ready(log)
     }
 
     fn network_stats(&self, ip: IpAddr) -> StoreFuture<Option<NetworkStats>> {
