@@ -268,15 +268,15 @@ pub(crate) async fn ip_log_drops_entries_past_their_retention<B: Backend>(b: &B)
 pub(crate) async fn ip_log_keeps_at_most_its_cap_and_the_newest_addresses<B: Backend>(b: &B) {
     let case = b.case();
     let id = SessionId::generate();
-    let cap = 50;
-    let policy = POLICY.clone().with_ip_log_max_entries(cap);
+    let cap = visitor_session::DEFAULT_IP_LOG_MAX_ENTRIES;
+    let policy = POLICY.clone();
     let t0 = Access::now_ms();
     let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0xC633_6400 + i));
     let promoted = changes(&[], &[], true);
     let first = Access::new(Some(ip(0)), t0, &policy);
     let created = case.store.create(&id, &first, &promoted, None).await;
     assert_eq!(created.unwrap(), Created::Created);
-    let addresses = 5 * cap;
+    let addresses = 5_000;
     for i in 1..addresses {
         alive(
             &case.store,
