@@ -35,28 +35,6 @@ impl SessionId {
         Self::from_uuid(uuid::Uuid::new_v4())
     }
 
-    /// A new random id whose UUID satisfies `wanted` (e.g. falls in a given
-    /// Redis Cluster slot), for a condition that about one id in tens of
-    /// thousands meets. One UUID is drawn from the CSPRNG, then its last 32
-    /// random bits are varied until `wanted` holds: the id keeps 90 random
-    /// bits that nobody chose, plus the ones `wanted` leaves free.
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-    pub(crate) fn generate_where(wanted: impl Fn(&str) -> bool) -> Self {
-        let drawn = *uuid::Uuid::new_v4().as_bytes();
-        for step in 0..=u32::MAX {
-            let mut bytes = drawn;
-            for (byte, delta) in bytes[12..].iter_mut().zip(step.to_be_bytes()) {
-                *byte ^= delta;
-            }
-            let id = Self::from_uuid(uuid::Builder::from_random_bytes(bytes).into_uuid());
-            if wanted(id.uuid_str()) {
-                return id;
-            }
-        }
-        // 2^32 tries without a match: the condition is not the rare kind.
-        Self::generate()
-    }
-
     fn from_uuid(uuid: uuid::Uuid) -> Self {
         let mut buf = [0u8; LEN];
         buf[..PREFIX.len()].copy_from_slice(PREFIX.as_bytes());
@@ -145,15 +123,6 @@ mod tests {
         assert!(id.as_str().starts_with("session_"));
         assert_eq!(id.as_str().len(), 44);
         assert_eq!(SessionId::parse(id.as_str()), Some(id));
-    }
-
-    #[test]
-    fn an_id_generated_under_a_condition_meets_it_and_is_well_formed() {
-        let id = SessionId::generate_where(|uuid| uuid.ends_with("00"));
-        assert!(id.uuid_str().ends_with("00"));
-        assert_eq!(SessionId::parse(id.as_str()), Some(id));
-        let other = SessionId::generate_where(|uuid| uuid.ends_with("00"));
-        assert_ne!(id, other, "each draw starts from fresh random bits");
     }
 
     #[test]

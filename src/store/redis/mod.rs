@@ -65,6 +65,8 @@ mod connection;
 mod scripts;
 #[cfg(feature = "sentinel")]
 mod sentinel;
+#[cfg(feature = "cluster")]
+mod slot;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -554,13 +556,11 @@ impl SessionStore for RedisStore {
     }
 
     /// On Redis Cluster, an id in the slot of `old`, so that the rename is
-    /// one script on one node (the id keeps more than 100 random bits).
+    /// one script on one node (the id keeps 102 random bits; see `slot.rs`).
     fn next_id(&self, old: &SessionId) -> SessionId {
         #[cfg(feature = "cluster")]
         if self.inner.cluster {
-            use redis::cluster_routing::Slot;
-            let slot = Slot::for_key(old.uuid_str());
-            return SessionId::generate_where(|uuid| Slot::for_key(uuid) == slot);
+            return slot::id_in_slot(slot::slot_of(old));
         }
         let _ = old;
         SessionId::generate()
