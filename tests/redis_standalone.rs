@@ -82,10 +82,7 @@ async fn no_server_write_is_never_reported_as_success() {
         send(&svc, at("/write", None)).await.status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
-    let write = Changes {
-        data: [("k".to_owned(), Some("1".to_owned()))].into(),
-        promote: false,
-    };
+    let write = Changes::default().set("k", "1");
     let err = dead_port_store()
         .commit(&SessionId::generate(), &access(), &write)
         .await
@@ -223,10 +220,7 @@ async fn a_write_whose_answer_never_came_is_an_unknown_outcome() {
         .create(&id, &access(), &Changes::default(), None)
         .await;
     assert!(created.is_ok());
-    let write = Changes {
-        data: [("late".to_owned(), Some("1".to_owned()))].into(),
-        promote: false,
-    };
+    let write = Changes::default().set("late", "1");
     let _: () = server.query(&["CLIENT", "PAUSE", "1000", "WRITE"]);
     let err = store.commit(&id, &access(), &write).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::OutcomeUnknown);
@@ -302,10 +296,7 @@ async fn a_write_whose_reply_was_lost_is_retried_and_applied_once() {
         visitor_session::store::Created::Created,
         "a retried creation answers 'created', not 'exists'"
     );
-    let write = Changes {
-        data: [("k".to_owned(), Some("\"value\"".to_owned()))].into(),
-        promote: true,
-    };
+    let write = Changes::default().set("k", "\"value\"").promoted();
     proxy.lose_next_reply();
     assert_eq!(
         store.commit(&id, &access, &write).await.unwrap(),

@@ -355,6 +355,7 @@ impl FromIterator<(String, String)> for SessionData {
 
 /// A session as loaded by [`SessionStore::touch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionRecord {
     /// Temporary or permanent.
     pub state: SessionState,
@@ -368,8 +369,39 @@ pub struct SessionRecord {
     pub data: SessionData,
 }
 
+impl SessionRecord {
+    /// A session in `state`, created at `created_ms`, as accessed at
+    /// `last_seen_ms` from `ip`, holding `data`.
+    pub fn new(
+        state: SessionState,
+        created_ms: u64,
+        last_seen_ms: u64,
+        ip: Option<IpAddr>,
+        data: SessionData,
+    ) -> Self {
+        Self {
+            state,
+            created_ms,
+            last_seen_ms,
+            ip,
+            data,
+        }
+    }
+}
+
 /// What a request changed, written back in one call.
+///
+/// ```
+/// use visitor_session::store::Changes;
+///
+/// let changes = Changes::default()
+///     .set("plan", r#""pro""#) // a JSON text
+///     .remove("draft")
+///     .promoted();
+/// assert!(!changes.is_empty());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Changes {
     /// Keys to set (`Some(json)`) or remove (`None`). Keys not listed are left
     /// as they are, so concurrent requests changing different keys both keep
@@ -380,6 +412,24 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// These changes, also setting `key` to the JSON text `json`.
+    pub fn set(mut self, key: impl Into<String>, json: impl Into<String>) -> Self {
+        self.data.insert(key.into(), Some(json.into()));
+        self
+    }
+
+    /// These changes, also removing `key`.
+    pub fn remove(mut self, key: impl Into<String>) -> Self {
+        self.data.insert(key.into(), None);
+        self
+    }
+
+    /// These changes, also making the session permanent.
+    pub fn promoted(mut self) -> Self {
+        self.promote = true;
+        self
+    }
+
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.data.is_empty() && !self.promote
@@ -388,6 +438,7 @@ impl Changes {
 
 /// A limit applied atomically when creating a session (SPEC §3.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CreateLimit {
     /// The client network: an IPv4 address or an IPv6 address masked to /64.
     pub network: IpAddr,
@@ -395,6 +446,17 @@ pub struct CreateLimit {
     pub max: u32,
     /// The window length.
     pub window: Duration,
+}
+
+impl CreateLimit {
+    /// At most `max` creations from `network` per `window`.
+    pub fn new(network: IpAddr, max: u32, window: Duration) -> Self {
+        Self {
+            network,
+            max,
+            window,
+        }
+    }
 }
 
 /// The result of [`SessionStore::create`].
@@ -427,6 +489,13 @@ pub struct TokenBinding {
     pub state: SessionState,
 }
 
+impl TokenBinding {
+    /// A binding to session `id`, living like a session in `state`.
+    pub fn new(id: SessionId, state: SessionState) -> Self {
+        Self { id, state }
+    }
+}
+
 /// What [`SessionStore::reset`] or [`SessionStore::delete`] removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -436,6 +505,21 @@ pub struct Removed {
     /// The continuity token the removed session was bound to: its binding
     /// is to be dropped with [`SessionStore::unbind_token`].
     pub token: Option<TokenHash>,
+}
+
+impl Removed {
+    /// A session was removed, bound to `token` if any.
+    pub fn session(token: Option<TokenHash>) -> Self {
+        Self {
+            removed: true,
+            token,
+        }
+    }
+
+    /// Nothing was removed.
+    pub fn nothing() -> Self {
+        Self::default()
+    }
 }
 
 /// The result of [`SessionStore::commit`].
@@ -453,6 +537,7 @@ pub enum Committed {
 
 /// One entry of a permanent session's IP log (SPEC §3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct IpLogEntry {
     /// The client IP.
     pub ip: IpAddr,
@@ -460,6 +545,17 @@ pub struct IpLogEntry {
     pub first_seen_ms: u64,
     /// Latest access from it, ms since the Unix epoch.
     pub last_seen_ms: u64,
+}
+
+impl IpLogEntry {
+    /// `ip`, first seen at `first_seen_ms` and last at `last_seen_ms`.
+    pub fn new(ip: IpAddr, first_seen_ms: u64, last_seen_ms: u64) -> Self {
+        Self {
+            ip,
+            first_seen_ms,
+            last_seen_ms,
+        }
+    }
 }
 
 /// A permanent session's IP log, as exported for a legal request (SPEC §3.3).
@@ -490,6 +586,7 @@ impl IpLog {
 /// updated by the same store call as the creation or promotion they count,
 /// and kept for [`StorePolicy::network_retention`] after the latest one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NetworkStats {
     /// The network: an IPv4 address, or an IPv6 address with its last 64 bits zero.
     pub network: IpAddr,
@@ -501,6 +598,27 @@ pub struct NetworkStats {
     pub first_seen_ms: u64,
     /// The latest event counted, ms since the Unix epoch.
     pub last_seen_ms: u64,
+}
+
+impl NetworkStats {
+    /// The counters of `network` (see [`client_network`](crate::client_ip::client_network)):
+    /// `sessions_created` and `conversations_started` between `first_seen_ms`
+    /// and `last_seen_ms`.
+    pub fn new(
+        network: IpAddr,
+        sessions_created: u64,
+        conversations_started: u64,
+        first_seen_ms: u64,
+        last_seen_ms: u64,
+    ) -> Self {
+        Self {
+            network,
+            sessions_created,
+            conversations_started,
+            first_seen_ms,
+            last_seen_ms,
+        }
+    }
 }
 
 /// A server-side session store.

@@ -143,7 +143,10 @@ fn changes(sets: &[(&str, &str)], removes: &[&str], promote: bool) -> Changes {
         .map(|(k, v)| (k.to_string(), Some(v.to_string())))
         .collect();
     data.extend(removes.iter().map(|k| (k.to_string(), None)));
-    Changes { data, promote }
+    let mut changes = Changes::default();
+    changes.data = data;
+    changes.promote = promote;
+    changes
 }
 
 pub(crate) async fn returning_visitor_keeps_its_session_and_data<B: Backend>(b: &B) {

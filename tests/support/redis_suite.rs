@@ -280,17 +280,13 @@ pub(crate) async fn commit_cost_does_not_grow_with_the_session<B: RedisBackend>(
     let policy =
         StorePolicy::default().with_limits(visitor_session::store::DataLimits::new(2000, 1 << 20));
     let access = Access::now(None, &policy);
-    let many = visitor_session::store::Changes {
-        data: (0..1000)
-            .map(|i| (format!("k{i}"), Some("\"value\"".to_owned())))
-            .collect(),
-        promote: false,
-    };
+    let mut many = visitor_session::store::Changes::default();
+    many.data = (0..1000)
+        .map(|i| (format!("k{i}"), Some("\"value\"".to_owned())))
+        .collect();
     c.store.create(&id, &access, &many, None).await.unwrap();
-    let one = visitor_session::store::Changes {
-        data: [("k1".to_owned(), Some("\"other\"".to_owned()))].into(),
-        promote: false,
-    };
+    let mut one = visitor_session::store::Changes::default();
+    one.data = [("k1".to_owned(), Some("\"other\"".to_owned()))].into();
     let monitors: Vec<&Monitor> = c.monitors.iter().collect();
     let (committed, s) = count(&monitors, c.store.commit(&id, &access, &one)).await;
     assert_eq!(
@@ -658,10 +654,8 @@ pub(crate) async fn the_ip_log_costs_the_same_work_at_10_and_at_5000_entries<B: 
         let id = SessionId::generate();
         let now = Access::now_ms();
         let first = Access::new(Some("192.0.2.1".parse().unwrap()), now, &policy);
-        let promote = visitor_session::store::Changes {
-            promote: true,
-            ..Default::default()
-        };
+        let mut promote = visitor_session::store::Changes::default();
+        promote.promote = true;
         c.store.create(&id, &first, &promote, None).await.unwrap();
         // Fill the log to `size` addresses, seen a moment ago.
         let [_, first_seen, last_seen] = keys_of(&c.prefix, &id);
