@@ -44,7 +44,7 @@ pub(crate) fn is_public_suffix(name: &str) -> bool {
 /// assert_eq!(registrable_domain("127.0.0.1:3000"), None);
 /// assert_eq!(registrable_domain("localhost"), None);
 /// ```
-pub fn registrable_domain(host: &str) -> Option<String> {
+pub(crate) fn registrable_domain(host: &str) -> Option<String> {
     let host = strip_port(host.trim())?;
     if host.parse::<IpAddr>().is_ok() {
         return None;

@@ -131,7 +131,6 @@ pub use config::{
     DEFAULT_NETWORK_RETENTION, FailureMode, LimitAction, MAX_COOKIE_MAX_AGE, MIN_IP_LOG_RETENTION,
     NewSessionLimit, PrivacyMode, SessionConfig,
 };
-pub use domain::registrable_domain;
 pub use error::{ConfigError, SessionError, StoreError, StoreErrorKind};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;
@@ -139,6 +138,9 @@ pub use id::{InvalidSessionId, SessionId};
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use session::Session;
 pub use store::{MemoryStore, SessionState, SessionStore};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use store::{RedisConfig, RedisStore};
 pub use token::{ContinuityTokens, MAX_TOKEN_LEN, MIN_SECRET_LEN, MIN_TOKEN_LEN};
 
 /// Entry points of the fuzz targets (`fuzz/`) into readers that are not

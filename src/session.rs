@@ -156,6 +156,15 @@ impl Session {
     }
 
     /// The session id, as in the cookie; `None` when the request has no session.
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) {
+    /// if let Some(id) = session.id() {
+    ///     // `Display` shows a shortened id, safe for logs.
+    ///     tracing::info!(session = %id, "chat opened");
+    /// }
+    /// # }
+    /// ```
     pub fn id(&self) -> Option<SessionId> {
         match self.lock().binding {
             Binding::Existing { id, .. } | Binding::New { id, .. } => Some(id),
@@ -164,6 +173,15 @@ impl Session {
     }
 
     /// Temporary or permanent; `None` when the request has no session.
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) {
+    /// use visitor_session::SessionState;
+    ///
+    /// let has_conversation = session.state() == Some(SessionState::Permanent);
+    /// # let _ = has_conversation;
+    /// # }
+    /// ```
     pub fn state(&self) -> Option<SessionState> {
         match self.lock().binding {
             Binding::Existing { state, .. } | Binding::New { state, .. } => Some(state),
@@ -190,16 +208,38 @@ impl Session {
 
     /// True when this request's session did not exist before it (created by
     /// this visit or by [`start`](Self::start)).
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) {
+    /// let greeting = if session.is_new() { "Welcome!" } else { "Welcome back!" };
+    /// # let _ = greeting;
+    /// # }
+    /// ```
     pub fn is_new(&self) -> bool {
         matches!(self.lock().binding, Binding::New { .. })
     }
 
     /// The client IP of this request (SPEC §3.3), bound to the session.
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) {
+    /// let ip = session.client_ip().map_or("unknown".to_owned(), |ip| ip.to_string());
+    /// # let _ = ip;
+    /// # }
+    /// ```
     pub fn client_ip(&self) -> Option<IpAddr> {
         self.lock().ip
     }
 
     /// The store error that left this request without a session (fail-open mode).
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) -> &'static str {
+    /// if session.error().is_some() {
+    ///     return "chat is unavailable right now, your conversation is safe";
+    /// }
+    /// # "" }
+    /// ```
     pub fn error(&self) -> Option<StoreError> {
         match &self.lock().binding {
             Binding::Unavailable(e) => Some(e.clone()),
@@ -209,29 +249,47 @@ impl Session {
 
     /// Reads `key` as a `T`; `Ok(None)` when absent or when there is no session.
     ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) -> Result<(), visitor_session::SessionError> {
+    /// let name: Option<String> = session.get("name")?;
+    /// # let _ = name; Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`SessionError::Serde`] when the stored JSON is not a `T`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         let inner = self.lock();
-        match inner.data.get(key) {
-            None => Ok(None),
-            Some(json) => serde_json::from_str(json)
-                .map(Some)
-                .map_err(|e| SessionError::Serde {
-                    key: shorten(key),
-                    message: e.to_string(),
-                }),
-        }
+        inner
+            .data
+            .get(key)
+            .map(|json| decode(key, json))
+            .transpose()
     }
 
-    /// The keys currently held, in no particular order.
+    /// The keys currently held, in no particular order (a copy: the handle
+    /// stays free for writes while you use it).
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) {
+    /// for key in session.keys() {
+    ///     println!("{key}");
+    /// }
+    /// # }
+    /// ```
     pub fn keys(&self) -> Vec<String> {
         self.lock().data.keys().cloned().collect()
     }
 
     /// Sets `key` to `value`, committed after the response. Starts a session in
     /// privacy mode.
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) -> Result<(), visitor_session::SessionError> {
+    /// session.insert("name", "Ada")?;
+    /// session.insert("visits", &3)?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -254,30 +312,66 @@ impl Session {
         Ok(())
     }
 
-    /// Removes `key`, committed after the response. Returns whether it was present.
+    /// Removes `key`, committed after the response, and returns the value it
+    /// held as a `T` (`None` when it was absent).
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) -> Result<(), visitor_session::SessionError> {
+    /// let draft: Option<String> = session.remove("draft")?;
+    /// # let _ = draft; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Changing nothing: [`SessionError::Serde`] when the value held is not a
+    /// `T`, [`SessionError::Unavailable`] when the store failed to load this
+    /// request's session, [`SessionError::Closed`] after the response.
+    pub fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let mut inner = self.lock();
+        inner.check_writable()?;
+        let Some(json) = inner.data.get(key) else {
+            return Ok(None);
+        };
+        let old = decode(key, json)?;
+        inner.data.make_mut().remove(key);
+        inner.changes.insert(key.to_owned(), None);
+        Ok(Some(old))
+    }
+
+    /// Removes every key, committed after the response (the session itself,
+    /// its state and cookie stay).
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) -> Result<(), visitor_session::SessionError> {
+    /// session.clear()?;
+    /// assert!(session.keys().is_empty());
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
     /// [`SessionError::Unavailable`] when the store failed to load this
     /// request's session, [`SessionError::Closed`] after the response.
-    pub fn remove(&self, key: &str) -> Result<bool, SessionError> {
+    pub fn clear(&self) -> Result<(), SessionError> {
         let mut inner = self.lock();
-        inner.check_open()?;
-        if let Binding::Unavailable(e) = &inner.binding {
-            return Err(SessionError::Unavailable(e.clone()));
+        inner.check_writable()?;
+        let keys: Vec<String> = inner.data.keys().cloned().collect();
+        for key in keys {
+            inner.changes.insert(key, None);
         }
-        let present = inner.data.contains_key(key);
-        if present {
-            inner.data.make_mut().remove(key);
-        }
-        if present {
-            inner.changes.insert(key.to_owned(), None);
-        }
-        Ok(present)
+        inner.data = SessionData::new();
+        Ok(())
     }
 
     /// Makes the session permanent: the visitor started a conversation
     /// (SPEC §3.1). Idempotent. Starts a session in privacy mode.
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) -> Result<(), visitor_session::SessionError> {
+    /// // The visitor sent their first message.
+    /// session.promote()?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -296,6 +390,13 @@ impl Session {
     /// Creates a session for this visitor if there is none (total privacy
     /// mode, consent gate): the cookie is set with this response (SPEC §3.2).
     ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) -> Result<(), visitor_session::SessionError> {
+    /// // The visitor opened the chat: from now on it remembers them.
+    /// session.start()?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`SessionError::Unavailable`] when the store failed to load this
@@ -306,12 +407,23 @@ impl Session {
 
     /// Unbinds the browser from its session: the response removes the cookie
     /// (SPEC §3.5). A temporary session is deleted; a permanent one stays for
-    /// the agents. A later write in this request starts a fresh session.
-    pub fn reset(&self) {
+    /// the agents. A later write in this request starts a fresh session (in
+    /// standard mode the response then binds it).
+    ///
+    /// ```
+    /// # fn demo(session: visitor_session::Session) -> Result<(), visitor_session::SessionError> {
+    /// // "Start over (forget this browser)".
+    /// session.reset()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Closed`] after the response: the browser could no
+    /// longer be told.
+    pub fn reset(&self) -> Result<(), SessionError> {
         let mut inner = self.lock();
-        if inner.closed {
-            return;
-        }
+        inner.check_open()?;
         match std::mem::replace(&mut inner.binding, Binding::None) {
             // Promoted in this request only: the stored session is still
             // temporary, and resetting it deletes it (the store re-checks).
@@ -330,6 +442,7 @@ impl Session {
         inner.changes.clear();
         inner.promote = false;
         inner.cycle = false;
+        Ok(())
     }
 
     /// Gives the session a new id with this response, keeping its data,
@@ -393,6 +506,15 @@ impl Inner {
         }
     }
 
+    /// Data may change: the response is not gone and the session loaded.
+    fn check_writable(&self) -> Result<(), SessionError> {
+        self.check_open()?;
+        match &self.binding {
+            Binding::Unavailable(e) => Err(SessionError::Unavailable(e.clone())),
+            _ => Ok(()),
+        }
+    }
+
     fn ensure_session(&mut self) -> Result<(), SessionError> {
         self.check_open()?;
         match &mut self.binding {
@@ -421,6 +543,14 @@ impl Inner {
             OverLimit::Bytes { size, limit } => SessionError::TooLarge { size, limit },
         })
     }
+}
+
+/// The JSON text `json` held under `key`, as a `T`.
+fn decode<T: DeserializeOwned>(key: &str, json: &str) -> Result<T, SessionError> {
+    serde_json::from_str(json).map_err(|e| SessionError::Serde {
+        key: shorten(key),
+        message: e.to_string(),
+    })
 }
 
 fn check_key(key: &str) -> Result<(), SessionError> {
@@ -480,7 +610,7 @@ mod tests {
     fn only_changed_keys_are_committed() {
         let s = existing();
         s.insert("a", &1).unwrap();
-        s.remove("name").unwrap();
+        assert_eq!(s.remove::<String>("name").unwrap().as_deref(), Some("Ada"));
         let plan = s.take_plan();
         assert_eq!(
             plan.changes.data,
@@ -575,7 +705,7 @@ mod tests {
         let s = existing();
         let id = s.id().unwrap();
         s.insert("a", &1).unwrap();
-        s.reset();
+        s.reset().unwrap();
         assert_eq!(s.id(), None);
         assert_eq!(s.get::<String>("name").unwrap(), None);
         let plan = s.take_plan();
@@ -589,6 +719,37 @@ mod tests {
         let s = existing();
         let _ = s.take_plan();
         assert!(matches!(s.insert("late", &1), Err(SessionError::Closed)));
-        assert!(matches!(s.remove("name"), Err(SessionError::Closed)));
+        assert!(matches!(
+            s.remove::<String>("name"),
+            Err(SessionError::Closed)
+        ));
+        assert!(matches!(s.clear(), Err(SessionError::Closed)));
+        assert!(matches!(s.reset(), Err(SessionError::Closed)));
+    }
+
+    #[test]
+    fn remove_returns_the_old_value_and_changes_nothing_on_a_type_mismatch() {
+        let s = existing();
+        assert!(matches!(
+            s.remove::<u32>("name"),
+            Err(SessionError::Serde { .. })
+        ));
+        assert_eq!(s.get::<String>("name").unwrap().as_deref(), Some("Ada"));
+        assert_eq!(s.remove::<String>("absent").unwrap(), None);
+        assert_eq!(s.remove::<String>("name").unwrap().as_deref(), Some("Ada"));
+        assert_eq!(s.get::<String>("name").unwrap(), None);
+        assert_eq!(s.take_plan().changes.data.get("name"), Some(&None));
+    }
+
+    #[test]
+    fn clear_removes_every_key_in_the_commit() {
+        let s = existing();
+        s.insert("other", &1).unwrap();
+        s.clear().unwrap();
+        assert!(s.keys().is_empty());
+        let plan = s.take_plan();
+        assert_eq!(plan.changes.data.get("name"), Some(&None));
+        assert_eq!(plan.changes.data.get("other"), Some(&None));
+        assert!(matches!(plan.binding, Binding::Existing { .. }));
     }
 }

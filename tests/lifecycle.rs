@@ -22,17 +22,17 @@ fn actions(store: TestStore, config: visitor_session::SessionConfig) -> TestServ
             "/promote" => session.promote(),
             "/start" => session.start(),
             "/reset" => {
-                session.reset();
+                session.reset().unwrap();
                 Ok(())
             }
             "/write" => session.insert("note", "hello"),
             "/promote-then-reset" => {
                 session.promote().unwrap();
-                session.reset();
+                session.reset().unwrap();
                 Ok(())
             }
             "/reset-then-write" => {
-                session.reset();
+                session.reset().unwrap();
                 session.insert("note", "fresh")
             }
             _ => Ok(()),

@@ -127,7 +127,8 @@ async fn every_session_is_served_again_after_a_primary_fails_over() {
     cluster.kill(victim);
     tokio::task::block_in_place(|| cluster.wait_ready(Duration::from_secs(30)));
     let promoted = killed.elapsed();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.wait_for(150, Duration::from_secs(20)).await;
     let log = load.stop().await;
     let failed: Vec<_> = log
         .iter()

@@ -55,11 +55,13 @@ async fn a_forced_failover_is_followed_without_a_restart() {
     let new_primary = tokio::task::block_in_place(|| setup.failover());
     let switched = started_failover.elapsed();
     assert_ne!(new_primary, old_primary);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let log = load.stop().await;
     // The store follows within one watch period (500 ms) of the Sentinel's
-    // switch; give it two seconds on a busy machine.
+    // switch; give it two seconds on a busy machine, then let the load run
+    // on for enough writes to judge (however slowly the machine runs it).
     let followed = started_failover + switched + Duration::from_secs(2);
+    tokio::time::sleep_until(followed.into()).await;
+    load.wait_for(80, Duration::from_secs(20)).await;
+    let log = load.stop().await;
     let new = setup
         .servers
         .iter()

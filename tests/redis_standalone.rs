@@ -31,7 +31,7 @@ fn store_on(url: String, config: impl FnOnce(RedisConfig) -> RedisConfig) -> Red
 }
 
 static POLICY: std::sync::LazyLock<StorePolicy> =
-    std::sync::LazyLock::new(|| StorePolicy::default().with_idle_ttl(Duration::from_secs(60)));
+    std::sync::LazyLock::new(|| StorePolicy::default().idle_ttl(Duration::from_secs(60)));
 
 fn access() -> Access<'static> {
     Access::now(None, &POLICY)
@@ -123,7 +123,7 @@ async fn requests_succeed_again_as_soon_as_a_restarted_server_accepts_connection
     .unwrap();
     // The server answered PING: from here on, nothing may fail.
     let back = Instant::now();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    load.wait_for(80, Duration::from_secs(20)).await;
     let visits = load.stop().await;
     let after: Vec<_> = visits.iter().filter(|v| v.started >= back).collect();
     assert!(

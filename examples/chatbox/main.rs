@@ -440,7 +440,9 @@ async fn post_message(State(app): State<App>, session: Session, body: Bytes) -> 
 }
 
 async fn reset(State(app): State<App>, session: Session) -> Response {
-    session.reset();
+    if let Err(e) = session.reset() {
+        return session_error(e);
+    }
     if app.privacy == PrivacyMode::Standard {
         // Standard mode: the same response binds the fresh session, so the
         // widget's next requests need not race to create one.
@@ -549,7 +551,7 @@ async fn follow_rotation(
     if let (Some(old), Some(new)) = (session.previous_id().or(pending), session.id()) {
         match app.conversations.rename(&old, &new).await {
             Ok(()) if pending.is_some() => {
-                let _ = session.remove(MOVE_PENDING);
+                let _ = session.remove::<String>(MOVE_PENDING);
             }
             Ok(()) => {}
             Err(e) => {

@@ -68,7 +68,7 @@ pub(crate) fn load(
     StoreFuture::new(async move {
         let store = &shared.store;
         let policy = &shared.policy;
-        let access = Access::new(ip, at_ms, policy).with_token(Some(&token));
+        let access = Access::new(ip, at_ms, policy).token(Some(&token));
         let binding = store.token_session(&token, policy).await?;
         if let Some(binding) = binding {
             if let Some(record) = store.touch(&binding.id, &access).await? {

@@ -45,7 +45,7 @@ pub(crate) struct RequestContext {
 impl RequestContext {
     /// This request's access to its session, for the store.
     pub(crate) fn access(&self) -> Access<'_> {
-        Access::new(self.ip, self.at_ms, &self.shared.policy).with_token(self.token.as_deref())
+        Access::new(self.ip, self.at_ms, &self.shared.policy).token(self.token.as_deref())
     }
 
     /// The `Domain` of this response's `Set-Cookie`.

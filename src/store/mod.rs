@@ -180,37 +180,37 @@ impl Default for StorePolicy {
 
 impl StorePolicy {
     /// The default policy with another idle TTL.
-    pub fn with_idle_ttl(mut self, idle_ttl: Duration) -> Self {
+    pub fn idle_ttl(mut self, idle_ttl: Duration) -> Self {
         self.idle_ttl = idle_ttl;
         self
     }
 
     /// The policy with other data limits.
-    pub fn with_limits(mut self, limits: DataLimits) -> Self {
+    pub fn limits(mut self, limits: DataLimits) -> Self {
         self.limits = limits;
         self
     }
 
     /// The policy with another IP-log bound.
-    pub fn with_ip_log_max_entries(mut self, max: u32) -> Self {
+    pub fn ip_log_max_entries(mut self, max: u32) -> Self {
         self.ip_log_max_entries = max;
         self
     }
 
     /// The policy with an IP-log retention.
-    pub fn with_ip_log_retention(mut self, retention: Option<Duration>) -> Self {
+    pub fn ip_log_retention(mut self, retention: Option<Duration>) -> Self {
         self.ip_log_retention = retention;
         self
     }
 
     /// The policy with the per-network statistics on or off.
-    pub fn with_network_statistics(mut self, on: bool) -> Self {
+    pub fn network_statistics(mut self, on: bool) -> Self {
         self.count_networks = on;
         self
     }
 
     /// The policy with another retention of the per-network statistics.
-    pub fn with_network_retention(mut self, retention: Duration) -> Self {
+    pub fn network_retention(mut self, retention: Duration) -> Self {
         self.network_retention = retention;
         self
     }
@@ -250,7 +250,7 @@ impl<'a> Access<'a> {
     }
 
     /// The same access carrying the continuity token `token`.
-    pub fn with_token(mut self, token: Option<&'a TokenHash>) -> Self {
+    pub fn token(mut self, token: Option<&'a TokenHash>) -> Self {
         self.token = token;
         self
     }

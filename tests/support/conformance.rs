@@ -118,7 +118,7 @@ async fn new_session(svc: &TestService, path: &str) -> SessionId {
 
 /// The policy of store-level scenarios: a minute of idle TTL, the default limits.
 static POLICY: std::sync::LazyLock<StorePolicy> =
-    std::sync::LazyLock::new(|| StorePolicy::default().with_idle_ttl(Duration::from_secs(60)));
+    std::sync::LazyLock::new(|| StorePolicy::default().idle_ttl(Duration::from_secs(60)));
 
 fn access_at(at_ms: u64, ip: Option<IpAddr>) -> Access<'static> {
     Access::new(ip, at_ms, &POLICY)
@@ -249,7 +249,7 @@ pub(crate) async fn ip_log_drops_entries_past_their_retention<B: Backend>(b: &B)
     let t0 = Access::now_ms();
     let policy = POLICY
         .clone()
-        .with_ip_log_retention(Some(Duration::from_secs(10)));
+        .ip_log_retention(Some(Duration::from_secs(10)));
     let access = Access::new(Some(old), t0, &policy);
     let promoted = changes(&[], &[], true);
     let created = case.store.create(&id, &access, &promoted, None).await;
@@ -590,7 +590,7 @@ pub(crate) async fn data_limits_agree_on_every_store<B: Backend>(b: &B) {
         assert_eq!(created.unwrap(), Created::Created);
         let policy = POLICY
             .clone()
-            .with_limits(DataLimits::new(limit.keys, limit.bytes));
+            .limits(DataLimits::new(limit.keys, limit.bytes));
         let limited = Access::new(access.ip, access.at_ms, &policy);
         let answer = store.commit(&id, &limited, commit).await.unwrap();
         assert_eq!(answer, *expected, "case {i}");
@@ -610,7 +610,7 @@ pub(crate) async fn session_over_a_lowered_limit_can_still_shed_data<B: Backend>
         store.create(&id, &access, &data, None).await.unwrap(),
         Created::Created
     );
-    let policy = POLICY.clone().with_limits(DataLimits::new(1, 4));
+    let policy = POLICY.clone().limits(DataLimits::new(1, 4));
     let lowered = Access::new(access.ip, access.at_ms, &policy);
     assert_eq!(
         store
@@ -668,7 +668,7 @@ pub(crate) async fn commit_run_twice_with_the_same_changes_is_applied_once<B: Ba
     let write = changes(&[("a", "\"0123456789\"")], &[], true);
     let policy = POLICY
         .clone()
-        .with_limits(DataLimits::new(POLICY.limits.max_keys(), 20));
+        .limits(DataLimits::new(POLICY.limits.max_keys(), 20));
     let limited = Access::new(access.ip, access.at_ms, &policy);
     for _ in 0..2 {
         assert_eq!(
@@ -707,7 +707,7 @@ pub(crate) async fn touch_of_an_unknown_session_finds_nothing_and_creates_nothin
 /// cannot pass a few thousand arguments at once); they stay all or nothing.
 pub(crate) async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: &B) {
     let store = b.case().store;
-    let policy = POLICY.clone().with_limits(DataLimits::new(5000, 1 << 20));
+    let policy = POLICY.clone().limits(DataLimits::new(5000, 1 << 20));
     let access = Access::new(None, Access::now_ms(), &policy);
     let id = SessionId::generate();
     let first: Vec<(String, String)> = (0..1200)
@@ -737,7 +737,7 @@ pub(crate) async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: 
     assert_eq!(record.data.len(), 600 + 1200);
     assert!(record.data.contains_key("b1199") && !record.data.contains_key("a0"));
     // The kept size is right: one more key would go past a 1801-key limit.
-    let tight = POLICY.clone().with_limits(DataLimits::new(1800, 1 << 20));
+    let tight = POLICY.clone().limits(DataLimits::new(1800, 1 << 20));
     let tight = Access::new(access.ip, access.at_ms, &tight);
     assert_eq!(
         store
@@ -905,7 +905,7 @@ pub(crate) async fn network_stats_are_kept_for_their_retention_after_the_latest_
 ) {
     let case = b.case();
     let retention = b.idle();
-    let policy = POLICY.clone().with_network_retention(retention);
+    let policy = POLICY.clone().network_retention(retention);
     let ip: IpAddr = "2001:db8:7:7::1".parse().unwrap();
     let create = |store: Arc<dyn SessionStore>, policy: StorePolicy| async move {
         let access = Access::new(Some(ip), Access::now_ms(), &policy);

@@ -2,7 +2,7 @@
 //! underneath (restart, failover) and then check every request it made.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -42,6 +42,8 @@ impl Visit {
 /// their own. The service must answer with [`act`](super::act).
 pub(crate) struct Load {
     stop: Arc<AtomicBool>,
+    /// Visits finished so far, by all workers.
+    done: Arc<AtomicUsize>,
     workers: Vec<JoinHandle<Vec<Visit>>>,
 }
 
@@ -55,9 +57,11 @@ impl Load {
     ) -> Self {
         let ids: Arc<[SessionId]> = ids.into();
         let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicUsize::new(0));
         let workers = (0..workers)
             .map(|worker| {
                 let (svc, ids, stop, count) = (svc.clone(), ids.clone(), stop.clone(), workers);
+                let done = done.clone();
                 tokio::spawn(async move {
                     let mut visits = Vec::new();
                     let mut n = 0;
@@ -78,13 +82,28 @@ impl Load {
                             bound: bound_id(&res),
                         });
                         n += 1;
+                        done.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(pause).await;
                     }
                     visits
                 })
             })
             .collect();
-        Self { stop, workers }
+        Self {
+            stop,
+            done,
+            workers,
+        }
+    }
+
+    /// Waits until `visits` more visits have finished, or `deadline` has
+    /// passed (a busy machine runs the load slower; the test then says so).
+    pub(crate) async fn wait_for(&self, visits: usize, deadline: Duration) {
+        let target = self.done.load(Ordering::Relaxed) + visits;
+        let until = Instant::now() + deadline;
+        while self.done.load(Ordering::Relaxed) < target && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops the visitors and returns every visit they made.

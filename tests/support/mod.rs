@@ -341,10 +341,7 @@ pub(crate) async fn act(session: Session, req: Request<String>) -> String {
         "/promote" => session.promote(),
         "/start" => session.start(),
         "/cycle" => session.cycle_id(),
-        "/reset" => {
-            session.reset();
-            Ok(())
-        }
+        "/reset" => session.reset(),
         p if p.starts_with("/key/") => session.insert(&p[5..], &true),
         _ => Ok(()),
     };

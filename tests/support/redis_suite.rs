@@ -278,7 +278,7 @@ pub(crate) async fn commit_cost_does_not_grow_with_the_session<B: RedisBackend>(
     let c = counted(backend, config().max_keys(2000)).await;
     let id = SessionId::generate();
     let policy =
-        StorePolicy::default().with_limits(visitor_session::store::DataLimits::new(2000, 1 << 20));
+        StorePolicy::default().limits(visitor_session::store::DataLimits::new(2000, 1 << 20));
     let access = Access::now(None, &policy);
     let mut many = visitor_session::store::Changes::default();
     many.data = (0..1000)
@@ -646,8 +646,8 @@ pub(crate) async fn the_ip_log_costs_the_same_work_at_10_and_at_5000_entries<B: 
     let _quiet = quiet().await;
     let c = counted(backend, config()).await;
     let policy = StorePolicy::default()
-        .with_ip_log_max_entries(10_000)
-        .with_ip_log_retention(Some(Duration::from_secs(400 * 24 * 3600)));
+        .ip_log_max_entries(10_000)
+        .ip_log_retention(Some(Duration::from_secs(400 * 24 * 3600)));
     let monitors: Vec<&Monitor> = c.monitors.iter().collect();
     let mut work = Vec::new();
     for size in [10u32, 5_000] {

@@ -1,5 +1,6 @@
 //! [`RedisConfig`]: where the Redis servers are, and the connection settings.
 
+use crate::error::ConfigError;
 use std::fmt;
 use std::time::Duration;
 
@@ -200,6 +201,47 @@ impl RedisConfig {
     pub fn ping_after_idle(mut self, idle: Duration) -> Self {
         self.ping_after_idle = idle;
         self
+    }
+
+    /// Checks the settings, as [`RedisStore::new`](super::RedisStore::new)
+    /// does before anything else (it also parses the URLs).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use visitor_session::store::RedisConfig;
+    ///
+    /// assert!(RedisConfig::new("redis://127.0.0.1").validate().is_ok());
+    /// let zero = RedisConfig::new("redis://127.0.0.1").command_timeout(Duration::ZERO);
+    /// assert_eq!(zero.validate().unwrap_err().setting(), "command_timeout");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the setting when the key prefix contains `{`
+    /// or `}`, a timeout is zero or the pool is empty.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.key_prefix.contains(['{', '}']) {
+            return Err(ConfigError::new(
+                "key_prefix",
+                "the key prefix may not contain `{` or `}`: they delimit the hash tag",
+            ));
+        }
+        for (name, value) in [
+            ("connect_timeout", self.connect_timeout),
+            ("wait_timeout", self.wait_timeout),
+            ("command_timeout", self.command_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(name, "Redis timeouts are above 0"));
+            }
+        }
+        if self.pool_size == 0 {
+            return Err(ConfigError::new(
+                "pool_size",
+                "the pool holds at least one connection",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -176,27 +176,7 @@ impl RedisStore {
     /// A [`ConfigError`] naming the setting when a URL does not parse, the key
     /// prefix contains `{` or `}`, a timeout is zero or the pool is empty.
     pub fn new(config: RedisConfig) -> Result<Self, ConfigError> {
-        if config.key_prefix.contains(['{', '}']) {
-            return Err(ConfigError::new(
-                "key_prefix",
-                "the key prefix may not contain `{` or `}`: they delimit the hash tag",
-            ));
-        }
-        for (name, value) in [
-            ("connect_timeout", config.connect_timeout),
-            ("wait_timeout", config.wait_timeout),
-            ("command_timeout", config.command_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(ConfigError::new(name, "Redis timeouts are above 0"));
-            }
-        }
-        if config.pool_size == 0 {
-            return Err(ConfigError::new(
-                "pool_size",
-                "the pool holds at least one connection",
-            ));
-        }
+        config.validate()?;
         let cluster = config.servers.is_cluster();
         Ok(Self {
             inner: Arc::new(Inner {
