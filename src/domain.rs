@@ -35,15 +35,6 @@ pub(crate) fn is_public_suffix(name: &str) -> bool {
 /// The registrable domain ("eTLD+1") of a request host, or `None` where a
 /// `Domain` attribute must not be set: IP addresses, `localhost`, single-label
 /// hosts, public suffixes themselves and anything that is not a plain DNS name.
-///
-/// ```
-/// use visitor_session::registrable_domain;
-///
-/// assert_eq!(registrable_domain("a.example.com").as_deref(), Some("example.com"));
-/// assert_eq!(registrable_domain("foo.github.io:8443").as_deref(), Some("foo.github.io"));
-/// assert_eq!(registrable_domain("127.0.0.1:3000"), None);
-/// assert_eq!(registrable_domain("localhost"), None);
-/// ```
 pub(crate) fn registrable_domain(host: &str) -> Option<String> {
     let host = strip_port(host.trim())?;
     if host.parse::<IpAddr>().is_ok() {
@@ -84,6 +75,20 @@ fn strip_port(host: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registrable_domain_is_etld_plus_one_or_none() {
+        assert_eq!(
+            registrable_domain("a.example.com").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            registrable_domain("foo.github.io:8443").as_deref(),
+            Some("foo.github.io")
+        );
+        assert_eq!(registrable_domain("127.0.0.1:3000"), None);
+        assert_eq!(registrable_domain("localhost"), None);
+    }
 
     #[test]
     fn dns_names_are_labels_of_letters_digits_and_hyphens() {

@@ -47,6 +47,37 @@ impl DataLimits {
         self.max_bytes
     }
 
+    /// Whether applying `changes` to `data` keeps within these limits: the
+    /// rule every store applies when it commits (SPEC §3.4).
+    ///
+    /// ```
+    /// use visitor_session::store::{Changes, DataLimits, SessionData};
+    ///
+    /// let limits = DataLimits::new(1, 100);
+    /// let data = SessionData::new();
+    /// assert!(limits.allows(&data, &Changes::default().set("a", "1")));
+    /// assert!(!limits.allows(&data, &Changes::default().set("a", "1").set("b", "2")));
+    /// ```
+    pub fn allows(&self, data: &SessionData, changes: &Changes) -> bool {
+        let before = DataSize::of(data);
+        self.check(before, before.with_changes(data, changes))
+            .is_ok()
+    }
+
+    /// [`allows`](Self::allows) for a store that keeps the data's size rather
+    /// than reading the data: whether it may go from `before` to `after`,
+    /// each `(keys, bytes)`, with bytes counted by
+    /// [`entry_bytes`](Self::entry_bytes).
+    pub fn allows_sizes(&self, before: (usize, usize), after: (usize, usize)) -> bool {
+        let size = |(keys, bytes)| DataSize { keys, bytes };
+        self.check(size(before), size(after)).is_ok()
+    }
+
+    /// What one key holding a JSON text of `value_len` bytes counts for.
+    pub fn entry_bytes(key: &str, value_len: usize) -> usize {
+        key.len() + value_len
+    }
+
     /// Whether data may go from `before` to `after`. A limit refuses only a
     /// change that grows what it limits, so a session over a lowered limit
     /// can still shed data.
@@ -84,7 +115,7 @@ pub(crate) struct DataSize {
 impl DataSize {
     /// What one key holding `value` counts for.
     fn entry(key: &str, value: &str) -> usize {
-        key.len() + value.len()
+        DataLimits::entry_bytes(key, value.len())
     }
 
     /// The size of `data`.

@@ -9,9 +9,9 @@ use rustc_hash::FxBuildHasher;
 use tokio::time::Instant;
 
 use super::{
-    Access, Changes, Committed, CreateLimit, Created, DataSize, IpLog, IpLogEntry, NetworkStats,
-    Removed, SessionData, SessionRecord, SessionState, SessionStore, StoreFuture, StorePolicy,
-    TokenBinding, TokenHash,
+    Access, Changes, Committed, CreateLimit, Created, IpLog, IpLogEntry, NetworkStats, Removed,
+    SessionData, SessionRecord, SessionState, SessionStore, StoreFuture, StorePolicy, TokenBinding,
+    TokenHash,
 };
 use crate::client_ip::client_network;
 use crate::id::SessionId;
@@ -209,10 +209,7 @@ impl Stored {
 
     /// Whether the data after `changes` stays within the access's limits.
     fn fits(&self, changes: &Changes, access: &Access<'_>) -> bool {
-        let data = &self.record.data;
-        let before = DataSize::of(data);
-        let after = before.with_changes(data, changes);
-        access.policy.limits.check(before, after).is_ok()
+        access.policy.limits.allows(&self.record.data, changes)
     }
 
     fn apply(&mut self, changes: &Changes) {

@@ -623,13 +623,56 @@ impl NetworkStats {
 
 /// A server-side session store.
 ///
-/// Every method is one atomic operation on one session. The returned
-/// [`StoreFuture`] owns what it needs (the arguments are borrowed only while
-/// the method runs). Implementations must
-/// keep the TTL semantics of SPEC §3: a temporary session expires `idle_ttl`
-/// after its last [`touch`](Self::touch), together with its IP; a permanent
-/// session does not expire (unless a retention is given); a
-/// [`commit`](Self::commit) never recreates a session that is gone.
+/// # Implementing a store
+///
+/// This trait is written for someone adding a store for another database
+/// (Postgres, DynamoDB, ...): its docs and the conformance suite
+/// (`visitor_session::conformance`, feature `test-support`) are the whole
+/// contract; no store's source needs reading.
+///
+/// - **Every method is one atomic operation** of your database: one
+///   transaction, one script, one conditional write. Nothing another request
+///   does may interleave with it. What needs several operations (continuity
+///   tokens, agent deletion with its binding) is composed by the layer and
+///   [`delete_session`], not by you.
+/// - **Time.** [`Access::at_ms`] is the request's wall-clock time: record it
+///   as last seen and in IP logs. Expiry (`idle_ttl`, retentions) is yours to
+///   keep, on your own clock: a session must be invisible to every method
+///   the moment it has expired, whether or not a sweep has removed it yet.
+/// - **State rules (SPEC §3).** A session is temporary (expires
+///   [`StorePolicy::idle_ttl`] after its last `touch`, `create` or `cycle`)
+///   or permanent (no expiry, or [`StorePolicy::permanent_retention`] after
+///   its last access). `promote` in [`Changes`] makes it permanent, once.
+///   A temporary session's IP lives only in it; a permanent one keeps an IP
+///   log capped at [`StorePolicy::ip_log_max_entries`] (the least recently
+///   seen address gives way, counted in [`IpLog::dropped`]), pruned of
+///   entries last seen longer than [`StorePolicy::ip_log_retention`] ago;
+///   recording an access must cost O(log n) in the log's size.
+/// - **Data.** [`commit`](Self::commit) writes only the keys in
+///   [`Changes::data`], so two requests changing different keys both keep
+///   theirs; it checks [`StorePolicy::limits`] against what is stored at
+///   that moment ([`DataLimits::allows`] holds the rule, also for a store
+///   that keeps the data's size: [`DataLimits::allows_sizes`]) and never
+///   recreates a session that is gone.
+/// - **Tokens (SPEC §3.7).** A session may be bound to a continuity token
+///   ([`TokenHash`]): `create` binds it to [`Access::token`], `cycle` binds an
+///   unbound one to it, and `touch` and `cycle` open a bound session only
+///   when [`Access::may_open`] says so. Bindings (token to session) are
+///   their own small records, read, compared-and-set and dropped by
+///   [`token_session`](Self::token_session),
+///   [`bind_token`](Self::bind_token) and
+///   [`unbind_token`](Self::unbind_token), and expire like their session.
+/// - **Statistics and limits (SPEC §3.6).** `create` applies the
+///   [`CreateLimit`], if any, and counts the creation (and a conversation,
+///   when promoted) in the [`NetworkStats`] of the access's network, when
+///   [`StorePolicy::count_networks`]; a `commit` that makes a session
+///   permanent counts a conversation.
+/// - **Retries.** A method run twice with the same arguments has the effect
+///   of one run (see each method), so the layer may retry after a lost reply.
+///
+/// The returned [`StoreFuture`] owns what it needs (the arguments are
+/// borrowed only while the method runs); a store that answers without I/O
+/// returns [`StoreFuture::ready`], which costs no allocation.
 ///
 /// # Errors
 ///

@@ -899,6 +899,58 @@ fn parse_network_stats(network: IpAddr, fields: &HashMap<String, u64>) -> Option
 mod tests {
     use super::*;
 
+    /// The values a Lua file gives the names of one `local A, B = 1, 2` line.
+    fn lua_constants(source: &str, first: &str) -> Vec<(String, String)> {
+        let line = source
+            .lines()
+            .find(|l| l.starts_with(&format!("local {first}")))
+            .unwrap_or_else(|| panic!("no `local {first}` line"));
+        let (names, values) = line["local ".len()..].split_once(" = ").unwrap();
+        names
+            .split(", ")
+            .zip(values.split(", "))
+            .map(|(n, v)| (n.to_owned(), v.trim_matches('\'').to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn reply_codes_and_shared_names_are_the_same_in_lua_and_rust() {
+        let create = lua_constants(include_str!("lua/create.lua"), "CREATED");
+        let commit = lua_constants(include_str!("lua/commit.lua"), "MISSING");
+        let ours = [
+            ("CREATED", create_reply::CREATED, &create),
+            ("EXISTS", create_reply::EXISTS, &create),
+            ("LIMITED", create_reply::LIMITED, &create),
+            ("MISSING", commit_reply::MISSING, &commit),
+            ("APPLIED", commit_reply::APPLIED, &commit),
+            ("OVER_LIMIT", commit_reply::OVER_LIMIT, &commit),
+            ("PROMOTED", commit_reply::PROMOTED, &commit),
+        ];
+        for (name, code, lua) in ours {
+            let theirs = lua.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+            assert_eq!(theirs, Some(&code.to_string()), "{name}");
+        }
+        assert_eq!(
+            create.len() + commit.len(),
+            ours.len(),
+            "a reply code without a twin"
+        );
+        let session = include_str!("lua/lib/session.lua");
+        assert_eq!(
+            lua_constants(session, "ACCESS_ARGS"),
+            [("ACCESS_ARGS".to_owned(), ACCESS_ARGS.to_string())]
+        );
+        assert_eq!(
+            lua_constants(include_str!("lua/lib/permanent.lua"), "DROPPED"),
+            [("DROPPED".to_owned(), DROPPED_FIELD.to_owned())]
+        );
+        // `network.lua` answers 0 when it counted, a wait otherwise.
+        assert_eq!(
+            lua_constants(include_str!("lua/network.lua"), "COUNTED"),
+            [("COUNTED".to_owned(), "0".to_owned())]
+        );
+    }
+
     #[test]
     fn metadata_parses_every_field_and_refuses_other_forms() {
         assert_eq!(

@@ -4,13 +4,17 @@
 -- KEYS: the network's counters, and with a limit its limit set.
 -- ARGV: now (ms), sessions created, conversations started, retention (ms),
 -- and with a limit: max, window (ms), member.
--- Returns 0 counted, else the ms until the limit's window ends (nothing
+-- Returns COUNTED, else the ms until the limit's window ends (nothing
 -- counted).
-if #KEYS > 1 then
-  local wait = admit(KEYS[2], ARGV[7], tonumber(ARGV[5]), ARGV[6])
+local COUNTED = 0
+local counters, limit_key = KEYS[1], KEYS[2]
+local now, created, conversations, retention = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local limit_max, limit_window, limit_member = tonumber(ARGV[5]), ARGV[6], ARGV[7]
+if limit_key then
+  local wait = admit(limit_key, limit_member, limit_max, limit_window)
   if wait then return wait end
 end
-if tonumber(ARGV[2]) + tonumber(ARGV[3]) > 0 then
-  count_network(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+if created + conversations > 0 then
+  count_network(counters, now, created, conversations, retention)
 end
-return 0
+return COUNTED
