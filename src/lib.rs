@@ -113,6 +113,9 @@
 
 pub mod client_ip;
 mod config;
+#[cfg(feature = "test-support")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-support")))]
+pub mod conformance;
 mod cookie;
 mod domain;
 mod error;

@@ -1,9 +1,7 @@
 //! The store conformance suite on the embedded `MemoryStore`, on tokio's
 //! paused clock (SPEC §3, §4).
 
-mod support;
-
-store_conformance!(
+visitor_session::store_conformance!(
     #[tokio::test(start_paused = true)]
-    support::conformance::Memory
+    visitor_session::conformance::Memory
 );

@@ -7,7 +7,7 @@ mod support;
 
 use support::redis_suite::Sentinel;
 
-store_conformance!(
+visitor_session::store_conformance!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     Sentinel
 );

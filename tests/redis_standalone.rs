@@ -20,7 +20,7 @@ use visitor_session::store::{
 };
 use visitor_session::{FailureMode, SessionId, StoreErrorKind};
 
-store_conformance!(
+visitor_session::store_conformance!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     Standalone
 );

@@ -461,6 +461,195 @@ impl SessionConfig {
     }
 }
 
+/// The checks of [`SessionConfig::validate`], one group of settings each.
+impl SessionConfig {
+    /// The cookie's name, lifetime, domain and attributes (SPEC §2, §5).
+    fn check_cookie(&self) -> Result<(), ConfigError> {
+        let name_ok = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+        };
+        if !name_ok(&self.cookie_prefix) {
+            return Err(ConfigError::new(
+                "cookie_prefix",
+                "use only ASCII letters, digits, `-`, `_`, `.` and `/`",
+            ));
+        }
+        if let Some(site) = &self.site_id {
+            if site.is_empty() || site.len() > 64 || !name_ok(site) || site.contains('/') {
+                return Err(ConfigError::new(
+                    "site_id",
+                    "use 1 to 64 ASCII letters, digits, `-`, `_` or `.`",
+                ));
+            }
+        }
+        let secs = self.cookie_max_age.as_secs();
+        if secs == 0
+            || self.cookie_max_age.subsec_nanos() != 0
+            || self.cookie_max_age > MAX_COOKIE_MAX_AGE
+        {
+            return Err(ConfigError::new(
+                "cookie_max_age",
+                "the cookie max-age is a whole number of seconds from 1 to 34560000 (400 days, \
+                 the longest browsers keep a cookie)",
+            ));
+        }
+        if let CookieDomain::Fixed(d) = &self.domain {
+            let d = d.trim_start_matches('.');
+            if !is_dns_name(d) {
+                return Err(ConfigError::new(
+                    "domain",
+                    format!("{d:?} is not `auto`, `host` or a domain name"),
+                ));
+            }
+            if is_public_suffix(d) {
+                return Err(ConfigError::new(
+                    "domain",
+                    format!(
+                        "{d:?} is a public suffix (like `com`, `co.uk` or `github.io`): a \
+                         cookie for it would go to every site registered under it, and \
+                         browsers refuse it; use your site's own domain, such as \
+                         `example.co.uk`, `auto` or `host`"
+                    ),
+                ));
+            }
+        }
+        if self.partitioned && !self.cross_origin {
+            return Err(ConfigError::new(
+                "partitioned",
+                "`Partitioned` needs cross-origin mode (`SameSite=None; Secure`)",
+            ));
+        }
+        if self.cross_origin && !self.secure {
+            return Err(ConfigError::new(
+                "secure",
+                "cross-origin mode sends `SameSite=None`, which browsers accept only with `Secure`",
+            ));
+        }
+        Ok(())
+    }
+
+    /// TTLs, retentions and timeouts: in range, and IP retentions above the floor.
+    fn check_lifetimes(&self) -> Result<(), ConfigError> {
+        for (setting, value) in [
+            ("idle_ttl", Some(self.idle_ttl)),
+            ("permanent_retention", self.permanent_retention),
+            ("ip_log_retention", self.ip_log_retention),
+            ("network_retention", Some(self.network_retention)),
+            (
+                "new_session_limit",
+                self.new_session_limit.map(|l| l.window),
+            ),
+            ("store_timeout", Some(self.store_timeout)),
+        ] {
+            if value.is_some_and(|v| v > MAX_DURATION) {
+                return Err(ConfigError::new(setting, "durations are at most 100 years"));
+            }
+        }
+        if self.idle_ttl < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "idle_ttl",
+                "the idle TTL is at least 1 second",
+            ));
+        }
+        if let Some(r) = self.permanent_retention {
+            if r < self.idle_ttl {
+                return Err(ConfigError::new(
+                    "permanent_retention",
+                    "a permanent session's retention cannot be shorter than the idle TTL",
+                ));
+            }
+        }
+        let floor = format!(
+            "at least the retention floor, {} s (one year by default, for legal requests; \
+             lower `retention_floor` only where the law allows)",
+            self.retention_floor.as_secs()
+        );
+        if self
+            .ip_log_retention
+            .is_some_and(|r| r < self.retention_floor)
+        {
+            return Err(ConfigError::new(
+                "ip_log_retention",
+                format!("IP logs are kept {floor}"),
+            ));
+        }
+        if self.network_retention < self.retention_floor {
+            return Err(ConfigError::new(
+                "network_retention",
+                format!("per-network statistics are kept {floor}"),
+            ));
+        }
+        if self.network_retention.is_zero() {
+            return Err(ConfigError::new(
+                "network_retention",
+                "per-network statistics are kept for a time above 0",
+            ));
+        }
+        if self.store_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "store_timeout",
+                "the store timeout is above 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a client can make the server keep: data, IP log, new sessions (SPEC §5).
+    fn check_limits(&self) -> Result<(), ConfigError> {
+        if self.limits.max_keys() == 0 {
+            return Err(ConfigError::new(
+                "max_keys",
+                "a session may hold at least one key",
+            ));
+        }
+        if self.limits.max_bytes() == 0 {
+            return Err(ConfigError::new(
+                "max_data_bytes",
+                "a session's data may take at least one byte",
+            ));
+        }
+        if !(1..=MAX_IP_LOG_ENTRIES).contains(&self.ip_log_max_entries) {
+            return Err(ConfigError::new(
+                "ip_log_max_entries",
+                format!("an IP log holds from 1 to {MAX_IP_LOG_ENTRIES} addresses"),
+            ));
+        }
+        if let Some(limit) = &self.new_session_limit {
+            if limit.max == 0 || limit.window.is_zero() {
+                return Err(ConfigError::new(
+                    "new_session_limit",
+                    "the new-session limit needs a count and a window above 0",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The continuity tokens' secret (SPEC §3.7, §5).
+    fn check_continuity(&self) -> Result<(), ConfigError> {
+        if let Some(tokens) = &self.continuity {
+            if tokens.secret_len() < MIN_SECRET_LEN {
+                return Err(ConfigError::new(
+                    "continuity",
+                    format!(
+                        "the continuity secret is at least {MIN_SECRET_LEN} bytes; use \
+                         {MIN_SECRET_LEN} random bytes, e.g. from `openssl rand -base64 32`"
+                    ),
+                ));
+            }
+            if tokens.secret_repeats_one_byte() {
+                return Err(ConfigError::new(
+                    "continuity",
+                    "the continuity secret is one byte repeated, a placeholder rather than \
+                     a secret; use random bytes, e.g. from `openssl rand -base64 32`",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,194 +842,5 @@ mod tests {
     fn data_limits_are_set_one_at_a_time() {
         let config = SessionConfig::new().max_keys(5).max_data_bytes(100);
         assert_eq!(config.store_policy().limits, DataLimits::new(5, 100));
-    }
-}
-
-/// The checks of [`SessionConfig::validate`], one group of settings each.
-impl SessionConfig {
-    /// The cookie's name, lifetime, domain and attributes (SPEC §2, §5).
-    fn check_cookie(&self) -> Result<(), ConfigError> {
-        let name_ok = |s: &str| {
-            s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
-        };
-        if !name_ok(&self.cookie_prefix) {
-            return Err(ConfigError::new(
-                "cookie_prefix",
-                "use only ASCII letters, digits, `-`, `_`, `.` and `/`",
-            ));
-        }
-        if let Some(site) = &self.site_id {
-            if site.is_empty() || site.len() > 64 || !name_ok(site) || site.contains('/') {
-                return Err(ConfigError::new(
-                    "site_id",
-                    "use 1 to 64 ASCII letters, digits, `-`, `_` or `.`",
-                ));
-            }
-        }
-        let secs = self.cookie_max_age.as_secs();
-        if secs == 0
-            || self.cookie_max_age.subsec_nanos() != 0
-            || self.cookie_max_age > MAX_COOKIE_MAX_AGE
-        {
-            return Err(ConfigError::new(
-                "cookie_max_age",
-                "the cookie max-age is a whole number of seconds from 1 to 34560000 (400 days, \
-                 the longest browsers keep a cookie)",
-            ));
-        }
-        if let CookieDomain::Fixed(d) = &self.domain {
-            let d = d.trim_start_matches('.');
-            if !is_dns_name(d) {
-                return Err(ConfigError::new(
-                    "domain",
-                    format!("{d:?} is not `auto`, `host` or a domain name"),
-                ));
-            }
-            if is_public_suffix(d) {
-                return Err(ConfigError::new(
-                    "domain",
-                    format!(
-                        "{d:?} is a public suffix (like `com`, `co.uk` or `github.io`): a \
-                         cookie for it would go to every site registered under it, and \
-                         browsers refuse it; use your site's own domain, such as \
-                         `example.co.uk`, `auto` or `host`"
-                    ),
-                ));
-            }
-        }
-        if self.partitioned && !self.cross_origin {
-            return Err(ConfigError::new(
-                "partitioned",
-                "`Partitioned` needs cross-origin mode (`SameSite=None; Secure`)",
-            ));
-        }
-        if self.cross_origin && !self.secure {
-            return Err(ConfigError::new(
-                "secure",
-                "cross-origin mode sends `SameSite=None`, which browsers accept only with `Secure`",
-            ));
-        }
-        Ok(())
-    }
-
-    /// TTLs, retentions and timeouts: in range, and IP retentions above the floor.
-    fn check_lifetimes(&self) -> Result<(), ConfigError> {
-        for (setting, value) in [
-            ("idle_ttl", Some(self.idle_ttl)),
-            ("permanent_retention", self.permanent_retention),
-            ("ip_log_retention", self.ip_log_retention),
-            ("network_retention", Some(self.network_retention)),
-            (
-                "new_session_limit",
-                self.new_session_limit.map(|l| l.window),
-            ),
-            ("store_timeout", Some(self.store_timeout)),
-        ] {
-            if value.is_some_and(|v| v > MAX_DURATION) {
-                return Err(ConfigError::new(setting, "durations are at most 100 years"));
-            }
-        }
-        if self.idle_ttl < Duration::from_secs(1) {
-            return Err(ConfigError::new(
-                "idle_ttl",
-                "the idle TTL is at least 1 second",
-            ));
-        }
-        if let Some(r) = self.permanent_retention {
-            if r < self.idle_ttl {
-                return Err(ConfigError::new(
-                    "permanent_retention",
-                    "a permanent session's retention cannot be shorter than the idle TTL",
-                ));
-            }
-        }
-        let floor = format!(
-            "at least the retention floor, {} s (one year by default, for legal requests; \
-             lower `retention_floor` only where the law allows)",
-            self.retention_floor.as_secs()
-        );
-        if self
-            .ip_log_retention
-            .is_some_and(|r| r < self.retention_floor)
-        {
-            return Err(ConfigError::new(
-                "ip_log_retention",
-                format!("IP logs are kept {floor}"),
-            ));
-        }
-        if self.network_retention < self.retention_floor {
-            return Err(ConfigError::new(
-                "network_retention",
-                format!("per-network statistics are kept {floor}"),
-            ));
-        }
-        if self.network_retention.is_zero() {
-            return Err(ConfigError::new(
-                "network_retention",
-                "per-network statistics are kept for a time above 0",
-            ));
-        }
-        if self.store_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "store_timeout",
-                "the store timeout is above 0",
-            ));
-        }
-        Ok(())
-    }
-
-    /// What a client can make the server keep: data, IP log, new sessions (SPEC §5).
-    fn check_limits(&self) -> Result<(), ConfigError> {
-        if self.limits.max_keys() == 0 {
-            return Err(ConfigError::new(
-                "max_keys",
-                "a session may hold at least one key",
-            ));
-        }
-        if self.limits.max_bytes() == 0 {
-            return Err(ConfigError::new(
-                "max_data_bytes",
-                "a session's data may take at least one byte",
-            ));
-        }
-        if !(1..=MAX_IP_LOG_ENTRIES).contains(&self.ip_log_max_entries) {
-            return Err(ConfigError::new(
-                "ip_log_max_entries",
-                format!("an IP log holds from 1 to {MAX_IP_LOG_ENTRIES} addresses"),
-            ));
-        }
-        if let Some(limit) = &self.new_session_limit {
-            if limit.max == 0 || limit.window.is_zero() {
-                return Err(ConfigError::new(
-                    "new_session_limit",
-                    "the new-session limit needs a count and a window above 0",
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The continuity tokens' secret (SPEC §3.7, §5).
-    fn check_continuity(&self) -> Result<(), ConfigError> {
-        if let Some(tokens) = &self.continuity {
-            if tokens.secret_len() < MIN_SECRET_LEN {
-                return Err(ConfigError::new(
-                    "continuity",
-                    format!(
-                        "the continuity secret is at least {MIN_SECRET_LEN} bytes; use \
-                         {MIN_SECRET_LEN} random bytes, e.g. from `openssl rand -base64 32`"
-                    ),
-                ));
-            }
-            if tokens.secret_repeats_one_byte() {
-                return Err(ConfigError::new(
-                    "continuity",
-                    "the continuity secret is one byte repeated, a placeholder rather than \
-                     a secret; use random bytes, e.g. from `openssl rand -base64 32`",
-                ));
-            }
-        }
-        Ok(())
     }
 }

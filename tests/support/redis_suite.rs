@@ -77,26 +77,42 @@ pub(crate) fn query<T: redis::FromRedisValue, B: RedisBackend>(backend: &B, args
         .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
-impl<B: RedisBackend> Backend for B {
-    fn case(&self) -> Case {
-        let prefix = unique_prefix("case");
-        let store = RedisStore::new(self.config().key_prefix(prefix.as_str())).unwrap();
-        let backend = *self;
-        Case {
-            store: std::sync::Arc::new(store),
-            holds: Box::new({
-                let prefix = prefix.clone();
-                move |id| {
-                    let [hash, first, last] = keys_of(&prefix, id);
-                    query::<i64, _>(&backend, &["EXISTS", &hash, &first, &last]) > 0
-                }
-            }),
-            holds_ip: Box::new(move |ip| holds_ip(&backend, &prefix, ip)),
-        }
-    }
+/// The conformance suite's view of a Redis deployment (one impl per type:
+/// the trait is the crate's).
+macro_rules! conformance_backend {
+    ($($backend:ty),*) => {$(
+        impl Backend for $backend {
+            fn case(&self) -> Case {
+                redis_case(*self)
+            }
 
-    fn idle(&self) -> Duration {
-        Duration::from_millis(1500)
+            fn idle(&self) -> Duration {
+                Duration::from_millis(1500)
+            }
+
+            /// Holds the shared servers' traffic lock (see `support::redis_servers`).
+            async fn enter(&self) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+                Some(Box::new(super::redis_servers::traffic().await))
+            }
+        }
+    )*};
+}
+conformance_backend!(Standalone, Cluster, Sentinel);
+
+/// A fresh store on `backend` under a prefix of its own, with its probes.
+fn redis_case<B: RedisBackend>(backend: B) -> Case {
+    let prefix = unique_prefix("case");
+    let store = RedisStore::new(backend.config().key_prefix(prefix.as_str())).unwrap();
+    Case {
+        store: std::sync::Arc::new(store),
+        holds: Box::new({
+            let prefix = prefix.clone();
+            move |id| {
+                let [hash, first, last] = keys_of(&prefix, id);
+                query::<i64, _>(&backend, &["EXISTS", &hash, &first, &last]) > 0
+            }
+        }),
+        holds_ip: Box::new(move |ip| holds_ip(&backend, &prefix, ip)),
     }
 }
 

@@ -2,22 +2,24 @@
 //! suite: every rule, on every store.
 
 use std::time::Duration;
-use visitor_session::store::delete_session;
 
 use http::StatusCode;
 use serde_json::Value;
-use visitor_session::{ContinuityTokens, PrivacyMode, SessionConfig, SessionId};
 
-use super::conformance::{Backend, Case};
-use super::*;
+use super::harness::*;
+use super::{Backend, Case};
+use crate::store::delete_session;
+use crate::{ContinuityTokens, PrivacyMode, SessionConfig, SessionId};
 
-pub(crate) const TOKEN_HEADER: &str = "x-visitor-token";
+/// The request header the suite's continuity tokens come in.
+pub const TOKEN_HEADER: &str = "x-visitor-token";
 const SECRET: &str = "the site's secret, 32 bytes long";
-pub(crate) const ALICE: &str = "alice-4f1c9e2a7b3d";
+/// A user's continuity token.
+pub const ALICE: &str = "alice-4f1c9e2a7b3d";
 const BOB: &str = "bob-8e2d1c0b9a7f6e";
 
 /// The suite's configuration with continuity tokens read from [`TOKEN_HEADER`].
-pub(crate) fn with_tokens(config: SessionConfig) -> SessionConfig {
+pub fn with_tokens(config: SessionConfig) -> SessionConfig {
     config.continuity(ContinuityTokens::from_header(
         SECRET,
         http::HeaderName::from_static(TOKEN_HEADER),
@@ -35,7 +37,7 @@ fn setup<B: Backend>(b: &B, config: SessionConfig) -> (Case, TestService) {
 }
 
 /// A request to `path` with the cookie of `id` (if given) and `token`.
-pub(crate) fn as_user(path: &str, id: Option<&SessionId>, token: &str) -> http::request::Builder {
+pub fn as_user(path: &str, id: Option<&SessionId>, token: &str) -> http::request::Builder {
     at(path, id).header(TOKEN_HEADER, token)
 }
 
@@ -49,7 +51,7 @@ fn bound(res: &http::Response<String>) -> SessionId {
 /// under a new id (SPEC §3.7): whoever else holds the old id (a cookie
 /// planted before the login) reaches nothing; on another browser (no
 /// cookie) the token leads to the adopted session.
-pub(crate) async fn a_new_token_adopts_the_browsers_session_under_a_new_id<B: Backend>(b: &B) {
+pub async fn a_new_token_adopts_the_browsers_session_under_a_new_id<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let planted = bound(&send(&svc, at("/write", None)).await);
     let res = send(&svc, as_user("/", Some(&planted), ALICE)).await;
@@ -76,7 +78,7 @@ pub(crate) async fn a_new_token_adopts_the_browsers_session_under_a_new_id<B: Ba
 /// request with its cookie and no token (after logout, or the next person
 /// at the computer) gets a fresh session and sees nothing of it; the
 /// token still opens it.
-pub(crate) async fn a_token_bound_session_without_its_token_gets_a_fresh_one<B: Backend>(b: &B) {
+pub async fn a_token_bound_session_without_its_token_gets_a_fresh_one<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let users = bound(&send(&svc, as_user("/write", None, ALICE)).await);
     let res = send(&svc, at("/", Some(&users))).await;
@@ -99,7 +101,7 @@ pub(crate) async fn a_token_bound_session_without_its_token_gets_a_fresh_one<B: 
 
 /// The explicit opt-out (`require_token(false)`, weaker): a token-bound
 /// session opens with its cookie alone, never with another token.
-pub(crate) async fn the_weaker_rule_opens_a_bound_session_by_its_cookie_alone<B: Backend>(b: &B) {
+pub async fn the_weaker_rule_opens_a_bound_session_by_its_cookie_alone<B: Backend>(b: &B) {
     let case = b.case();
     let tokens = ContinuityTokens::from_header(SECRET, http::HeaderName::from_static(TOKEN_HEADER))
         .require_token(false);
@@ -117,7 +119,7 @@ pub(crate) async fn the_weaker_rule_opens_a_bound_session_by_its_cookie_alone<B:
 }
 
 /// `cycle_id()` of a token-bound session moves the token's binding along.
-pub(crate) async fn a_rotated_token_session_keeps_its_token<B: Backend>(b: &B) {
+pub async fn a_rotated_token_session_keeps_its_token<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let old = bound(&send(&svc, as_user("/write", None, ALICE)).await);
     let new = bound(&send(&svc, as_user("/cycle", Some(&old), ALICE)).await);
@@ -130,7 +132,7 @@ pub(crate) async fn a_rotated_token_session_keeps_its_token<B: Backend>(b: &B) {
 
 /// A token with a live session rebinds a browser that had its own session;
 /// that session is left alone, never merged.
-pub(crate) async fn a_tokens_session_wins_over_the_browsers_own<B: Backend>(b: &B) {
+pub async fn a_tokens_session_wins_over_the_browsers_own<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let users = bound(&send(&svc, as_user("/write", None, ALICE)).await);
     let other = bound(&send(&svc, at("/key/mine", None)).await);
@@ -146,7 +148,7 @@ pub(crate) async fn a_tokens_session_wins_over_the_browsers_own<B: Backend>(b: &
 }
 
 /// Two users taking turns on one browser each keep their own session.
-pub(crate) async fn two_users_on_one_browser_never_share_a_session<B: Backend>(b: &B) {
+pub async fn two_users_on_one_browser_never_share_a_session<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let alices = bound(&send(&svc, as_user("/write", None, ALICE)).await);
     // Bob logs in on the same browser: Alice's session is not his to adopt.
@@ -167,7 +169,7 @@ pub(crate) async fn two_users_on_one_browser_never_share_a_session<B: Backend>(b
 
 /// Agent deletion ends the binding: the token never reaches the deleted
 /// conversation again.
-pub(crate) async fn a_token_of_a_deleted_session_gets_a_fresh_one<B: Backend>(b: &B) {
+pub async fn a_token_of_a_deleted_session_gets_a_fresh_one<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let deleted = bound(&send(&svc, as_user("/promote", None, ALICE)).await);
     send(&svc, as_user("/write", Some(&deleted), ALICE)).await;
@@ -182,7 +184,7 @@ pub(crate) async fn a_token_of_a_deleted_session_gets_a_fresh_one<B: Backend>(b:
 }
 
 /// A temporary session's binding expires with it.
-pub(crate) async fn a_token_replayed_after_its_session_expired_gets_a_fresh_one<B: Backend>(b: &B) {
+pub async fn a_token_replayed_after_its_session_expired_gets_a_fresh_one<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let expired = bound(&send(&svc, as_user("/write", None, ALICE)).await);
     tokio::time::sleep(b.idle() + Duration::from_millis(150)).await;
@@ -193,7 +195,7 @@ pub(crate) async fn a_token_replayed_after_its_session_expired_gets_a_fresh_one<
 }
 
 /// A permanent session keeps its binding past the idle TTL.
-pub(crate) async fn a_permanent_sessions_token_outlives_the_idle_ttl<B: Backend>(b: &B) {
+pub async fn a_permanent_sessions_token_outlives_the_idle_ttl<B: Backend>(b: &B) {
     let (_case, svc) = setup(b, config());
     let kept = bound(&send(&svc, as_user("/write", None, ALICE)).await);
     send(&svc, as_user("/promote", Some(&kept), ALICE)).await;
@@ -205,7 +207,7 @@ pub(crate) async fn a_permanent_sessions_token_outlives_the_idle_ttl<B: Backend>
 
 /// One user's two browsers, first visits at the same moment: both end on one
 /// session.
-pub(crate) async fn one_user_on_two_browsers_at_once_ends_on_one_session<B: Backend>(b: &B) {
+pub async fn one_user_on_two_browsers_at_once_ends_on_one_session<B: Backend>(b: &B) {
     let (_case, svc) = setup(b, config());
     let visits: Vec<_> = (0..2)
         .map(|_| {
@@ -229,7 +231,7 @@ pub(crate) async fn one_user_on_two_browsers_at_once_ends_on_one_session<B: Back
 
 /// In total privacy mode a token's session, like any, is created only when
 /// the visitor interacts.
-pub(crate) async fn privacy_mode_creates_a_tokens_session_on_interaction<B: Backend>(b: &B) {
+pub async fn privacy_mode_creates_a_tokens_session_on_interaction<B: Backend>(b: &B) {
     let (_case, svc) = setup(b, config().privacy(PrivacyMode::Total));
     let res = send(&svc, as_user("/", None, ALICE)).await;
     assert!(set_cookies(&res).is_empty(), "no cookie before interaction");
@@ -243,7 +245,7 @@ pub(crate) async fn privacy_mode_creates_a_tokens_session_on_interaction<B: Back
 }
 
 /// The same token on two sites sharing one store leads to two sessions.
-pub(crate) async fn a_token_never_reaches_another_sites_session<B: Backend>(b: &B) {
+pub async fn a_token_never_reaches_another_sites_session<B: Backend>(b: &B) {
     let case = b.case();
     let site = |name: &str| {
         let config = with_tokens(SessionConfig::new().site_id(name)).idle_ttl(b.idle());

@@ -1,107 +1,20 @@
-//! The store conformance suite: every lifecycle, TTL, concurrency and limit
-//! scenario of SPEC §3 and §4, written once and run on every store by
-//! [`store_conformance!`](crate::store_conformance): `MemoryStore` on
-//! tokio's paused clock, `RedisStore` on a standalone server, Redis Cluster
-//! and Sentinel in real time with a short idle TTL.
+//! The scenarios of the store conformance suite (SPEC §3, §4), each a
+//! `pub async fn(&impl Backend)`, run by [`store_conformance!`](crate::store_conformance).
 
-use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use visitor_session::store::delete_session;
 
 use http::StatusCode;
 use serde_json::Value;
-use visitor_session::store::{
-    Access, Changes, Committed, Created, DataLimits, SessionStore, StorePolicy,
+
+use super::harness::*;
+use super::{Backend, Case};
+use crate::store::{
+    Access, Changes, Committed, Created, DataLimits, SessionRecord, SessionStore, StorePolicy,
+    delete_session,
 };
-use visitor_session::{LimitAction, NewSessionLimit, SessionConfig, SessionId, SessionState};
-
-// The continuity scenarios, named here for `store_conformance!`; unused in
-// test binaries that do not instantiate it.
-#[allow(unused_imports)]
-pub(crate) use super::continuity::*;
-use super::*;
-
-/// One test's store, and a way to look into it.
-pub(crate) struct Case {
-    pub(crate) store: Arc<dyn SessionStore>,
-    /// Whether the store still holds anything of session `id` (data, IP, IP log).
-    pub(crate) holds: Box<dyn Fn(&SessionId) -> bool + Send + Sync>,
-    /// Whether the store holds `ip` anywhere but in its network's statistics.
-    pub(crate) holds_ip: Box<dyn Fn(IpAddr) -> bool + Send + Sync>,
-}
-
-/// A kind of store the suite runs on.
-pub(crate) trait Backend: Send + Sync {
-    /// A store of this kind, kept apart from every other test's.
-    fn case(&self) -> Case;
-    /// The idle TTL the scenarios give temporary sessions.
-    fn idle(&self) -> Duration;
-    /// Held for the whole test (Redis: shared-server traffic, see `support::redis_servers`).
-    fn enter(
-        &self,
-    ) -> impl Future<Output = Option<tokio::sync::RwLockReadGuard<'static, ()>>> + Send {
-        async { Some(super::redis_servers::traffic().await) }
-    }
-}
-
-/// Generates one `#[tokio::test]` per scenario for `$backend`.
-#[macro_export]
-macro_rules! store_conformance {
-    (#[$test:meta] $backend:expr) => {
-        $crate::store_conformance!(@each #[$test] $backend;
-            returning_visitor_keeps_its_session_and_data,
-            temporary_session_and_its_ip_are_gone_after_the_idle_ttl,
-            temporary_session_lives_until_the_idle_ttl_has_passed,
-            each_access_slides_the_idle_ttl,
-            promoted_session_outlives_the_idle_ttl,
-            permanent_session_logs_every_ip_it_was_used_from,
-            ip_log_drops_entries_past_their_retention,
-            ip_log_keeps_at_most_its_cap_and_the_newest_addresses,
-            cycle_id_keeps_the_session_under_a_new_id_and_kills_the_old_one,
-            a_commit_racing_a_rotation_is_refused_and_resurrects_nothing,
-            agent_deletion_removes_everything_and_the_cookie_gets_a_fresh_session,
-            reset_deletes_a_temporary_session_and_keeps_a_permanent_one,
-            concurrent_requests_writing_different_keys_all_keep_their_change,
-            commit_racing_an_agent_deletion_does_not_resurrect_the_session,
-            concurrent_writes_cannot_exceed_the_data_limits_together,
-            data_limits_agree_on_every_store,
-            session_over_a_lowered_limit_can_still_shed_data,
-            create_run_twice_with_the_same_arguments_creates_once,
-            commit_run_twice_with_the_same_changes_is_applied_once,
-            touch_of_an_unknown_session_finds_nothing_and_creates_nothing,
-            a_commit_of_a_thousand_keys_is_applied_whole,
-            new_session_limit_answers_429_with_retry_after,
-            network_stats_count_sessions_and_conversations_per_network,
-            temporary_session_leaves_only_its_networks_counts_after_the_idle_ttl,
-            network_stats_are_kept_for_their_retention_after_the_latest_event,
-            a_new_token_adopts_the_browsers_session_under_a_new_id,
-            a_token_bound_session_without_its_token_gets_a_fresh_one,
-            the_weaker_rule_opens_a_bound_session_by_its_cookie_alone,
-            a_rotated_token_session_keeps_its_token,
-            a_tokens_session_wins_over_the_browsers_own,
-            two_users_on_one_browser_never_share_a_session,
-            a_token_of_a_deleted_session_gets_a_fresh_one,
-            a_token_replayed_after_its_session_expired_gets_a_fresh_one,
-            a_permanent_sessions_token_outlives_the_idle_ttl,
-            one_user_on_two_browsers_at_once_ends_on_one_session,
-            privacy_mode_creates_a_tokens_session_on_interaction,
-            a_token_never_reaches_another_sites_session,
-            keys_with_store_significant_characters_stay_in_their_session
-        );
-    };
-    (@each #[$test:meta] $backend:expr; $($scenario:ident),*) => {
-        $(
-            #[$test]
-            async fn $scenario() {
-                let backend = $backend;
-                let _guard = $crate::support::conformance::Backend::enter(&backend).await;
-                $crate::support::conformance::$scenario(&backend).await;
-            }
-        )*
-    };
-}
+use crate::{LimitAction, NewSessionLimit, SessionConfig, SessionId, SessionState};
 
 fn setup<B: Backend>(b: &B, config: SessionConfig) -> (Case, TestService) {
     let case = b.case();
@@ -143,13 +56,11 @@ fn changes(sets: &[(&str, &str)], removes: &[&str], promote: bool) -> Changes {
         .map(|(k, v)| (k.to_string(), Some(v.to_string())))
         .collect();
     data.extend(removes.iter().map(|k| (k.to_string(), None)));
-    let mut changes = Changes::default();
-    changes.data = data;
-    changes.promote = promote;
-    changes
+    Changes { data, promote }
 }
 
-pub(crate) async fn returning_visitor_keeps_its_session_and_data<B: Backend>(b: &B) {
+/// A returning visitor gets the same session, its data and its IP (SPEC §3.1, §3.3).
+pub async fn returning_visitor_keeps_its_session_and_data<B: Backend>(b: &B) {
     let (_case, svc) = setup(b, config());
     let id = new_session(&svc, "/write").await;
     let res = send(&svc, at("/", Some(&id))).await;
@@ -164,7 +75,8 @@ pub(crate) async fn returning_visitor_keeps_its_session_and_data<B: Backend>(b: 
     assert_eq!(seen["ip"], PEER);
 }
 
-pub(crate) async fn temporary_session_and_its_ip_are_gone_after_the_idle_ttl<B: Backend>(b: &B) {
+/// A temporary session, and its IP with it, is gone once the idle TTL has passed (SPEC §3.1).
+pub async fn temporary_session_and_its_ip_are_gone_after_the_idle_ttl<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/write").await;
     assert!((case.holds)(&id));
@@ -181,7 +93,8 @@ pub(crate) async fn temporary_session_and_its_ip_are_gone_after_the_idle_ttl<B: 
     assert_eq!(seen(&res)["note"], Value::Null);
 }
 
-pub(crate) async fn temporary_session_lives_until_the_idle_ttl_has_passed<B: Backend>(b: &B) {
+/// A temporary session is alive until its idle TTL has passed, not before.
+pub async fn temporary_session_lives_until_the_idle_ttl_has_passed<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/").await;
     tokio::time::sleep(b.idle() - Duration::from_millis(250)).await;
@@ -191,7 +104,8 @@ pub(crate) async fn temporary_session_lives_until_the_idle_ttl_has_passed<B: Bac
     );
 }
 
-pub(crate) async fn each_access_slides_the_idle_ttl<B: Backend>(b: &B) {
+/// Every access slides the idle TTL (SPEC §3.1).
+pub async fn each_access_slides_the_idle_ttl<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/").await;
     for _ in 0..4 {
@@ -205,7 +119,8 @@ pub(crate) async fn each_access_slides_the_idle_ttl<B: Backend>(b: &B) {
     );
 }
 
-pub(crate) async fn promoted_session_outlives_the_idle_ttl<B: Backend>(b: &B) {
+/// A promoted session has no idle TTL (SPEC §3.1).
+pub async fn promoted_session_outlives_the_idle_ttl<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/").await;
     send(&svc, at("/promote", Some(&id))).await;
@@ -216,7 +131,8 @@ pub(crate) async fn promoted_session_outlives_the_idle_ttl<B: Backend>(b: &B) {
     assert_eq!(seen(&res)["state"], "permanent");
 }
 
-pub(crate) async fn permanent_session_logs_every_ip_it_was_used_from<B: Backend>(b: &B) {
+/// A permanent session logs every IP it was used from, with first and last seen (SPEC §3.3).
+pub async fn permanent_session_logs_every_ip_it_was_used_from<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/promote").await;
     let other: IpAddr = "2001:db8::7".parse().unwrap();
@@ -241,7 +157,8 @@ pub(crate) async fn permanent_session_logs_every_ip_it_was_used_from<B: Backend>
     );
 }
 
-pub(crate) async fn ip_log_drops_entries_past_their_retention<B: Backend>(b: &B) {
+/// IP-log entries last seen longer ago than the retention are dropped (SPEC §3.3).
+pub async fn ip_log_drops_entries_past_their_retention<B: Backend>(b: &B) {
     let case = b.case();
     let id = SessionId::generate();
     let old: IpAddr = "192.0.2.1".parse().unwrap();
@@ -268,10 +185,10 @@ pub(crate) async fn ip_log_drops_entries_past_their_retention<B: Backend>(b: &B)
 
 /// SPEC §3.3: an IP log holds at most `ip_log_max_entries` addresses; the
 /// least recently seen give way, counted, and the newest are kept.
-pub(crate) async fn ip_log_keeps_at_most_its_cap_and_the_newest_addresses<B: Backend>(b: &B) {
+pub async fn ip_log_keeps_at_most_its_cap_and_the_newest_addresses<B: Backend>(b: &B) {
     let case = b.case();
     let id = SessionId::generate();
-    let cap = visitor_session::DEFAULT_IP_LOG_MAX_ENTRIES;
+    let cap = crate::DEFAULT_IP_LOG_MAX_ENTRIES;
     let policy = POLICY.clone();
     let t0 = Access::now_ms();
     let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0xC633_6400 + i));
@@ -313,9 +230,7 @@ pub(crate) async fn ip_log_keeps_at_most_its_cap_and_the_newest_addresses<B: Bac
 
 /// SPEC §3.5: `cycle_id()` gives the session a new id with the same data,
 /// state and IP log; the old id names nothing afterwards.
-pub(crate) async fn cycle_id_keeps_the_session_under_a_new_id_and_kills_the_old_one<B: Backend>(
-    b: &B,
-) {
+pub async fn cycle_id_keeps_the_session_under_a_new_id_and_kills_the_old_one<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let old = new_session(&svc, "/promote").await;
     send(&svc, from_at("198.51.100.7", "/write", Some(&old))).await;
@@ -347,9 +262,7 @@ pub(crate) async fn cycle_id_keeps_the_session_under_a_new_id_and_kills_the_old_
 /// SPEC §3.5: a request that loaded the session before a rotation and
 /// commits after it is refused (409): its write lands nowhere, the old id
 /// is not resurrected, and the renamed session keeps what it had.
-pub(crate) async fn a_commit_racing_a_rotation_is_refused_and_resurrects_nothing<B: Backend>(
-    b: &B,
-) {
+pub async fn a_commit_racing_a_rotation_is_refused_and_resurrects_nothing<B: Backend>(b: &B) {
     let case = b.case();
     let plain = service(case.store.clone(), config().idle_ttl(b.idle()), act);
     let old = new_session(&plain, "/write").await;
@@ -357,7 +270,7 @@ pub(crate) async fn a_commit_racing_a_rotation_is_refused_and_resurrects_nothing
     let rotated = Arc::new(tokio::sync::Barrier::new(2));
     let slow = service(case.store.clone(), config().idle_ttl(b.idle()), {
         let (loaded, rotated) = (loaded.clone(), rotated.clone());
-        move |session: visitor_session::Session, _| {
+        move |session: crate::Session, _| {
             let (loaded, rotated) = (loaded.clone(), rotated.clone());
             async move {
                 loaded.wait().await;
@@ -389,9 +302,8 @@ pub(crate) async fn a_commit_racing_a_rotation_is_refused_and_resurrects_nothing
     assert!(!record.data.contains_key("late"));
 }
 
-pub(crate) async fn agent_deletion_removes_everything_and_the_cookie_gets_a_fresh_session<
-    B: Backend,
->(
+/// Agent deletion removes the session, its data and IP log; its cookie then gets a fresh session (SPEC §3.5).
+pub async fn agent_deletion_removes_everything_and_the_cookie_gets_a_fresh_session<B: Backend>(
     b: &B,
 ) {
     let (case, svc) = setup(b, config());
@@ -409,7 +321,8 @@ pub(crate) async fn agent_deletion_removes_everything_and_the_cookie_gets_a_fres
     assert_eq!(seen(&res)["note"], Value::Null);
 }
 
-pub(crate) async fn reset_deletes_a_temporary_session_and_keeps_a_permanent_one<B: Backend>(b: &B) {
+/// `reset()` deletes a temporary session and keeps a permanent one (SPEC §3.5).
+pub async fn reset_deletes_a_temporary_session_and_keeps_a_permanent_one<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let temporary = new_session(&svc, "/").await;
     let res = send(&svc, at("/reset", Some(&temporary))).await;
@@ -424,9 +337,8 @@ pub(crate) async fn reset_deletes_a_temporary_session_and_keeps_a_permanent_one<
     );
 }
 
-pub(crate) async fn concurrent_requests_writing_different_keys_all_keep_their_change<B: Backend>(
-    b: &B,
-) {
+/// Concurrent requests writing different keys all keep their change (SPEC §3.4).
+pub async fn concurrent_requests_writing_different_keys_all_keep_their_change<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let id = new_session(&svc, "/").await;
     let tasks: Vec<_> = (0..50)
@@ -445,15 +357,14 @@ pub(crate) async fn concurrent_requests_writing_different_keys_all_keep_their_ch
     }
 }
 
-pub(crate) async fn commit_racing_an_agent_deletion_does_not_resurrect_the_session<B: Backend>(
-    b: &B,
-) {
+/// A commit racing an agent deletion is refused (`409`) and does not resurrect the session (SPEC §3.4).
+pub async fn commit_racing_an_agent_deletion_does_not_resurrect_the_session<B: Backend>(b: &B) {
     let case = b.case();
     let admin = case.store.clone();
     let racing = service(
         case.store.clone(),
         config(),
-        move |session: visitor_session::Session, _| {
+        move |session: crate::Session, _| {
             let admin = admin.clone();
             async move {
                 // The agent deletes the session while this request is running.
@@ -494,7 +405,8 @@ pub(crate) async fn commit_racing_an_agent_deletion_does_not_resurrect_the_sessi
     assert!(!(case.holds)(&id));
 }
 
-pub(crate) async fn concurrent_writes_cannot_exceed_the_data_limits_together<B: Backend>(b: &B) {
+/// Concurrent writes cannot exceed the data limits together: the store checks at commit (SPEC §3.4).
+pub async fn concurrent_writes_cannot_exceed_the_data_limits_together<B: Backend>(b: &B) {
     let case = b.case();
     let plain = service(case.store.clone(), config(), act);
     let id = new_session(&plain, "/").await;
@@ -515,7 +427,7 @@ pub(crate) async fn concurrent_writes_cannot_exceed_the_data_limits_together<B: 
 /// Commits run against the same data and limits on every store; each store
 /// must give the answers below (SPEC §3.4). On Redis this runs the Lua twin
 /// of the Rust size rule, so the two are kept in step.
-pub(crate) async fn data_limits_agree_on_every_store<B: Backend>(b: &B) {
+pub async fn data_limits_agree_on_every_store<B: Backend>(b: &B) {
     struct Limit {
         keys: usize,
         bytes: usize,
@@ -597,7 +509,8 @@ pub(crate) async fn data_limits_agree_on_every_store<B: Backend>(b: &B) {
     }
 }
 
-pub(crate) async fn session_over_a_lowered_limit_can_still_shed_data<B: Backend>(b: &B) {
+/// A session over a lowered limit can still shed data: a limit refuses only growth.
+pub async fn session_over_a_lowered_limit_can_still_shed_data<B: Backend>(b: &B) {
     let store = b.case().store;
     let id = SessionId::generate();
     let access = access_at(Access::now_ms(), None);
@@ -630,7 +543,8 @@ pub(crate) async fn session_over_a_lowered_limit_can_still_shed_data<B: Backend>
     );
 }
 
-pub(crate) async fn create_run_twice_with_the_same_arguments_creates_once<B: Backend>(b: &B) {
+/// `create` run twice with the same arguments (a retry) creates once.
+pub async fn create_run_twice_with_the_same_arguments_creates_once<B: Backend>(b: &B) {
     let store = b.case().store;
     let id = SessionId::generate();
     let access = access_at(Access::now_ms(), Some(PEER.parse().unwrap()));
@@ -658,7 +572,8 @@ pub(crate) async fn create_run_twice_with_the_same_arguments_creates_once<B: Bac
     assert_eq!(record.data.keys().collect::<Vec<_>>(), ["a"]);
 }
 
-pub(crate) async fn commit_run_twice_with_the_same_changes_is_applied_once<B: Backend>(b: &B) {
+/// `commit` run twice with the same changes (a retry) is applied once.
+pub async fn commit_run_twice_with_the_same_changes_is_applied_once<B: Backend>(b: &B) {
     let store = b.case().store;
     let id = SessionId::generate();
     let access = access_at(Access::now_ms(), None);
@@ -687,9 +602,8 @@ pub(crate) async fn commit_run_twice_with_the_same_changes_is_applied_once<B: Ba
     assert_eq!(record.data.len(), 2);
 }
 
-pub(crate) async fn touch_of_an_unknown_session_finds_nothing_and_creates_nothing<B: Backend>(
-    b: &B,
-) {
+/// A touch of an unknown session finds nothing and creates nothing.
+pub async fn touch_of_an_unknown_session_finds_nothing_and_creates_nothing<B: Backend>(b: &B) {
     let case = b.case();
     let id = SessionId::generate();
     let access = access_at(Access::now_ms(), Some(PEER.parse().unwrap()));
@@ -705,7 +619,7 @@ pub(crate) async fn touch_of_an_unknown_session_finds_nothing_and_creates_nothin
 
 /// Large writes go to Redis in several commands inside one script (Lua
 /// cannot pass a few thousand arguments at once); they stay all or nothing.
-pub(crate) async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: &B) {
+pub async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: &B) {
     let store = b.case().store;
     let policy = POLICY.clone().limits(DataLimits::new(5000, 1 << 20));
     let access = Access::new(None, Access::now_ms(), &policy);
@@ -748,7 +662,8 @@ pub(crate) async fn a_commit_of_a_thousand_keys_is_applied_whole<B: Backend>(b: 
     );
 }
 
-pub(crate) async fn new_session_limit_answers_429_with_retry_after<B: Backend>(b: &B) {
+/// Over the new-session limit, `429` with `Retry-After` (SPEC §3.6).
+pub async fn new_session_limit_answers_429_with_retry_after<B: Backend>(b: &B) {
     let limit =
         NewSessionLimit::new(2, Duration::from_secs(60)).action(LimitAction::TooManyRequests);
     let (_case, svc) = setup(b, config().new_session_limit(Some(limit)));
@@ -767,9 +682,7 @@ pub(crate) async fn new_session_limit_answers_429_with_retry_after<B: Backend>(b
 /// Handler keys are data, whatever they contain: characters that mean
 /// something to Redis (hash tags, globs, separators, line breaks, NUL) or
 /// that name the store's own fields never leave their session (SPEC §5).
-pub(crate) async fn keys_with_store_significant_characters_stay_in_their_session<B: Backend>(
-    b: &B,
-) {
+pub async fn keys_with_store_significant_characters_stay_in_their_session<B: Backend>(b: &B) {
     let case = b.case();
     let keys = [
         "{other}",
@@ -833,7 +746,7 @@ fn from_at(ip: &str, path: &str, id: Option<&SessionId>) -> http::request::Build
 
 /// Sessions created and conversations started, per IPv4 address and per
 /// IPv6 /64 (SPEC §3.6), counted by the creating or promoting call.
-pub(crate) async fn network_stats_count_sessions_and_conversations_per_network<B: Backend>(b: &B) {
+pub async fn network_stats_count_sessions_and_conversations_per_network<B: Backend>(b: &B) {
     let (case, svc) = setup(b, config());
     let v4 = "192.0.2.10";
     let first = bound_id(&send(&svc, from_at(v4, "/", None)).await).unwrap();
@@ -869,9 +782,7 @@ pub(crate) async fn network_stats_count_sessions_and_conversations_per_network<B
 
 /// A temporary session that ends without a conversation leaves its
 /// network's counts and nothing else: no id, no data, no IP (SPEC §3.6).
-pub(crate) async fn temporary_session_leaves_only_its_networks_counts_after_the_idle_ttl<
-    B: Backend,
->(
+pub async fn temporary_session_leaves_only_its_networks_counts_after_the_idle_ttl<B: Backend>(
     b: &B,
 ) {
     let (case, svc) = setup(b, config());
@@ -898,11 +809,7 @@ pub(crate) async fn temporary_session_leaves_only_its_networks_counts_after_the_
 }
 
 /// The counts live `network_retention` after the latest event they count.
-pub(crate) async fn network_stats_are_kept_for_their_retention_after_the_latest_event<
-    B: Backend,
->(
-    b: &B,
-) {
+pub async fn network_stats_are_kept_for_their_retention_after_the_latest_event<B: Backend>(b: &B) {
     let case = b.case();
     let retention = b.idle();
     let policy = POLICY.clone().network_retention(retention);
@@ -935,31 +842,4 @@ pub(crate) async fn network_stats_are_kept_for_their_retention_after_the_latest_
         None,
         "gone a retention after the latest event"
     );
-}
-
-/// The embedded store, on tokio's paused clock (`start_paused = true`).
-#[derive(Clone, Copy)]
-pub(crate) struct Memory;
-
-impl Backend for Memory {
-    fn case(&self) -> Case {
-        let store = visitor_session::MemoryStore::new();
-        let probe = store.clone();
-        Case {
-            store: Arc::new(store),
-            holds: Box::new({
-                let probe = probe.clone();
-                move |id| probe.peek(id).is_some()
-            }),
-            holds_ip: Box::new(move |ip| probe.holds_ip(ip)),
-        }
-    }
-
-    fn idle(&self) -> Duration {
-        Duration::from_secs(30 * 60)
-    }
-
-    async fn enter(&self) -> Option<tokio::sync::RwLockReadGuard<'static, ()>> {
-        None
-    }
 }
