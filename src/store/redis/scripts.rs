@@ -92,7 +92,7 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Self {
         Self {
-            touch: lua!("touch", "permanent", "session"),
+            touch: lua!("touch", "data", "permanent", "session"),
             create: lua!(
                 "create",
                 "args",
@@ -103,11 +103,11 @@ impl Scripts {
                 "network"
             ),
             commit: lua!("commit", "args", "data", "permanent", "session", "network"),
-            cycle: lua!("cycle", "permanent", "session"),
+            cycle: lua!("cycle", "data", "permanent", "session"),
             network: lua!("network", "admit", "network"),
-            reset: lua!("reset", "permanent", "session"),
-            delete: lua!("delete", "permanent", "session"),
-            ip_log: lua!("ip_log", "permanent", "session"),
+            reset: lua!("reset", "data", "permanent", "session"),
+            delete: lua!("delete", "data", "permanent", "session"),
+            ip_log: lua!("ip_log", "data", "permanent", "session"),
             network_stats: lua!("network_stats"),
             token_session: lua!("token_session", "token"),
             bind_token: lua!("bind_token", "token"),

@@ -5,7 +5,7 @@
 -- caller drops the token's binding), {0, ''} when not.
 local s = session_keys(1)
 local meta = redis.call('HGET', s.hash, 'm')
-if meta and string.byte(meta, 1) == 116 then -- 't': temporary
+if meta and is_temporary(meta) then
   local token = redis.call('HGET', s.hash, 't') or ''
   redis.call('DEL', s.hash, s.ips, s.ipz)
   return { 1, token }

@@ -61,7 +61,7 @@ local function touch_session(s, a)
   local meta = answer[1]
   if not meta or not may_open(bound, a) then return false end
   local function record()
-    if string.byte(meta, 1) == 116 then -- 't': temporary
+    if is_temporary(meta) then
       redis.call('PEXPIRE', s.hash, a.idle)
       if stored_ip ~= a.ip then redis.call('HSET', s.hash, 'i', a.ip) end
     else
