@@ -97,6 +97,23 @@
 //! }
 //! ```
 //!
+//! # Design
+//!
+//! - **One builder, checked once.** [`SessionConfig`] (and
+//!   `store::RedisConfig`) are built with methods that take and return
+//!   `Self`; `validate` runs once when the layer (or store) is built and
+//!   names the bad setting in its [`ConfigError`].
+//! - **Setters are named for their setting** (`idle_ttl`, `secure`,
+//!   `ip_log_retention`): they take the value itself, or an `Option` when the
+//!   setting can be off (`Some(..)` sets it, `None` turns it off). `with_` is
+//!   kept for constructors (`MemoryStore::with_capacity`) and for adding
+//!   context (`StoreError::with_source`, `SessionConfig::with_vars`).
+//! - **Public types that will grow** are `#[non_exhaustive]`, with
+//!   constructors where a store must build them; builders are `#[must_use]`.
+//! - **Every store operation is atomic**; what needs several (continuity
+//!   tokens) is composed once, above the store. The conformance suite
+//!   (feature `test-support`) is the contract, run on every store.
+//!
 //! # Features
 //!
 //! - `axum` (default): the [`Session`] extractor and `ConnectInfo<SocketAddr>`
@@ -104,6 +121,9 @@
 //! - `redis` (default): `store::RedisStore`, redis-rs connections pooled by deadpool.
 //! - `cluster`: Redis Cluster for the Redis store (`RedisConfig::cluster`).
 //! - `sentinel`: Redis Sentinel for the Redis store (`RedisConfig::sentinel`).
+//! - `test-support`: the store conformance suite (`conformance`, for
+//!   testing a store of your own) and inspection methods such as
+//!   `MemoryStore::peek`; for tests only.
 //! - `metrics`: counters and latency histograms through the `metrics` facade
 //!   (store calls by operation and outcome, sessions created, promoted, reset
 //!   and deleted, fail-open count), for the exporter the application installs.
