@@ -199,7 +199,7 @@ where
         request: Request<ReqBody>,
     ) -> Self {
         let load = Bounded::new(
-            continuity::load(ctx.shared.clone(), token, cookie, ctx.ip, ctx.at_ms),
+            continuity::load(ctx.shared.clone(), token, cookie, ctx.ip, ctx.at_ms()),
             ctx.shared.config.store_timeout,
             StoreCall::start("load_token", cookie.as_ref()),
         );

@@ -222,7 +222,7 @@ fn bind(ctx: &RequestContext, outcome: &mut Outcome, id: &SessionId) {
     let codec = &ctx.shared.codec;
     outcome
         .set_cookies
-        .push(codec.set_cookie(id, ctx.domain(), ctx.at_ms));
+        .push(codec.set_cookie(id, ctx.domain(), ctx.at_ms()));
     if ctx.conflicting {
         let other = match ctx.domain() {
             Some(_) => None,

@@ -3,7 +3,8 @@
 //! visitor without a live one (SPEC §2, §3.2, §3.3).
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use http::{HeaderValue, Request, header};
 
@@ -20,12 +21,15 @@ pub(crate) struct RequestContext {
     pub(crate) shared: Arc<Shared>,
     /// The client IP of the request (SPEC §3.3).
     pub(crate) ip: Option<IpAddr>,
-    /// When the request came, in ms since the Unix epoch.
-    pub(crate) at_ms: u64,
-    /// `Domain` for the `Set-Cookie` of this response.
-    pub(crate) domain: Option<Arc<str>>,
-    /// The request's host, kept only when two session cookies conflict (the
-    /// response then also clears the other copy).
+    /// When the request came, in ms since the Unix epoch: 0 until the clock
+    /// is first needed (a store call, a `Set-Cookie`), so that a request
+    /// that needs neither never reads it.
+    at_ms: AtomicU64,
+    /// `Domain` for the `Set-Cookie` of this response, worked out from the
+    /// host when a response first sets a cookie.
+    domain: OnceLock<Option<Arc<str>>>,
+    /// The request's host (for the cookie's `Domain`, and to clear the other
+    /// copy when two session cookies conflict).
     pub(crate) host: Option<HeaderValue>,
     /// The request carried a well-formed cookie naming no live session.
     pub(crate) stale_cookie: bool,
@@ -45,12 +49,31 @@ pub(crate) struct RequestContext {
 impl RequestContext {
     /// This request's access to its session, for the store.
     pub(crate) fn access(&self) -> Access<'_> {
-        Access::new(self.ip, self.at_ms, &self.shared.policy).token(self.token.as_deref())
+        Access::new(self.ip, self.at_ms(), &self.shared.policy).token(self.token.as_deref())
+    }
+
+    /// When the request came, in ms since the Unix epoch (the clock is read
+    /// once, at the first call).
+    #[inline]
+    pub(crate) fn at_ms(&self) -> u64 {
+        match self.at_ms.load(Ordering::Relaxed) {
+            0 => {
+                let now = Access::now_ms();
+                self.at_ms.store(now, Ordering::Relaxed);
+                now
+            }
+            at => at,
+        }
     }
 
     /// The `Domain` of this response's `Set-Cookie`.
     pub(crate) fn domain(&self) -> Option<&str> {
-        self.domain.as_deref()
+        self.domain
+            .get_or_init(|| {
+                let host = self.host.as_ref().map(HeaderValue::as_bytes);
+                self.shared.codec.domain_for(host)
+            })
+            .as_deref()
     }
 
     /// The limit to apply to a new session of this request, if one is configured.
@@ -79,21 +102,21 @@ impl Shared {
     pub(crate) fn inspect<B>(self: &Arc<Self>, req: &Request<B>) -> (CookieRead, RequestContext) {
         let ip = peer_ip(req.extensions())
             .map(|peer| self.config.trusted_proxies.client_ip(peer, req.headers()));
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .map(HeaderValue::as_bytes)
-            .or_else(|| req.uri().host().map(str::as_bytes));
+        let host = match req.headers().get(header::HOST) {
+            Some(host) => Some(host.clone()),
+            None => req
+                .uri()
+                .host()
+                .and_then(|h| HeaderValue::from_str(h).ok()),
+        };
         let cookie = self.codec.read(req.headers());
         let conflicting = matches!(cookie, CookieRead::Unusable { conflicting: true });
         let ctx = RequestContext {
             shared: self.clone(),
             ip,
-            at_ms: Access::now_ms(),
-            domain: self.codec.domain_for(host),
-            host: host
-                .filter(|_| conflicting)
-                .and_then(|h| HeaderValue::from_bytes(h).ok()),
+            at_ms: AtomicU64::new(0),
+            domain: OnceLock::new(),
+            host,
             stale_cookie: false,
             conflicting,
             token: None,
@@ -126,13 +149,18 @@ impl Shared {
         ip: Option<IpAddr>,
         reserved: Option<SessionId>,
     ) -> (Request<B>, Session) {
-        let (parts, body) = req.into_parts();
-        let creates = match self.config.privacy {
-            PrivacyMode::Total => false,
-            PrivacyMode::Standard => self.config.consent.as_ref().is_none_or(|gate| gate(&parts)),
+        let creates = match (&self.config.privacy, &self.config.consent) {
+            (PrivacyMode::Total, _) => false,
+            (PrivacyMode::Standard, None) => true,
+            (PrivacyMode::Standard, Some(gate)) => {
+                // Only a consent gate reads the request's parts.
+                let (parts, body) = req.into_parts();
+                let consents = gate(&parts);
+                let session = Session::fresh(consents, reserved, ip, self.policy.limits);
+                return (Request::from_parts(parts, body), session);
+            }
         };
-        let session = Session::fresh(creates, reserved, ip, self.policy.limits);
-        (Request::from_parts(parts, body), session)
+        (req, Session::fresh(creates, reserved, ip, self.policy.limits))
     }
 }
 
