@@ -104,10 +104,7 @@ impl Shared {
             .map(|peer| self.config.trusted_proxies.client_ip(peer, req.headers()));
         let host = match req.headers().get(header::HOST) {
             Some(host) => Some(host.clone()),
-            None => req
-                .uri()
-                .host()
-                .and_then(|h| HeaderValue::from_str(h).ok()),
+            None => req.uri().host().and_then(|h| HeaderValue::from_str(h).ok()),
         };
         let cookie = self.codec.read(req.headers());
         let conflicting = matches!(cookie, CookieRead::Unusable { conflicting: true });
@@ -160,7 +157,10 @@ impl Shared {
                 return (Request::from_parts(parts, body), session);
             }
         };
-        (req, Session::fresh(creates, reserved, ip, self.policy.limits))
+        (
+            req,
+            Session::fresh(creates, reserved, ip, self.policy.limits),
+        )
     }
 }
 

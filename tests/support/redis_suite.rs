@@ -135,7 +135,8 @@ macro_rules! redis_conformance {
             continuity_tokens_cost_what_the_readme_says,
             a_token_is_kept_only_as_its_keyed_hash_and_lives_like_its_session,
             a_tokens_binding_becomes_permanent_with_its_session,
-            the_ip_log_costs_the_same_work_at_10_and_at_5000_entries
+            the_ip_log_costs_the_same_work_at_10_and_at_5000_entries,
+            what_redis_holds_per_session_token_and_network
         );
     };
     (@each $backend:expr; $($scenario:ident),*) => {
@@ -718,5 +719,68 @@ pub(crate) async fn the_ip_log_costs_the_same_work_at_10_and_at_5000_entries<B: 
             .any(|w| w.contains_key("hgetall") && w["hgetall"] > 1),
         "no scan of the log: {:?}",
         work[1]
+    );
+}
+
+/// The capacity model's figures (README "Capacity"): `MEMORY USAGE` of what
+/// one temporary session, one permanent session with 1 and with 50 IP-log
+/// entries, one token binding and one network's statistics hold, printed,
+/// and held under the bounds the README states.
+pub(crate) async fn what_redis_holds_per_session_token_and_network<B: RedisBackend>(backend: &B) {
+    use super::continuity::{ALICE, as_user, with_tokens};
+    let _traffic = super::redis_servers::traffic().await;
+    let prefix = unique_prefix("memory");
+    let store = RedisStore::new(backend.config().key_prefix(prefix.as_str())).unwrap();
+    let svc = service(store.clone(), with_tokens(config()), act);
+    let usage = |key: &str| -> i64 {
+        query::<Option<i64>, _>(backend, &["MEMORY", "USAGE", key, "SAMPLES", "0"]).unwrap_or(0)
+    };
+    let session = |id: &SessionId| -> i64 { keys_of(&prefix, id).iter().map(|k| usage(k)).sum() };
+    // A visitor who never chats: one small hash with its IP and a key.
+    let temporary = bound_id(&send(&svc, at("/write", None)).await).unwrap();
+    let permanent = bound_id(&send(&svc, at("/promote", None)).await).unwrap();
+    let one_ip = session(&permanent);
+    for i in 0..49 {
+        let ip: std::net::IpAddr = format!("198.51.100.{i}").parse().unwrap();
+        send(
+            &svc,
+            from_ip(ip).header(http::header::COOKIE, cookie_for(&permanent)),
+        )
+        .await;
+    }
+    let fifty_ips = session(&permanent);
+    bound_id(&send(&svc, as_user("/write", None, ALICE)).await).unwrap();
+    let token_keys: Vec<String> = backend
+        .primaries()
+        .into_iter()
+        .flat_map(|p| p.query::<Vec<String>>(&["KEYS", &format!("{prefix}tok:*")]))
+        .collect();
+    let network_keys: Vec<String> = backend
+        .primaries()
+        .into_iter()
+        .flat_map(|p| p.query::<Vec<String>>(&["KEYS", &format!("{prefix}net:*")]))
+        .collect();
+    let (temporary, token, network) = (
+        session(&temporary),
+        usage(&token_keys[0]),
+        usage(&network_keys[0]),
+    );
+    eprintln!(
+        "redis memory: temporary session {temporary} B, permanent with 1 IP {one_ip} B, \
+         with 50 IPs {fifty_ips} B, token binding {token} B, network statistics {network} B"
+    );
+    assert!(
+        temporary > 0 && temporary <= 256,
+        "temporary session: {temporary} B"
+    );
+    assert!(one_ip <= 768, "permanent session with one IP: {one_ip} B");
+    assert!(
+        fifty_ips <= 8 * 1024,
+        "permanent session with 50 IPs: {fifty_ips} B"
+    );
+    assert!(token > 0 && token <= 256, "token binding: {token} B");
+    assert!(
+        network > 0 && network <= 256,
+        "network statistics: {network} B"
     );
 }
