@@ -3,8 +3,8 @@
 //! visitor without a live one (SPEC §2, §3.2, §3.3).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use http::{HeaderValue, Request, header};
 
@@ -25,11 +25,11 @@ pub(crate) struct RequestContext {
     /// is first needed (a store call, a `Set-Cookie`), so that a request
     /// that needs neither never reads it.
     at_ms: AtomicU64,
-    /// `Domain` for the `Set-Cookie` of this response, worked out from the
-    /// host when a response first sets a cookie.
-    domain: OnceLock<Option<Arc<str>>>,
-    /// The request's host (for the cookie's `Domain`, and to clear the other
-    /// copy when two session cookies conflict).
+    /// `Domain` for the `Set-Cookie` of this response (the codec keeps the
+    /// last host's answer per thread, so this is a compare, not a lookup).
+    domain: Option<Arc<str>>,
+    /// The request's host, kept only when two session cookies conflict (the
+    /// response then also clears the other copy).
     pub(crate) host: Option<HeaderValue>,
     /// The request carried a well-formed cookie naming no live session.
     pub(crate) stale_cookie: bool,
@@ -68,12 +68,7 @@ impl RequestContext {
 
     /// The `Domain` of this response's `Set-Cookie`.
     pub(crate) fn domain(&self) -> Option<&str> {
-        self.domain
-            .get_or_init(|| {
-                let host = self.host.as_ref().map(HeaderValue::as_bytes);
-                self.shared.codec.domain_for(host)
-            })
-            .as_deref()
+        self.domain.as_deref()
     }
 
     /// The limit to apply to a new session of this request, if one is configured.
@@ -102,18 +97,21 @@ impl Shared {
     pub(crate) fn inspect<B>(self: &Arc<Self>, req: &Request<B>) -> (CookieRead, RequestContext) {
         let ip = peer_ip(req.extensions())
             .map(|peer| self.config.trusted_proxies.client_ip(peer, req.headers()));
-        let host = match req.headers().get(header::HOST) {
-            Some(host) => Some(host.clone()),
-            None => req.uri().host().and_then(|h| HeaderValue::from_str(h).ok()),
-        };
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .map(HeaderValue::as_bytes)
+            .or_else(|| req.uri().host().map(str::as_bytes));
         let cookie = self.codec.read(req.headers());
         let conflicting = matches!(cookie, CookieRead::Unusable { conflicting: true });
         let ctx = RequestContext {
             shared: self.clone(),
             ip,
             at_ms: AtomicU64::new(0),
-            domain: OnceLock::new(),
-            host,
+            domain: self.codec.domain_for(host),
+            host: host
+                .filter(|_| conflicting)
+                .and_then(|h| HeaderValue::from_bytes(h).ok()),
             stale_cookie: false,
             conflicting,
             token: None,
