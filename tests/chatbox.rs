@@ -3,7 +3,10 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use support::demo::{Client, Demo, raw_request, start_fails};
 use support::redis_servers::RedisServer;
@@ -649,6 +652,12 @@ fn the_demo_serves_its_metrics_for_prometheus() {
     c.post_json("/api/messages", r#"{"text":"count me"}"#);
     c.get("/");
     c.send("POST", "/api/session/reset", None);
+    assert_eq!(
+        c.get("/metrics").status,
+        401,
+        "metrics are for the team only"
+    );
+    c.extra_headers = admin(ADMIN_TOKEN);
     let text = c.get("/metrics").body;
     for line in [
         "visitor_session_sessions_created_total",
@@ -660,4 +669,206 @@ fn the_demo_serves_its_metrics_for_prometheus() {
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
+}
+
+/// Sends `raw` as it is on a new connection and reads until the server
+/// closes it or `wait` passes; the reply, if any came.
+fn raw_exchange(d: &Demo, raw: &str, wait: Duration) -> Option<support::demo::Reply> {
+    let mut stream = TcpStream::connect(d.addr).unwrap();
+    stream.set_read_timeout(Some(wait)).unwrap();
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return None, // still open after `wait`
+        }
+    }
+    Some(if got.is_empty() {
+        support::demo::Reply {
+            status: 0,
+            headers: vec![],
+            body: String::new(),
+        }
+    } else {
+        support::demo::parse_reply(&got)
+    })
+}
+
+/// SPEC §6: a client that never finishes its headers is closed (here after
+/// the 500 ms the test sets instead of 10 s).
+#[test]
+fn a_client_that_never_finishes_its_headers_is_closed() {
+    let d = Demo::start(&[("CHATBOX_HEADER_TIMEOUT_MS", "500")]);
+    let started = Instant::now();
+    let reply = raw_exchange(
+        &d,
+        "GET / HTTP/1.1\r\nhost: x\r\nx-slow: ",
+        Duration::from_secs(10),
+    );
+    assert!(reply.is_some(), "the connection was closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "within the timeout, not at once after 10 s"
+    );
+}
+
+/// SPEC §6: a body that never completes is refused and its connection
+/// closed (500 ms here instead of 30 s).
+#[test]
+fn a_body_that_never_completes_is_refused() {
+    let d = Demo::start(&[("CHATBOX_BODY_TIMEOUT_MS", "500")]);
+    let head = format!(
+        "POST /api/messages HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         content-length: 100\r\n\r\n{{\"text\":",
+        d.addr
+    );
+    let reply = raw_exchange(&d, &head, Duration::from_secs(10)).expect("closed, not held");
+    assert!(
+        reply.status >= 400 && reply.status < 500,
+        "refused: {}",
+        reply.status
+    );
+}
+
+/// SPEC §6: connections past the cap wait; one served once a slot frees.
+#[test]
+fn connections_past_the_cap_wait_for_a_free_slot() {
+    let d = Demo::start(&[
+        ("CHATBOX_MAX_CONNECTIONS", "2"),
+        ("CHATBOX_HEADER_TIMEOUT_MS", "60000"),
+    ]);
+    let stall = || {
+        let mut s = TcpStream::connect(d.addr).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n").unwrap();
+        s
+    };
+    let (first, _second) = (stall(), stall());
+    thread::sleep(Duration::from_millis(200));
+    let waiting = format!(
+        "GET /api/session HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+        d.addr
+    );
+    assert!(
+        raw_exchange(&d, &waiting, Duration::from_millis(700)).is_none(),
+        "a third connection is not served while two hold the slots"
+    );
+    drop(first);
+    let reply =
+        raw_exchange(&d, &waiting, Duration::from_secs(10)).expect("served once a slot is free");
+    assert_eq!(reply.status, 200);
+}
+
+/// SPEC §6: state-changing routes take JSON only; a form's content type is 415.
+#[test]
+fn writes_that_are_not_json_are_refused() {
+    let d = demo();
+    let mut c = Client::new(d.addr);
+    c.get("/");
+    let cookie = c
+        .jar
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    for kind in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let body = r#"{"text":"sneaky"}"#;
+        let raw = format!(
+            "POST /api/messages HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncookie: {cookie}\r\n\
+             content-type: {kind}\r\ncontent-length: {}\r\n\r\n{body}",
+            d.addr,
+            body.len()
+        );
+        let reply = raw_exchange(&d, &raw, Duration::from_secs(10)).unwrap();
+        assert_eq!(reply.status, 415, "{kind}");
+    }
+    let messages = c.get("/api/messages").json();
+    assert_eq!(
+        messages.as_array().map(Vec::len),
+        Some(0),
+        "nothing was stored"
+    );
+}
+
+/// SPEC §6: a write from another site is refused (403): by its `Origin`, or
+/// by `Sec-Fetch-Site: cross-site`; the site's own origin is accepted.
+#[test]
+fn cross_site_writes_are_refused_and_same_origin_ones_accepted() {
+    let d = demo();
+    let mut c = Client::new(d.addr);
+    c.get("/");
+    for (name, value) in [
+        ("origin", "http://evil.example".to_owned()),
+        ("origin", "null".to_owned()),
+        ("sec-fetch-site", "cross-site".to_owned()),
+    ] {
+        c.extra_headers = vec![(name.into(), value.clone())];
+        let reply = c.post_json("/api/messages", r#"{"text":"forged"}"#);
+        assert_eq!(reply.status, 403, "{name}: {value}");
+        let reset = c.send("POST", "/api/session/reset", None);
+        assert_eq!(reset.status, 403, "reset, {name}: {value}");
+    }
+    c.extra_headers = vec![
+        ("origin".into(), format!("http://{}", d.addr)),
+        ("sec-fetch-site".into(), "same-origin".into()),
+    ];
+    assert_eq!(
+        c.post_json("/api/messages", r#"{"text":"mine"}"#).status,
+        201
+    );
+    c.extra_headers.clear();
+    let messages = c.get("/api/messages").json();
+    let texts: Vec<&str> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] != "agent")
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["mine"], "only the same-origin message was stored");
+}
+
+/// SPEC §6: bodies over 64 KiB are refused with 413.
+#[test]
+fn bodies_over_64_kib_are_refused() {
+    let d = demo();
+    let mut c = Client::new(d.addr);
+    let text = "x".repeat(64 * 1024);
+    let reply = c.post_json("/api/messages", &format!(r#"{{"text":"{text}"}}"#));
+    assert_eq!(reply.status, 413);
+}
+
+/// SPEC §6: pages carry a Content-Security-Policy with `frame-ancestors`
+/// and `X-Frame-Options`; the widget's script and styles are files of the
+/// site (no inline script to allow), served without a session.
+#[test]
+fn pages_carry_a_content_security_policy_and_a_framing_policy() {
+    let d = demo();
+    let mut c = Client::new(d.addr);
+    let page = c.get("/");
+    let csp = page.header("content-security-policy").expect("a CSP");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'self'"), "{csp}");
+    assert_eq!(page.header("x-frame-options"), Some("SAMEORIGIN"));
+    assert!(page.body.contains(r#"<script src="/assets/widget.js""#));
+    assert!(!page.body.contains("<script>"), "no inline script");
+    let mut fresh = Client::new(d.addr);
+    let js = fresh.get("/assets/widget.js");
+    assert_eq!(js.status, 200);
+    assert!(
+        js.header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(js.set_cookies().is_empty(), "an asset is not a visit");
+    assert_eq!(fresh.get("/assets/widget.css").status, 200);
 }

@@ -9,6 +9,7 @@
 //! the demo at start-up with a message naming the variable.
 
 mod conversations;
+mod hardening;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -78,7 +79,30 @@ type Metrics = std::convert::Infallible;
 
 /// The layer's counters and histograms in the Prometheus text format
 /// (SPEC §7); built with `--features metrics`.
-async fn metrics_text(State(app): State<App>) -> Response {
+/// The widget's script and styles: files of this site, so that the pages'
+/// Content-Security-Policy needs no `unsafe-inline`.
+async fn widget_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("widget.js"),
+    )
+        .into_response()
+}
+
+async fn widget_css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("widget.css"),
+    )
+        .into_response()
+}
+
+/// The layer's metrics, for the team's monitoring (same bearer token as
+/// `/admin`): not for visitors.
+async fn metrics_text(State(app): State<App>, headers: HeaderMap) -> Response {
+    if !authorized(&app, &headers) {
+        return AdminRefusal::Unauthorized.into_response();
+    }
     match &app.metrics {
         #[cfg(feature = "metrics")]
         Some(handle) => (
@@ -118,6 +142,7 @@ async fn main() {
 }
 
 async fn run() -> Result<(), String> {
+    let limits = hardening::Limits::from_env()?;
     let bind: SocketAddr = match std::env::var("BIND") {
         Ok(v) => v
             .parse()
@@ -158,7 +183,7 @@ async fn run() -> Result<(), String> {
                  token, e.g. from `openssl rand -hex 16`"
             ));
         }
-        Ok(t) => Some(Arc::from(t)),
+        Ok(t) => Some(Arc::from(t.trim())),
         Err(_) => None,
     };
     // Validated above: `standard` or `total`.
@@ -202,21 +227,16 @@ async fn run() -> Result<(), String> {
         .route("/admin/sessions/{id}/ips", get(admin_ips))
         .route("/admin/networks/{ip}", get(admin_network))
         .route("/metrics", get(metrics_text))
+        .route("/assets/widget.js", get(widget_js))
+        .route("/assets/widget.css", get(widget_css))
         .with_state(app);
 
+    let router = hardening::protect(router, limits);
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| format!("BIND: cannot listen on {bind}: {e}"))?;
     tracing::info!("chatbox listening on http://{bind}");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-    .map_err(|e| e.to_string())
+    hardening::serve(listener, router, limits).await
 }
 
 /// The session store the environment asks for: Redis Cluster
@@ -481,11 +501,7 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .is_some_and(|(_, given)| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        .is_some_and(|(_, given)| hardening::same_secret(given.trim().as_bytes(), token.as_bytes()))
 }
 
 /// Why an admin route refused a request.
