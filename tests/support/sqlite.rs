@@ -50,6 +50,13 @@ impl Probe {
             .unwrap_or(0)
     }
 
+    /// The first column of the first row of `sql`, as text.
+    pub(crate) fn text(&self, sql: &str) -> String {
+        let conn = self.0.lock().unwrap();
+        conn.query_row(sql, [], |row| row.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// Rows of `table` in the file, expired or not.
     pub(crate) fn rows(&self, table: &str) -> i64 {
         self.number(&format!("SELECT count(*) FROM {table}"), [])
@@ -97,6 +104,11 @@ pub(crate) fn store_in(
     let store = SqliteStore::open(config(SqliteConfig::new(&path))).expect("open the store");
     let probe = Probe::open(&path);
     (store, probe)
+}
+
+/// The size in bytes of the store's file `name` in `dir` (0 when absent).
+pub(crate) fn file_size(dir: &TempDir, name: &str) -> u64 {
+    std::fs::metadata(dir.path().join(name)).map_or(0, |m| m.len())
 }
 
 /// Runs a full sweep of `store` from synchronous test code inside the

@@ -88,6 +88,7 @@
 mod config;
 mod ops;
 mod schema;
+mod sql;
 mod worker;
 
 use std::fmt;

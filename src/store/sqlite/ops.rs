@@ -18,6 +18,7 @@ use super::super::{
     Access, Changes, Committed, CreateLimit, Created, DataSize, IpLog, IpLogEntry, NetworkStats,
     Removed, SessionData, SessionRecord, SessionState, StorePolicy, TokenBinding, TokenHash,
 };
+use super::sql;
 use crate::client_ip::client_network;
 use crate::id::SessionId;
 
@@ -182,12 +183,9 @@ impl Head {
     }
 }
 
-const HEAD: &str = "SELECT state, created_ms, expires_ms, token, data_keys, data_bytes, \
-                    ip_count, ip_dropped FROM vs_sessions WHERE id = ?1";
-
 /// The row of session `id`, live or not.
 fn head(tx: &Connection, id: &Key) -> Result<Option<Head>> {
-    tx.prepare_cached(HEAD)?
+    tx.prepare_cached(sql::HEAD)?
         .query_row([id], |row| {
             Ok(Head {
                 state: row.get::<_, State>(0)?.0,
@@ -222,17 +220,14 @@ fn session_expiry(state: SessionState, policy: &StorePolicy, now: i64) -> Option
 
 /// Removes session `id` with its data and IP log.
 fn remove(tx: &Connection, id: &Key) -> Result<()> {
-    tx.prepare_cached("DELETE FROM vs_session_data WHERE id = ?1")?
-        .execute([id])?;
-    tx.prepare_cached("DELETE FROM vs_ip_log WHERE id = ?1")?
-        .execute([id])?;
-    tx.prepare_cached("DELETE FROM vs_sessions WHERE id = ?1")?
-        .execute([id])?;
+    tx.prepare_cached(sql::REMOVE_DATA)?.execute([id])?;
+    tx.prepare_cached(sql::REMOVE_IP_LOG)?.execute([id])?;
+    tx.prepare_cached(sql::REMOVE_SESSION)?.execute([id])?;
     Ok(())
 }
 
 fn data(tx: &Connection, id: &Key) -> Result<SessionData> {
-    let mut stmt = tx.prepare_cached("SELECT key, value FROM vs_session_data WHERE id = ?1")?;
+    let mut stmt = tx.prepare_cached(sql::DATA)?;
     let rows = stmt.query_map([id], |row| {
         Ok((row.get::<_, Text>(0)?.0, row.get::<_, Text>(1)?.0))
     })?;
@@ -243,10 +238,7 @@ fn data(tx: &Connection, id: &Key) -> Result<SessionData> {
 /// and, if it is permanent, its IP log.
 fn record_access(tx: &Connection, id: &Key, head: &Head, visit: &Visit, now: i64) -> Result<()> {
     let ip = visit.ip.map(IpBytes::of);
-    tx.prepare_cached(
-        "UPDATE vs_sessions SET seen_ms = ?2, ip = ?3, expires_ms = ?4 WHERE id = ?1",
-    )?
-    .execute(params![
+    tx.prepare_cached(sql::RECORD_ACCESS)?.execute(params![
         id,
         visit.at(),
         ip.as_ref().map(IpBytes::as_slice),
@@ -269,10 +261,7 @@ fn log_ip(tx: &Connection, id: &Key, head: &Head, visit: &Visit) -> Result<()> {
     if let Some(ip) = visit.ip.map(IpBytes::of) {
         let at = visit.at();
         let added = tx
-            .prepare_cached(
-                "INSERT INTO vs_ip_log (id, ip, first_ms, last_ms) VALUES (?1, ?2, ?3, ?3) \
-                 ON CONFLICT (id, ip) DO NOTHING",
-            )?
+            .prepare_cached(sql::IP_LOG_ADD)?
             .execute(params![id, ip.as_slice(), at])?
             == 1;
         if added {
@@ -281,38 +270,33 @@ fn log_ip(tx: &Connection, id: &Key, head: &Head, visit: &Visit) -> Result<()> {
             let max = u64::from(policy.ip_log_max_entries.max(1));
             if count > max {
                 let gone = tx
-                    .prepare_cached(
-                        "DELETE FROM vs_ip_log WHERE id = ?1 AND ip IN (SELECT ip FROM vs_ip_log \
-                         WHERE id = ?1 ORDER BY last_ms, ip LIMIT ?2)",
-                    )?
+                    .prepare_cached(sql::IP_LOG_DROP_LEAST_RECENT)?
                     .execute(params![id, sql_ms(count - max)])? as u64;
                 count -= gone;
                 dropped += gone;
             }
         } else {
             // A late access never moves an address's last seen time back.
-            tx.prepare_cached(
-                "UPDATE vs_ip_log SET last_ms = ?3 WHERE id = ?1 AND ip = ?2 AND last_ms < ?3",
-            )?
-            .execute(params![id, ip.as_slice(), at])?;
+            tx.prepare_cached(sql::IP_LOG_SEEN_AGAIN)?
+                .execute(params![id, ip.as_slice(), at])?;
         }
     }
     if let Some(retention) = policy.ip_log_retention {
         let cutoff = visit.at().saturating_sub(later(0, retention));
-        let gone = tx
-            .prepare_cached(
-                "DELETE FROM vs_ip_log WHERE id = ?1 AND ip IN (SELECT ip FROM vs_ip_log \
-                 WHERE id = ?1 AND last_ms < ?2 ORDER BY last_ms LIMIT ?3)",
-            )?
-            .execute(params![id, cutoff, IP_EXPIRE_BATCH])? as u64;
+        let gone =
+            tx.prepare_cached(sql::IP_LOG_EXPIRE)?
+                .execute(params![id, cutoff, IP_EXPIRE_BATCH])? as u64;
         if gone > 0 {
             count = count.saturating_sub(gone);
             counts_changed = true;
         }
     }
     if counts_changed {
-        tx.prepare_cached("UPDATE vs_sessions SET ip_count = ?2, ip_dropped = ?3 WHERE id = ?1")?
-            .execute(params![id, sql_ms(count), sql_ms(dropped)])?;
+        tx.prepare_cached(sql::IP_LOG_COUNTS)?.execute(params![
+            id,
+            sql_ms(count),
+            sql_ms(dropped)
+        ])?;
     }
     Ok(())
 }
@@ -355,18 +339,7 @@ fn count_network(
         return Ok(());
     };
     let network = IpBytes::of(client_network(ip));
-    tx.prepare_cached(
-        "INSERT INTO vs_networks (network, sessions_created, conversations_started, first_ms, \
-         last_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?4, ?5) \
-         ON CONFLICT (network) DO UPDATE SET \
-         sessions_created = excluded.sessions_created \
-             + CASE WHEN expires_ms <= ?6 THEN 0 ELSE sessions_created END, \
-         conversations_started = excluded.conversations_started \
-             + CASE WHEN expires_ms <= ?6 THEN 0 ELSE conversations_started END, \
-         first_ms = CASE WHEN expires_ms <= ?6 THEN excluded.first_ms ELSE first_ms END, \
-         last_ms = excluded.last_ms, expires_ms = excluded.expires_ms",
-    )?
-    .execute(params![
+    tx.prepare_cached(sql::COUNT_NETWORK)?.execute(params![
         network.as_slice(),
         created,
         conversations,
@@ -381,7 +354,7 @@ fn count_network(
 fn admit(tx: &Connection, limit: &CreateLimit, now: i64) -> Result<Option<Duration>> {
     let network = IpBytes::of(limit.network);
     let current: Option<(i64, i64)> = tx
-        .prepare_cached("SELECT admitted, window_end_ms FROM vs_creations WHERE network = ?1")?
+        .prepare_cached(sql::CREATIONS)?
         .query_row([network.as_slice()], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     let (admitted, window_end) = match current {
@@ -393,12 +366,11 @@ fn admit(tx: &Connection, limit: &CreateLimit, now: i64) -> Result<Option<Durati
             unsigned(window_end - now).max(1),
         )));
     }
-    tx.prepare_cached(
-        "INSERT INTO vs_creations (network, admitted, window_end_ms) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (network) DO UPDATE SET admitted = excluded.admitted, \
-         window_end_ms = excluded.window_end_ms",
-    )?
-    .execute(params![network.as_slice(), admitted + 1, window_end])?;
+    tx.prepare_cached(sql::ADMIT)?.execute(params![
+        network.as_slice(),
+        admitted + 1,
+        window_end
+    ])?;
     Ok(None)
 }
 
@@ -406,14 +378,13 @@ fn admit(tx: &Connection, limit: &CreateLimit, now: i64) -> Result<Option<Durati
 fn write_data(tx: &Connection, id: &Key, changes: &Changes) -> Result<()> {
     for (key, value) in &changes.data {
         match value {
-            Some(value) => tx
-                .prepare_cached(
-                    "INSERT INTO vs_session_data (id, key, value) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (id, key) DO UPDATE SET value = excluded.value",
-                )?
-                .execute(params![id, key.as_bytes(), value.as_bytes()])?,
+            Some(value) => tx.prepare_cached(sql::DATA_SET)?.execute(params![
+                id,
+                key.as_bytes(),
+                value.as_bytes()
+            ])?,
             None => tx
-                .prepare_cached("DELETE FROM vs_session_data WHERE id = ?1 AND key = ?2")?
+                .prepare_cached(sql::DATA_REMOVE)?
                 .execute(params![id, key.as_bytes()])?,
         };
     }
@@ -467,12 +438,7 @@ pub(super) fn create(
     };
     let size = DataSize::default().with_changes(&SessionData::new(), changes);
     let ip = visit.ip.map(IpBytes::of);
-    tx.prepare_cached(
-        "INSERT INTO vs_sessions (id, state, created_ms, seen_ms, ip, expires_ms, token, \
-         data_keys, data_bytes, ip_count, ip_dropped) \
-         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0)",
-    )?
-    .execute(params![
+    tx.prepare_cached(sql::CREATE)?.execute(params![
         &key,
         state_code(state),
         visit.at(),
@@ -530,9 +496,7 @@ pub(super) fn commit(
     // changed keys' values only: O(changed keys), not O(session).
     let mut after = head.size;
     {
-        let mut old_len = tx.prepare_cached(
-            "SELECT length(value) FROM vs_session_data WHERE id = ?1 AND key = ?2",
-        )?;
+        let mut old_len = tx.prepare_cached(sql::VALUE_LENGTH)?;
         for (name, value) in &changes.data {
             let old: Option<i64> = old_len
                 .query_row(params![&key, name.as_bytes()], |row| row.get(0))
@@ -547,11 +511,7 @@ pub(super) fn commit(
     write_data(tx, &key, changes)?;
     let promote = changes.promote && head.state == SessionState::Temporary;
     if promote {
-        tx.prepare_cached(
-            "UPDATE vs_sessions SET data_keys = ?2, data_bytes = ?3, state = ?4, expires_ms = ?5 \
-             WHERE id = ?1",
-        )?
-        .execute(params![
+        tx.prepare_cached(sql::PROMOTE)?.execute(params![
             &key,
             sql_ms(after.keys as u64),
             sql_ms(after.bytes as u64),
@@ -565,12 +525,11 @@ pub(super) fn commit(
         log_ip(tx, &key, &head, visit)?;
         count_network(tx, visit, now, 0, 1)?;
     } else if after != head.size {
-        tx.prepare_cached("UPDATE vs_sessions SET data_keys = ?2, data_bytes = ?3 WHERE id = ?1")?
-            .execute(params![
-                &key,
-                sql_ms(after.keys as u64),
-                sql_ms(after.bytes as u64)
-            ])?;
+        tx.prepare_cached(sql::DATA_SIZE)?.execute(params![
+            &key,
+            sql_ms(after.keys as u64),
+            sql_ms(after.bytes as u64)
+        ])?;
     }
     Ok(Commit {
         committed: Committed::Applied,
@@ -603,15 +562,14 @@ pub(super) fn cycle(
     }
     // Data and IP log are keyed by the id too: they move in the same
     // transaction (bounded by the data limits and the IP-log cap).
-    tx.prepare_cached("UPDATE vs_sessions SET id = ?2, token = coalesce(token, ?3) WHERE id = ?1")?
-        .execute(params![
-            &old_key,
-            &new_key,
-            visit.token.as_ref().map(TokenHash::as_bytes)
-        ])?;
-    tx.prepare_cached("UPDATE vs_session_data SET id = ?2 WHERE id = ?1")?
+    tx.prepare_cached(sql::CYCLE_SESSION)?.execute(params![
+        &old_key,
+        &new_key,
+        visit.token.as_ref().map(TokenHash::as_bytes)
+    ])?;
+    tx.prepare_cached(sql::CYCLE_DATA)?
         .execute(params![&old_key, &new_key])?;
-    tx.prepare_cached("UPDATE vs_ip_log SET id = ?2 WHERE id = ?1")?
+    tx.prepare_cached(sql::CYCLE_IP_LOG)?
         .execute(params![&old_key, &new_key])?;
     touch(tx, new, visit, now)
 }
@@ -649,8 +607,7 @@ pub(super) fn ip_log(tx: &Connection, id: &SessionId, now: i64) -> Result<Option
     let Some(head) = live(tx, &key, now)? else {
         return Ok(None);
     };
-    let mut stmt =
-        tx.prepare_cached("SELECT ip, first_ms, last_ms FROM vs_ip_log WHERE id = ?1")?;
+    let mut stmt = tx.prepare_cached(sql::IP_LOG)?;
     let entries = stmt
         .query_map([&key], |row| {
             Ok(IpLogEntry::new(
@@ -666,20 +623,17 @@ pub(super) fn ip_log(tx: &Connection, id: &SessionId, now: i64) -> Result<Option
 /// The statistics of the network of `ip`, unless past their retention.
 pub(super) fn network_stats(tx: &Connection, ip: IpAddr, now: i64) -> Result<Option<NetworkStats>> {
     let network = client_network(ip);
-    tx.prepare_cached(
-        "SELECT sessions_created, conversations_started, first_ms, last_ms FROM vs_networks \
-         WHERE network = ?1 AND expires_ms > ?2",
-    )?
-    .query_row(params![IpBytes::of(network).as_slice(), now], |row| {
-        Ok(NetworkStats::new(
-            network,
-            unsigned(row.get(0)?),
-            unsigned(row.get(1)?),
-            unsigned(row.get(2)?),
-            unsigned(row.get(3)?),
-        ))
-    })
-    .optional()
+    tx.prepare_cached(sql::NETWORK_STATS)?
+        .query_row(params![IpBytes::of(network).as_slice(), now], |row| {
+            Ok(NetworkStats::new(
+                network,
+                unsigned(row.get(0)?),
+                unsigned(row.get(1)?),
+                unsigned(row.get(2)?),
+                unsigned(row.get(3)?),
+            ))
+        })
+        .optional()
 }
 
 /// When a token binding in `state` expires, from `now` (SPEC §3.7: like its
@@ -690,17 +644,14 @@ fn binding_expiry(state: SessionState, policy: &StorePolicy, now: i64) -> Option
 
 /// The live binding of `token`.
 fn binding(tx: &Connection, token: &TokenHash, now: i64) -> Result<Option<TokenBinding>> {
-    tx.prepare_cached(
-        "SELECT id, state FROM vs_tokens WHERE token = ?1 \
-         AND (expires_ms IS NULL OR expires_ms > ?2)",
-    )?
-    .query_row(params![token.as_bytes(), now], |row| {
-        Ok(TokenBinding::new(
-            row.get::<_, Id>(0)?.0,
-            row.get::<_, State>(1)?.0,
-        ))
-    })
-    .optional()
+    tx.prepare_cached(sql::BINDING)?
+        .query_row(params![token.as_bytes(), now], |row| {
+            Ok(TokenBinding::new(
+                row.get::<_, Id>(0)?.0,
+                row.get::<_, State>(1)?.0,
+            ))
+        })
+        .optional()
 }
 
 /// The binding of `token`, kept alive by this visit with the token.
@@ -713,11 +664,10 @@ pub(super) fn token_session(
     let Some(found) = binding(tx, token, now)? else {
         return Ok(None);
     };
-    tx.prepare_cached("UPDATE vs_tokens SET expires_ms = ?2 WHERE token = ?1")?
-        .execute(params![
-            token.as_bytes(),
-            binding_expiry(found.state, policy, now)
-        ])?;
+    tx.prepare_cached(sql::BINDING_KEEP)?.execute(params![
+        token.as_bytes(),
+        binding_expiry(found.state, policy, now)
+    ])?;
     Ok(Some(found))
 }
 
@@ -743,12 +693,7 @@ pub(super) fn bind_token(
         Some(c) if c.id == *id && c.state == SessionState::Permanent => c.state,
         _ => state,
     };
-    tx.prepare_cached(
-        "INSERT INTO vs_tokens (token, id, state, expires_ms) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (token) DO UPDATE SET id = excluded.id, state = excluded.state, \
-         expires_ms = excluded.expires_ms",
-    )?
-    .execute(params![
+    tx.prepare_cached(sql::BIND)?.execute(params![
         token.as_bytes(),
         &id.uuid_bytes(),
         state_code(state),
@@ -759,7 +704,7 @@ pub(super) fn bind_token(
 
 /// Drops `token`'s binding if it names `id`.
 pub(super) fn unbind_token(tx: &Connection, token: &TokenHash, id: &SessionId) -> Result<()> {
-    tx.prepare_cached("DELETE FROM vs_tokens WHERE token = ?1 AND id = ?2")?
+    tx.prepare_cached(sql::UNBIND)?
         .execute(params![token.as_bytes(), &id.uuid_bytes()])?;
     Ok(())
 }
@@ -771,9 +716,7 @@ pub(super) fn unbind_token(tx: &Connection, token: &TokenHash, id: &SessionId) -
 pub(super) fn sweep_batch(tx: &Connection, now: i64, batch: u32) -> Result<(u64, bool)> {
     let batch = i64::from(batch);
     let expired: Vec<Key> = tx
-        .prepare_cached(
-            "SELECT id FROM vs_sessions WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2",
-        )?
+        .prepare_cached(sql::SWEEP_SESSIONS)?
         .query_map(params![now, batch], |row| row.get(0))?
         .collect::<Result<_>>()?;
     for id in &expired {
@@ -781,17 +724,116 @@ pub(super) fn sweep_batch(tx: &Connection, now: i64, batch: u32) -> Result<(u64,
     }
     let mut removed = expired.len() as u64;
     let mut more = expired.len() as i64 == batch;
-    for sql in [
-        "DELETE FROM vs_tokens WHERE token IN (SELECT token FROM vs_tokens \
-         WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2)",
-        "DELETE FROM vs_networks WHERE network IN (SELECT network FROM vs_networks \
-         WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2)",
-        "DELETE FROM vs_creations WHERE network IN (SELECT network FROM vs_creations \
-         WHERE window_end_ms <= ?1 ORDER BY window_end_ms LIMIT ?2)",
-    ] {
+    for sql in [sql::SWEEP_TOKENS, sql::SWEEP_NETWORKS, sql::SWEEP_CREATIONS] {
         let n = tx.prepare_cached(sql)?.execute(params![now, batch])? as i64;
         removed += n as u64;
         more |= n == batch;
     }
     Ok((removed, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::super::schema::TABLES).unwrap();
+        conn
+    }
+
+    fn visit(idle_ms: u64) -> Visit {
+        let policy = StorePolicy::default().with_idle_ttl(Duration::from_millis(idle_ms));
+        Visit::of(&Access::new(
+            Some("192.0.2.1".parse().unwrap()),
+            1_000,
+            &policy,
+        ))
+    }
+
+    fn count(conn: &Connection, table: &str) -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_sweep_batch_removes_at_most_its_size_soonest_expired_first() {
+        let conn = db();
+        let data = Changes::default().set("k", "1");
+        // Sessions created at `now` 0 expiring after 10, 20, ... 50 ms, and one live.
+        let mut ids = Vec::new();
+        for ttl in [30, 10, 50, 20, 40, 1_000_000] {
+            let id = SessionId::generate();
+            let created = create(&conn, &id, &visit(ttl), &data, None, 0).unwrap();
+            assert_eq!(created.created, Created::Created);
+            ids.push((ttl, id));
+        }
+        let gone = |conn: &Connection| -> Vec<u64> {
+            ids.iter()
+                .filter(|(_, id)| head(conn, &id.uuid_bytes()).unwrap().is_none())
+                .map(|(ttl, _)| *ttl)
+                .collect()
+        };
+        // A network's statistics and a token binding, expired too.
+        let token = TokenHash::from_bytes([7; 32]);
+        let short = visit(5).policy;
+        bind_token(
+            &conn,
+            &token,
+            None,
+            &ids[0].1,
+            SessionState::Temporary,
+            &short,
+            0,
+        )
+        .unwrap();
+
+        let now = 60;
+        assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (2 + 1, true));
+        assert_eq!(gone(&conn), [10, 20], "the soonest expired first");
+        assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (2, true));
+        assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (1, false));
+        assert_eq!(gone(&conn), [30, 10, 50, 20, 40]);
+        assert_eq!(
+            count(&conn, "vs_session_data"),
+            1,
+            "data went with its session"
+        );
+        assert_eq!(count(&conn, "vs_tokens"), 0);
+        assert_eq!(count(&conn, "vs_networks"), 1, "statistics live a year");
+        assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (0, false));
+    }
+
+    #[test]
+    fn an_expired_row_is_gone_for_every_call_before_the_sweep() {
+        let conn = db();
+        let id = SessionId::generate();
+        let v = visit(10);
+        create(&conn, &id, &v, &Changes::default().set("k", "1"), None, 0).unwrap();
+        assert!(touch(&conn, &id, &v, 9).unwrap().is_some(), "live at 9 ms");
+        // That touch slid the expiry to 19 ms.
+        assert!(touch(&conn, &id, &v, 18).unwrap().is_some());
+        assert_eq!(touch(&conn, &id, &v, 28 + 1).unwrap(), None);
+        let late = commit(&conn, &id, &v, &Changes::default().set("k", "2"), 30).unwrap();
+        assert_eq!(late.committed, Committed::Missing);
+        assert_eq!(ip_log(&conn, &id, 30).unwrap(), None);
+        assert_eq!(reset(&conn, &id, 30).unwrap(), Removed::nothing());
+        assert_eq!(
+            cycle(&conn, &id, &SessionId::generate(), &v, 30).unwrap(),
+            None
+        );
+        assert_eq!(
+            count(&conn, "vs_sessions"),
+            1,
+            "still in the file until swept"
+        );
+        // The same id created again (a retry much later) starts afresh.
+        let again = create(&conn, &id, &v, &Changes::default(), None, 30).unwrap();
+        assert_eq!(again.created, Created::Created);
+        let record = touch(&conn, &id, &v, 31).unwrap().unwrap();
+        assert!(
+            record.data.is_empty(),
+            "nothing of the expired session came back"
+        );
+    }
 }

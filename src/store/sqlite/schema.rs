@@ -13,7 +13,7 @@ pub(super) const SCHEMA_VERSION: i64 = 1;
 /// The tables, all named `vs_*` so that an application may keep its own
 /// tables in the same file. `WITHOUT ROWID`: every table is looked up by its
 /// key, which then holds the row itself (one B-tree search, not two).
-const TABLES: &str = "
+pub(super) const TABLES: &str = "
 CREATE TABLE vs_meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
