@@ -82,6 +82,22 @@ impl SessionId {
         &self.as_str()[PREFIX.len()..]
     }
 
+    /// The UUID's 16 bytes: how a store that keys by bytes keeps the id.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn uuid_bytes(&self) -> [u8; 16] {
+        uuid::Uuid::try_parse_ascii(&self.0[PREFIX.len()..])
+            .expect("SessionId holds a hyphenated UUID by construction")
+            .into_bytes()
+    }
+
+    /// The id of the UUID `bytes`, if they are a UUID v4 as every id is.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn from_uuid_bytes(bytes: [u8; 16]) -> Option<Self> {
+        let id = Self::from_uuid(uuid::Uuid::from_bytes(bytes));
+        // Holds the invariant of the type: only the shape `parse` accepts.
+        Self::parse_bytes(&id.0)
+    }
+
     /// A shortened form safe for logs: the prefix and the first 8 hex digits.
     pub fn redacted(&self) -> &str {
         &self.as_str()[..PREFIX.len() + 8]
@@ -149,6 +165,17 @@ mod tests {
         ] {
             assert!(SessionId::parse(bad).is_none(), "{bad:?} must be rejected");
         }
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn uuid_bytes_round_trip_and_only_a_uuid_v4_comes_back() {
+        let id = SessionId::generate();
+        assert_eq!(SessionId::from_uuid_bytes(id.uuid_bytes()), Some(id));
+        // Version nibble 1, not 4.
+        let mut v1 = id.uuid_bytes();
+        v1[6] = (v1[6] & 0x0f) | 0x10;
+        assert_eq!(SessionId::from_uuid_bytes(v1), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The demo's conversations (SPEC §6): messages live here, keyed by session
-//! id, not in the session. In memory, or in Redis next to the sessions (the
-//! same server, cluster or Sentinel primary), where a conversation's keys
-//! share the session's hash tag and so its slot.
+//! id, not in the session. In the SQLite file of the sessions (a table of
+//! the demo's own beside the store's), in memory, or in Redis next to the
+//! sessions (the same server, cluster or Sentinel primary), where a
+//! conversation's keys share the session's hash tag and so its slot.
 //!
 //! Each message carries an id the client generates: a repeated id is stored
 //! once, so a client may retry a send whose answer it never got.
@@ -15,7 +16,7 @@ use visitor_session::SessionId;
 
 /// Most messages one conversation keeps: a sanity cap far above any chat.
 pub(crate) const MAX_MESSAGES: usize = 10_000;
-/// Upper bound on one call to Redis.
+/// Upper bound on one call to Redis or SQLite.
 const TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -41,6 +42,7 @@ pub(crate) enum Appended {
 pub(crate) struct Unavailable(pub(crate) String);
 
 pub(crate) enum Conversations {
+    Sqlite(sqlite_conversations::Store),
     Memory(Mutex<HashMap<SessionId, Conversation>>),
     Redis(Box<redis_conversations::Store>),
 }
@@ -76,6 +78,7 @@ impl Conversations {
                 })
             }
             Self::Redis(store) => store.append(session, &message).await,
+            Self::Sqlite(store) => store.append(session, message).await,
         }
     }
 
@@ -89,6 +92,7 @@ impl Conversations {
                     .unwrap_or_default())
             }
             Self::Redis(store) => store.list(session).await,
+            Self::Sqlite(store) => store.list(session).await,
         }
     }
 
@@ -105,6 +109,7 @@ impl Conversations {
                 Ok(())
             }
             Self::Redis(store) => store.rename(old, new).await,
+            Self::Sqlite(store) => store.rename(old, new).await,
         }
     }
 
@@ -116,6 +121,165 @@ impl Conversations {
                 Ok(all.remove(session).is_some())
             }
             Self::Redis(store) => store.delete(session).await,
+            Self::Sqlite(store) => store.delete(session).await,
+        }
+    }
+}
+
+pub(crate) mod sqlite_conversations {
+    //! `chatbox_messages`, in the file of the sessions: one row per message,
+    //! keyed by its session's id and its place in the conversation (1, 2,
+    //! ...), and unique per conversation by its message id. Its own
+    //! connection, each call one transaction on a blocking thread (the
+    //! session store keeps its own connection, on its own thread).
+
+    use std::sync::Arc;
+
+    use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+    use super::*;
+
+    const TABLE: &str = "
+CREATE TABLE IF NOT EXISTS chatbox_messages (
+    session TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (session, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS chatbox_messages_by_id ON chatbox_messages (session, id);
+";
+
+    pub(crate) struct Store {
+        conn: Arc<Mutex<Connection>>,
+    }
+
+    impl Store {
+        /// The conversations in the SQLite file at `path`, which the session
+        /// store has opened (and put in WAL mode) already.
+        pub(crate) fn open(path: &str) -> Result<Self, String> {
+            let conn = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+            // The session store's thread holds the write lock for one short
+            // transaction at a time: wait for it rather than fail.
+            conn.busy_timeout(TIMEOUT)
+                .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+                .and_then(|()| conn.execute_batch(TABLE))
+                .map_err(|e| format!("cannot keep conversations in {path}: {e}"))?;
+            Ok(Self {
+                conn: Arc::new(Mutex::new(conn)),
+            })
+        }
+
+        /// Runs `work` as one transaction on a blocking thread.
+        async fn run<T: Send + 'static>(
+            &self,
+            work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+        ) -> Result<T, Unavailable> {
+            let conn = self.conn.clone();
+            let call = tokio::task::spawn_blocking(move || {
+                let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let value = work(&tx)?;
+                tx.commit()?;
+                Ok::<_, rusqlite::Error>(value)
+            });
+            match tokio::time::timeout(TIMEOUT, call).await {
+                Ok(Ok(Ok(value))) => Ok(value),
+                Ok(Ok(Err(e))) => Err(Unavailable(format!("SQLite: {e}"))),
+                Ok(Err(e)) => Err(Unavailable(format!("SQLite call failed: {e}"))),
+                Err(_) => Err(Unavailable(format!("SQLite: no answer within {TIMEOUT:?}"))),
+            }
+        }
+
+        pub(crate) async fn append(
+            &self,
+            session: &SessionId,
+            message: Message,
+        ) -> Result<Appended, Unavailable> {
+            let session = session.as_str().to_owned();
+            self.run(move |tx| {
+                let known: Option<i64> = tx
+                    .query_row(
+                        "SELECT 1 FROM chatbox_messages WHERE session = ?1 AND id = ?2",
+                        params![session, message.id],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                if known.is_some() {
+                    return Ok(Appended::Again);
+                }
+                // Messages are only ever added: the latest place is the count.
+                let count: i64 = tx.query_row(
+                    "SELECT coalesce(max(seq), 0) FROM chatbox_messages WHERE session = ?1",
+                    [&session],
+                    |row| row.get(0),
+                )?;
+                if count >= MAX_MESSAGES as i64 {
+                    return Ok(Appended::Full);
+                }
+                tx.execute(
+                    "INSERT INTO chatbox_messages (session, seq, id, text, at_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        session,
+                        count + 1,
+                        message.id,
+                        message.text,
+                        i64::try_from(message.at_ms).unwrap_or(i64::MAX)
+                    ],
+                )?;
+                Ok(Appended::Stored)
+            })
+            .await
+        }
+
+        pub(crate) async fn list(&self, session: &SessionId) -> Result<Vec<Message>, Unavailable> {
+            let session = session.as_str().to_owned();
+            self.run(move |tx| {
+                let mut stmt = tx.prepare(
+                    "SELECT id, text, at_ms FROM chatbox_messages WHERE session = ?1 ORDER BY seq",
+                )?;
+                stmt.query_map([&session], |row| {
+                    Ok(Message {
+                        id: row.get(0)?,
+                        text: row.get(1)?,
+                        at_ms: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                    })
+                })?
+                .collect()
+            })
+            .await
+        }
+
+        /// Moves a conversation to a session's new id, unless the new id has one.
+        pub(crate) async fn rename(
+            &self,
+            old: &SessionId,
+            new: &SessionId,
+        ) -> Result<(), Unavailable> {
+            let (old, new) = (old.as_str().to_owned(), new.as_str().to_owned());
+            self.run(move |tx| {
+                tx.execute(
+                    "UPDATE chatbox_messages SET session = ?2 WHERE session = ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM chatbox_messages WHERE session = ?2)",
+                    params![old, new],
+                )?;
+                Ok(())
+            })
+            .await
+        }
+
+        pub(crate) async fn delete(&self, session: &SessionId) -> Result<bool, Unavailable> {
+            let session = session.as_str().to_owned();
+            self.run(move |tx| {
+                let deleted = tx.execute(
+                    "DELETE FROM chatbox_messages WHERE session = ?1",
+                    [&session],
+                )?;
+                Ok(deleted > 0)
+            })
+            .await
         }
     }
 }

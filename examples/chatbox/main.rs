@@ -1,8 +1,9 @@
 //! The reference chat-widget backend of SPEC §6.
 //!
 //! ```sh
-//! cargo run --example chatbox --features axum          # memory store, http://127.0.0.1:3000
-//! ADMIN_TOKEN=$(openssl rand -hex 16) BIND=0.0.0.0:8080 cargo run --example chatbox --features axum
+//! cargo run --example chatbox          # sessions and conversations in ./chatbox.db, http://127.0.0.1:3000
+//! SESSION_STORE=memory cargo run --example chatbox     # in memory: a restart forgets everything
+//! ADMIN_TOKEN=$(openssl rand -hex 16) BIND=0.0.0.0:8080 SESSION_DB=/var/lib/chatbox/chat.db cargo run --example chatbox
 //! ```
 //!
 //! Every setting comes from the environment (see README.md); a bad value stops
@@ -23,7 +24,7 @@ use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
-use visitor_session::store::{RedisConfig, RedisStore, SessionStore};
+use visitor_session::store::{RedisConfig, RedisStore, SessionStore, SqliteConfig, SqliteStore};
 use visitor_session::{
     ContinuityTokens, MemoryStore, PrivacyMode, Session, SessionConfig, SessionError, SessionId,
     SessionLayer,
@@ -239,10 +240,60 @@ async fn run() -> Result<(), String> {
     hardening::serve(listener, router, limits).await
 }
 
-/// The session store the environment asks for: Redis Cluster
-/// (`REDIS_CLUSTER_NODES`), Redis behind Sentinel (`REDIS_SENTINEL_NODES` and
-/// `REDIS_SENTINEL_MASTER`), one Redis server (`REDIS_URL`), or memory.
+/// The variables that choose Redis, the first of them that is set.
+const REDIS_VARS: [&str; 3] = ["REDIS_CLUSTER_NODES", "REDIS_SENTINEL_NODES", "REDIS_URL"];
+
+/// The session store (and conversations beside it) the environment asks
+/// for (SPEC §6): Redis when one of its variables is set; the memory store
+/// with `SESSION_STORE=memory`; else the SQLite file `SESSION_DB` (default
+/// `chatbox.db`), so that a restart loses nothing.
 async fn store_from_env() -> Result<(Arc<dyn SessionStore>, Conversations), String> {
+    let redis = REDIS_VARS
+        .into_iter()
+        .find(|name| std::env::var_os(name).is_some());
+    let chosen = std::env::var("SESSION_STORE").ok();
+    match (chosen.as_deref().map(str::trim), redis) {
+        (None, Some(var)) => redis_from_env(var).await,
+        (None | Some("sqlite"), None) => sqlite_from_env(),
+        (Some("memory"), None) => {
+            tracing::info!(
+                "session store: memory (a restart forgets every session and conversation; \
+                 unset SESSION_STORE to keep them in a SQLite file)"
+            );
+            Ok((Arc::new(MemoryStore::new()), Conversations::memory()))
+        }
+        (Some(store @ ("sqlite" | "memory")), Some(var)) => Err(format!(
+            "SESSION_STORE: `{store}` and {var} name two stores; unset one of them"
+        )),
+        (Some(other), _) => Err(format!(
+            "SESSION_STORE: {other:?} is not a store here: use `sqlite` (the default, a file) \
+             or `memory`; set REDIS_URL for Redis"
+        )),
+    }
+}
+
+/// Sessions and conversations in the SQLite file `SESSION_DB` (default
+/// `chatbox.db` in the working directory).
+fn sqlite_from_env() -> Result<(Arc<dyn SessionStore>, Conversations), String> {
+    let path = std::env::var("SESSION_DB").unwrap_or_else(|_| "chatbox.db".to_owned());
+    if path.trim().is_empty() {
+        return Err("SESSION_DB: name the database file, e.g. chatbox.db".into());
+    }
+    let store =
+        SqliteStore::open(SqliteConfig::new(&path)).map_err(|e| format!("SESSION_DB: {e}"))?;
+    let conversations = conversations::sqlite_conversations::Store::open(&path)
+        .map_err(|e| format!("SESSION_DB: {e}"))?;
+    tracing::info!(
+        "session store: SQLite file {path} (sessions and conversations survive a restart)"
+    );
+    Ok((Arc::new(store), Conversations::Sqlite(conversations)))
+}
+
+/// Sessions and conversations in Redis: Redis Cluster
+/// (`REDIS_CLUSTER_NODES`), Redis behind Sentinel (`REDIS_SENTINEL_NODES` and
+/// `REDIS_SENTINEL_MASTER`), or one Redis server (`REDIS_URL`); `set` is
+/// the first of their variables that is set.
+async fn redis_from_env(set: &str) -> Result<(Arc<dyn SessionStore>, Conversations), String> {
     let list = |name: &str| -> Option<Vec<String>> {
         let value = std::env::var(name).ok()?;
         Some(
@@ -265,7 +316,9 @@ async fn store_from_env() -> Result<(Arc<dyn SessionStore>, Conversations), Stri
         })?;
         let (config, server) = sentinel_config(nodes, master)?;
         (config, server, "REDIS_SENTINEL_NODES", "Redis via Sentinel")
-    } else if let Ok(url) = std::env::var("REDIS_URL") {
+    } else {
+        // Set (see `store_from_env`), but not as text.
+        let url = std::env::var("REDIS_URL").map_err(|_| format!("{set}: not valid UTF-8"))?;
         if !url.starts_with("redis://") && !url.starts_with("redis+unix://") {
             return Err(format!("REDIS_URL: {url:?} is not a redis:// URL"));
         }
@@ -277,9 +330,6 @@ async fn store_from_env() -> Result<(Arc<dyn SessionStore>, Conversations), Stri
             "REDIS_URL",
             "Redis",
         )
-    } else {
-        tracing::info!("session store: memory (set REDIS_URL for Redis)");
-        return Ok((Arc::new(MemoryStore::new()), Conversations::memory()));
     };
     let conversations = Conversations::Redis(Box::new(Store::new(server, "chatbox:")));
     let store = RedisStore::new(config).map_err(|e| format!("{var}: {e}"))?;

@@ -34,12 +34,20 @@ mod limits;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use limits::DataLimits;
 pub(crate) use limits::{DataSize, OverLimit};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisConfig, RedisStore};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::{
+    DEFAULT_SWEEP_BATCH, DEFAULT_SWEEP_INTERVAL, Durability, SqliteConfig, SqliteStore,
+};
 
 /// The future of a [`SessionStore`] operation: either ready at once (a store
 /// that answers without I/O, like [`MemoryStore`], costs no allocation) or

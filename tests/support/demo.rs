@@ -2,11 +2,13 @@
 //! free port, talk HTTP/1.1 to it over a plain TCP socket.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::temp::TempDir;
 
 /// The chatbox binary that `cargo test --all-features` built next to this test.
 pub(crate) fn chatbox_binary() -> PathBuf {
@@ -32,14 +34,39 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// A running chatbox demo, killed on drop.
+/// The variables that choose the demo's store (SPEC §6).
+const STORE_VARS: [&str; 5] = [
+    "SESSION_STORE",
+    "SESSION_DB",
+    "REDIS_URL",
+    "REDIS_CLUSTER_NODES",
+    "REDIS_SENTINEL_NODES",
+];
+
+/// A database of its own for a demo whose `env` chooses no store: the
+/// default store is a SQLite file, which demos must not share (nor leave in
+/// the working directory).
+fn own_database(env: &[(&str, &str)]) -> Option<(TempDir, String)> {
+    if env.iter().any(|(k, _)| STORE_VARS.contains(k)) {
+        return None;
+    }
+    let dir = TempDir::new("chatbox");
+    let path = dir.file("chatbox.db");
+    Some((dir, path))
+}
+
+/// A running chatbox demo, killed (`SIGKILL`) on drop.
 pub(crate) struct Demo {
     child: Child,
     pub(crate) addr: SocketAddr,
+    /// The database of a demo started without a store of the test's choice.
+    _database: Option<TempDir>,
 }
 
 impl Demo {
-    /// Starts the demo with `env` on a free port and waits until it accepts connections.
+    /// Starts the demo with `env` on a free port and waits until it accepts
+    /// connections. Without a store in `env`, the demo runs on its default
+    /// store, a SQLite file in a temporary directory of its own.
     pub(crate) fn start(env: &[(&str, &str)]) -> Demo {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut cmd = Command::new(chatbox_binary());
@@ -51,6 +78,10 @@ impl Demo {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let database = own_database(env).map(|(dir, path)| {
+            cmd.env("SESSION_DB", path);
+            dir
+        });
         let mut child = super::process::spawn(cmd).expect("spawn the chatbox example");
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(addr).is_err() {
@@ -63,11 +94,34 @@ impl Demo {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Demo { child, addr }
+        Demo {
+            child,
+            addr,
+            _database: database,
+        }
     }
 
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// `kill -9`: the process ends at once, wherever it is.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the demo as Ctrl-C does (`SIGINT`: a graceful shutdown) and
+    /// waits for it to exit.
+    pub(crate) fn stop(mut self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
+        // SAFETY: kill(2) on our own child's pid, with a valid signal number.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().ok().flatten().is_none() {
+            assert!(Instant::now() < deadline, "the demo did not stop on SIGINT");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -80,13 +134,16 @@ impl Drop for Demo {
 
 /// Runs the demo with `env` expecting it to refuse to start; returns its stderr.
 pub(crate) fn start_fails(env: &[(&str, &str)]) -> String {
-    let output = Command::new(chatbox_binary())
-        .env_clear()
+    let mut cmd = Command::new(chatbox_binary());
+    cmd.env_clear()
         .env("BIND", format!("127.0.0.1:{}", free_port()))
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the chatbox example");
+        .stdin(Stdio::null());
+    let database = own_database(env);
+    if let Some((_, path)) = &database {
+        cmd.env("SESSION_DB", path);
+    }
+    let output = cmd.output().expect("run the chatbox example");
     assert!(!output.status.success(), "the demo started despite {env:?}");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -146,7 +203,19 @@ impl Client {
     }
 
     pub(crate) fn send(&mut self, method: &str, path: &str, body: Option<&str>) -> Reply {
-        let reply = raw_request(self.addr, method, path, &self.headers(), body);
+        self.try_send(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`send`](Self::send), with a connection that failed (the server died
+    /// meanwhile) as an error instead of a panic.
+    pub(crate) fn try_send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> io::Result<Reply> {
+        let reply = try_request(self.addr, method, path, &self.headers(), body)?;
         for c in reply.set_cookies() {
             let pair = c.split(';').next().unwrap_or_default();
             if let Some((name, value)) = pair.split_once('=') {
@@ -157,7 +226,7 @@ impl Client {
                 }
             }
         }
-        reply
+        Ok(reply)
     }
 
     fn headers(&self) -> Vec<(String, String)> {
@@ -186,10 +255,22 @@ pub(crate) fn raw_request(
     headers: &[(String, String)],
     body: Option<&str>,
 ) -> Reply {
-    let mut stream = TcpStream::connect(addr).expect("connect to the demo");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    try_request(addr, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path} to the demo: {e}"))
+}
+
+/// [`raw_request`], failing instead of panicking when the connection does:
+/// a reply is returned only if it came whole (its head and all the body
+/// its `content-length` announces).
+pub(crate) fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Option<&str>,
+) -> io::Result<Reply> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -203,23 +284,20 @@ pub(crate) fn raw_request(
     }
     req.push_str("\r\n");
     req.push_str(body);
-    stream.write_all(req.as_bytes()).expect("send request");
+    stream.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read reply");
-    parse_reply(&raw)
+    stream.read_to_end(&mut raw)?;
+    parse_reply(&raw).ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "a cut reply"))
 }
 
-pub(crate) fn parse_reply(raw: &[u8]) -> Reply {
+pub(crate) fn parse_reply(raw: &[u8]) -> Option<Reply> {
     let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .expect("an HTTP reply has a head");
+    let (head, body) = text.split_once("\r\n\r\n")?;
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
         .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
+        .and_then(|s| s.parse().ok())?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -227,27 +305,38 @@ pub(crate) fn parse_reply(raw: &[u8]) -> Reply {
     let chunked = headers
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let length = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    if length.is_some_and(|n| body.len() < n) {
+        return None;
+    }
     let body = if chunked {
-        dechunk(body)
+        dechunk(body)?
     } else {
         body.to_owned()
     };
-    Reply {
+    Some(Reply {
         status,
         headers,
         body,
-    }
+    })
 }
 
-fn dechunk(mut body: &str) -> String {
+/// The body of a chunked reply; `None` when it was cut before its last chunk.
+fn dechunk(mut body: &str) -> Option<String> {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
+        let n = usize::from_str_radix(size.trim(), 16).ok()?;
+        if n == 0 {
+            return Some(out);
+        }
+        if rest.len() < n {
+            return None;
         }
         out.push_str(&rest[..n]);
         body = rest[n..].trim_start_matches("\r\n");
     }
-    out
+    None
 }

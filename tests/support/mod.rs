@@ -206,3 +206,6 @@ pub(crate) mod process;
 pub(crate) mod proxy;
 pub(crate) mod redis_servers;
 pub(crate) mod redis_suite;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
+pub(crate) mod temp;

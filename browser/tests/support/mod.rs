@@ -8,3 +8,5 @@ pub(crate) mod demo;
 pub(crate) mod process;
 #[path = "../../../tests/support/redis_servers.rs"]
 pub(crate) mod redis_servers;
+#[path = "../../../tests/support/temp.rs"]
+pub(crate) mod temp;

@@ -1,0 +1,839 @@
+//! The store's operations, each run inside one transaction on the store's
+//! connection (see `worker.rs`): the SQL twin of `MemoryStore`, on the
+//! layout of the module docs.
+//!
+//! Expiry is wall-clock time in milliseconds since the Unix epoch, read
+//! when the transaction runs (`now`); a row whose `expires_ms` is not after
+//! `now` is gone for every operation, whether or not the sweep has removed
+//! it yet. Times an access records (`seen_ms`, the IP log, statistics) are
+//! the access's own (`Access::at_ms`), as in the other stores.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::super::{
+    Access, Changes, Committed, CreateLimit, Created, DataSize, IpLog, IpLogEntry, NetworkStats,
+    Removed, SessionData, SessionRecord, SessionState, StorePolicy, TokenBinding, TokenHash,
+};
+use super::sql;
+use crate::client_ip::client_network;
+use crate::id::SessionId;
+
+type Result<T> = rusqlite::Result<T>;
+
+/// A session id as the tables key it: the UUID's 16 bytes.
+pub(super) type Key = [u8; 16];
+
+/// IP-log entries past their retention that one access drops at most (the
+/// rest go with the next accesses: each entry is dropped once), as in Redis.
+const IP_EXPIRE_BATCH: i64 = 16;
+
+/// An [`Access`] that owns what it borrows, to travel to the store's thread.
+#[derive(Debug, Clone)]
+pub(super) struct Visit {
+    pub(super) ip: Option<IpAddr>,
+    pub(super) at_ms: u64,
+    pub(super) token: Option<TokenHash>,
+    pub(super) policy: StorePolicy,
+}
+
+impl Visit {
+    pub(super) fn of(access: &Access<'_>) -> Self {
+        Self {
+            ip: access.ip,
+            at_ms: access.at_ms,
+            token: access.token.copied(),
+            policy: access.policy.clone(),
+        }
+    }
+
+    fn access(&self) -> Access<'_> {
+        Access::new(self.ip, self.at_ms, &self.policy).token(self.token.as_ref())
+    }
+
+    fn at(&self) -> i64 {
+        sql_ms(self.at_ms)
+    }
+}
+
+/// Milliseconds since the epoch as SQLite keeps them (a signed 64-bit integer).
+fn sql_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// `now + d`; a duration too long for the clock is kept as long as it goes.
+fn later(now: i64, d: Duration) -> i64 {
+    now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn unsigned(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// An IP address as the tables keep it: its 4 or 16 bytes.
+#[derive(Clone, Copy)]
+pub(super) struct IpBytes {
+    buf: [u8; 16],
+    len: usize,
+}
+
+impl IpBytes {
+    pub(super) fn of(ip: IpAddr) -> Self {
+        let mut buf = [0u8; 16];
+        let len = match ip {
+            IpAddr::V4(v4) => {
+                buf[..4].copy_from_slice(&v4.octets());
+                4
+            }
+            IpAddr::V6(v6) => {
+                buf = v6.octets();
+                16
+            }
+        };
+        Self { buf, len }
+    }
+
+    pub(super) fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// An IP address read back from its bytes.
+struct Ip(IpAddr);
+
+impl FromSql for Ip {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let bytes = value.as_blob()?;
+        match bytes.len() {
+            4 => Ok(Self(
+                Ipv4Addr::from(<[u8; 4]>::try_from(bytes).expect("4 bytes")).into(),
+            )),
+            16 => Ok(Self(
+                Ipv6Addr::from(<[u8; 16]>::try_from(bytes).expect("16 bytes")).into(),
+            )),
+            n => Err(FromSqlError::InvalidBlobSize {
+                expected_size: 16,
+                blob_size: n,
+            }),
+        }
+    }
+}
+
+/// A session state as the tables keep it.
+fn state_code(state: SessionState) -> i64 {
+    match state {
+        SessionState::Temporary => 0,
+        SessionState::Permanent => 1,
+    }
+}
+
+struct State(SessionState);
+
+impl FromSql for State {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value.as_i64()? {
+            0 => Ok(Self(SessionState::Temporary)),
+            1 => Ok(Self(SessionState::Permanent)),
+            n => Err(FromSqlError::OutOfRange(n)),
+        }
+    }
+}
+
+/// A session id read back from its UUID bytes.
+struct Id(SessionId);
+
+impl FromSql for Id {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let bytes = <[u8; 16]>::column_result(value)?;
+        SessionId::from_uuid_bytes(bytes)
+            .map(Self)
+            .ok_or_else(|| FromSqlError::Other("not a UUID v4".into()))
+    }
+}
+
+/// A UTF-8 text kept as a blob (keys and JSON values: a blob keeps every
+/// byte, NUL included, and compares them all).
+struct Text(String);
+
+impl FromSql for Text {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        String::from_utf8(value.as_blob()?.to_vec())
+            .map(Self)
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// What the store reads of a session before it decides.
+struct Head {
+    state: SessionState,
+    created_ms: u64,
+    expires_ms: Option<i64>,
+    token: Option<TokenHash>,
+    size: DataSize,
+    ip_count: u64,
+    ip_dropped: u64,
+}
+
+impl Head {
+    fn is_live(&self, now: i64) -> bool {
+        self.expires_ms.is_none_or(|at| now < at)
+    }
+}
+
+/// The row of session `id`, live or not.
+fn head(tx: &Connection, id: &Key) -> Result<Option<Head>> {
+    tx.prepare_cached(sql::HEAD)?
+        .query_row([id], |row| {
+            Ok(Head {
+                state: row.get::<_, State>(0)?.0,
+                created_ms: unsigned(row.get(1)?),
+                expires_ms: row.get(2)?,
+                token: row
+                    .get::<_, Option<[u8; 32]>>(3)?
+                    .map(TokenHash::from_bytes),
+                size: DataSize {
+                    keys: usize::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
+                    bytes: usize::try_from(row.get::<_, i64>(5)?).unwrap_or(0),
+                },
+                ip_count: unsigned(row.get(6)?),
+                ip_dropped: unsigned(row.get(7)?),
+            })
+        })
+        .optional()
+}
+
+/// The live session `id`.
+fn live(tx: &Connection, id: &Key, now: i64) -> Result<Option<Head>> {
+    Ok(head(tx, id)?.filter(|h| h.is_live(now)))
+}
+
+/// When a session in `state` expires, from `now` (`None`: never).
+fn session_expiry(state: SessionState, policy: &StorePolicy, now: i64) -> Option<i64> {
+    match state {
+        SessionState::Temporary => Some(later(now, policy.idle_ttl)),
+        SessionState::Permanent => policy.permanent_retention.map(|r| later(now, r)),
+    }
+}
+
+/// Removes session `id` with its data and IP log.
+fn remove(tx: &Connection, id: &Key) -> Result<()> {
+    tx.prepare_cached(sql::REMOVE_DATA)?.execute([id])?;
+    tx.prepare_cached(sql::REMOVE_IP_LOG)?.execute([id])?;
+    tx.prepare_cached(sql::REMOVE_SESSION)?.execute([id])?;
+    Ok(())
+}
+
+fn data(tx: &Connection, id: &Key) -> Result<SessionData> {
+    let mut stmt = tx.prepare_cached(sql::DATA)?;
+    let rows = stmt.query_map([id], |row| {
+        Ok((row.get::<_, Text>(0)?.0, row.get::<_, Text>(1)?.0))
+    })?;
+    rows.collect()
+}
+
+/// Records `visit` on session `id` (SPEC §3.1, §3.3): its time, IP and TTL,
+/// and, if it is permanent, its IP log.
+fn record_access(tx: &Connection, id: &Key, head: &Head, visit: &Visit, now: i64) -> Result<()> {
+    let ip = visit.ip.map(IpBytes::of);
+    tx.prepare_cached(sql::RECORD_ACCESS)?.execute(params![
+        id,
+        visit.at(),
+        ip.as_ref().map(IpBytes::as_slice),
+        session_expiry(head.state, &visit.policy, now),
+    ])?;
+    if head.state == SessionState::Permanent {
+        log_ip(tx, id, head, visit)?;
+    }
+    Ok(())
+}
+
+/// Records the visit's IP in the IP log of permanent session `id`: at most
+/// `ip_log_max_entries` addresses, the least recently seen giving way
+/// (counted); then drops entries last seen longer ago than the IP-log
+/// retention. O(log n) in the log's size: every step is an index lookup.
+fn log_ip(tx: &Connection, id: &Key, head: &Head, visit: &Visit) -> Result<()> {
+    let policy = &visit.policy;
+    let (mut count, mut dropped) = (head.ip_count, head.ip_dropped);
+    let mut counts_changed = false;
+    if let Some(ip) = visit.ip.map(IpBytes::of) {
+        let at = visit.at();
+        let added = tx
+            .prepare_cached(sql::IP_LOG_ADD)?
+            .execute(params![id, ip.as_slice(), at])?
+            == 1;
+        if added {
+            count += 1;
+            counts_changed = true;
+            let max = u64::from(policy.ip_log_max_entries.max(1));
+            if count > max {
+                let gone = tx
+                    .prepare_cached(sql::IP_LOG_DROP_LEAST_RECENT)?
+                    .execute(params![id, sql_ms(count - max)])? as u64;
+                count -= gone;
+                dropped += gone;
+            }
+        } else {
+            // A late access never moves an address's last seen time back.
+            tx.prepare_cached(sql::IP_LOG_SEEN_AGAIN)?
+                .execute(params![id, ip.as_slice(), at])?;
+        }
+    }
+    if let Some(retention) = policy.ip_log_retention {
+        let cutoff = visit.at().saturating_sub(later(0, retention));
+        let gone =
+            tx.prepare_cached(sql::IP_LOG_EXPIRE)?
+                .execute(params![id, cutoff, IP_EXPIRE_BATCH])? as u64;
+        if gone > 0 {
+            count = count.saturating_sub(gone);
+            counts_changed = true;
+        }
+    }
+    if counts_changed {
+        tx.prepare_cached(sql::IP_LOG_COUNTS)?.execute(params![
+            id,
+            sql_ms(count),
+            sql_ms(dropped)
+        ])?;
+    }
+    Ok(())
+}
+
+/// Loads session `id` for `visit` and records the access; `None` when it is
+/// gone or not the visit's to open (then nothing is recorded).
+pub(super) fn touch(
+    tx: &Connection,
+    id: &SessionId,
+    visit: &Visit,
+    now: i64,
+) -> Result<Option<SessionRecord>> {
+    let key = id.uuid_bytes();
+    let Some(head) = live(tx, &key, now)? else {
+        return Ok(None);
+    };
+    if !visit.access().may_open(head.token.as_ref()) {
+        return Ok(None);
+    }
+    record_access(tx, &key, &head, visit, now)?;
+    Ok(Some(SessionRecord::new(
+        head.state,
+        head.created_ms,
+        visit.at_ms,
+        visit.ip,
+        data(tx, &key)?,
+    )))
+}
+
+/// Counts `created` sessions and `conversations` in the statistics of the
+/// visit's network (SPEC §3.6); counts past their retention start afresh.
+fn count_network(
+    tx: &Connection,
+    visit: &Visit,
+    now: i64,
+    created: i64,
+    conversations: i64,
+) -> Result<()> {
+    let Some(ip) = visit.ip.filter(|_| visit.policy.count_networks) else {
+        return Ok(());
+    };
+    let network = IpBytes::of(client_network(ip));
+    tx.prepare_cached(sql::COUNT_NETWORK)?.execute(params![
+        network.as_slice(),
+        created,
+        conversations,
+        visit.at(),
+        later(now, visit.policy.network_retention),
+        now,
+    ])?;
+    Ok(())
+}
+
+/// Applies the new-session limit to one creation: `Some(wait)` when refused.
+fn admit(tx: &Connection, limit: &CreateLimit, now: i64) -> Result<Option<Duration>> {
+    let network = IpBytes::of(limit.network);
+    let current: Option<(i64, i64)> = tx
+        .prepare_cached(sql::CREATIONS)?
+        .query_row([network.as_slice()], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let (admitted, window_end) = match current {
+        Some((admitted, end)) if now < end => (admitted, end),
+        _ => (0, later(now, limit.window)),
+    };
+    if admitted >= i64::from(limit.max) {
+        return Ok(Some(Duration::from_millis(
+            unsigned(window_end - now).max(1),
+        )));
+    }
+    tx.prepare_cached(sql::ADMIT)?.execute(params![
+        network.as_slice(),
+        admitted + 1,
+        window_end
+    ])?;
+    Ok(None)
+}
+
+/// Writes the sets of `changes` to session `id`, and removes its removals.
+fn write_data(tx: &Connection, id: &Key, changes: &Changes) -> Result<()> {
+    for (key, value) in &changes.data {
+        match value {
+            Some(value) => tx.prepare_cached(sql::DATA_SET)?.execute(params![
+                id,
+                key.as_bytes(),
+                value.as_bytes()
+            ])?,
+            None => tx
+                .prepare_cached(sql::DATA_REMOVE)?
+                .execute(params![id, key.as_bytes()])?,
+        };
+    }
+    Ok(())
+}
+
+/// What a creation did, and whether it started a conversation.
+pub(super) struct Creation {
+    pub(super) created: Created,
+    pub(super) promoted: bool,
+}
+
+/// Creates session `id` with `changes` as its first data (SPEC §3.2),
+/// unless the id names a live session or `limit` refuses it.
+pub(super) fn create(
+    tx: &Connection,
+    id: &SessionId,
+    visit: &Visit,
+    changes: &Changes,
+    limit: Option<&CreateLimit>,
+    now: i64,
+) -> Result<Creation> {
+    let key = id.uuid_bytes();
+    let answer = |created| Creation {
+        created,
+        promoted: false,
+    };
+    if let Some(existing) = head(tx, &key)? {
+        if existing.is_live(now) {
+            // The same call run again after its reply was lost: it did
+            // create. Not with a token: the id was reserved in the token's
+            // binding, and another browser of the same user may have created
+            // it (the caller then commits).
+            let same = visit.token.is_none() && existing.created_ms == visit.at_ms;
+            return Ok(answer(if same {
+                Created::Created
+            } else {
+                Created::Exists
+            }));
+        }
+        // Expired and not swept yet: it names nothing.
+        remove(tx, &key)?;
+    }
+    if let Some(retry_after) = limit.map(|l| admit(tx, l, now)).transpose()?.flatten() {
+        return Ok(answer(Created::Limited { retry_after }));
+    }
+    let state = if changes.promote {
+        SessionState::Permanent
+    } else {
+        SessionState::Temporary
+    };
+    let size = DataSize::default().with_changes(&SessionData::new(), changes);
+    let ip = visit.ip.map(IpBytes::of);
+    tx.prepare_cached(sql::CREATE)?.execute(params![
+        &key,
+        state_code(state),
+        visit.at(),
+        ip.as_ref().map(IpBytes::as_slice),
+        session_expiry(state, &visit.policy, now),
+        visit.token.as_ref().map(TokenHash::as_bytes),
+        sql_ms(size.keys as u64),
+        sql_ms(size.bytes as u64),
+    ])?;
+    write_data(tx, &key, changes)?;
+    if state == SessionState::Permanent {
+        let head = Head {
+            state,
+            created_ms: visit.at_ms,
+            expires_ms: None,
+            token: visit.token,
+            size,
+            ip_count: 0,
+            ip_dropped: 0,
+        };
+        log_ip(tx, &key, &head, visit)?;
+    }
+    count_network(tx, visit, now, 1, i64::from(changes.promote))?;
+    Ok(Creation {
+        created: Created::Created,
+        promoted: changes.promote,
+    })
+}
+
+/// What a commit did, and whether it started a conversation.
+pub(super) struct Commit {
+    pub(super) committed: Committed,
+    pub(super) promoted: bool,
+}
+
+/// Writes the changed keys (and promotion) of live session `id`, all or
+/// nothing: refused when the result would break the visit's data limits.
+pub(super) fn commit(
+    tx: &Connection,
+    id: &SessionId,
+    visit: &Visit,
+    changes: &Changes,
+    now: i64,
+) -> Result<Commit> {
+    let key = id.uuid_bytes();
+    let answer = |committed| Commit {
+        committed,
+        promoted: false,
+    };
+    let Some(head) = live(tx, &key, now)? else {
+        // Gone: nothing written, no resurrection.
+        return Ok(answer(Committed::Missing));
+    };
+    // The size after the changes, from the kept size and the lengths of the
+    // changed keys' values only: O(changed keys), not O(session).
+    let mut after = head.size;
+    {
+        let mut old_len = tx.prepare_cached(sql::VALUE_LENGTH)?;
+        for (name, value) in &changes.data {
+            let old: Option<i64> = old_len
+                .query_row(params![&key, name.as_bytes()], |row| row.get(0))
+                .optional()?;
+            let old = old.map(|n| usize::try_from(n).unwrap_or(0));
+            after = after.replaced(name, old, value.as_ref().map(String::len));
+        }
+    }
+    if visit.policy.limits.check(head.size, after).is_err() {
+        return Ok(answer(Committed::OverLimit));
+    }
+    write_data(tx, &key, changes)?;
+    let promote = changes.promote && head.state == SessionState::Temporary;
+    if promote {
+        tx.prepare_cached(sql::PROMOTE)?.execute(params![
+            &key,
+            sql_ms(after.keys as u64),
+            sql_ms(after.bytes as u64),
+            state_code(SessionState::Permanent),
+            session_expiry(SessionState::Permanent, &visit.policy, now),
+        ])?;
+        let head = Head {
+            state: SessionState::Permanent,
+            ..head
+        };
+        log_ip(tx, &key, &head, visit)?;
+        count_network(tx, visit, now, 0, 1)?;
+    } else if after != head.size {
+        tx.prepare_cached(sql::DATA_SIZE)?.execute(params![
+            &key,
+            sql_ms(after.keys as u64),
+            sql_ms(after.bytes as u64)
+        ])?;
+    }
+    Ok(Commit {
+        committed: Committed::Applied,
+        promoted: promote,
+    })
+}
+
+/// Renames live session `old` to `new` (SPEC §3.5, §3.7), keeping
+/// everything, then touches it; see `SessionStore::cycle`.
+pub(super) fn cycle(
+    tx: &Connection,
+    old: &SessionId,
+    new: &SessionId,
+    visit: &Visit,
+    now: i64,
+) -> Result<Option<SessionRecord>> {
+    let (old_key, new_key) = (old.uuid_bytes(), new.uuid_bytes());
+    let Some(current) = live(tx, &old_key, now)? else {
+        // Gone, or renamed already by this same call (a retry): `new` is it.
+        return touch(tx, new, visit, now);
+    };
+    if !visit.access().may_open(current.token.as_ref()) {
+        return Ok(None);
+    }
+    if let Some(taken) = head(tx, &new_key)? {
+        if taken.is_live(now) {
+            return Ok(None);
+        }
+        remove(tx, &new_key)?;
+    }
+    // Data and IP log are keyed by the id too: they move in the same
+    // transaction (bounded by the data limits and the IP-log cap).
+    tx.prepare_cached(sql::CYCLE_SESSION)?.execute(params![
+        &old_key,
+        &new_key,
+        visit.token.as_ref().map(TokenHash::as_bytes)
+    ])?;
+    tx.prepare_cached(sql::CYCLE_DATA)?
+        .execute(params![&old_key, &new_key])?;
+    tx.prepare_cached(sql::CYCLE_IP_LOG)?
+        .execute(params![&old_key, &new_key])?;
+    touch(tx, new, visit, now)
+}
+
+/// Deletes session `id` if it is live and temporary (`Session::reset`).
+pub(super) fn reset(tx: &Connection, id: &SessionId, now: i64) -> Result<Removed> {
+    let key = id.uuid_bytes();
+    match live(tx, &key, now)? {
+        Some(head) if head.state == SessionState::Temporary => {
+            remove(tx, &key)?;
+            Ok(Removed::session(head.token))
+        }
+        _ => Ok(Removed::nothing()),
+    }
+}
+
+/// Agent deletion: removes session `id`, its data and IP log.
+pub(super) fn delete(tx: &Connection, id: &SessionId, now: i64) -> Result<Removed> {
+    let key = id.uuid_bytes();
+    let Some(head) = head(tx, &key)? else {
+        return Ok(Removed::nothing());
+    };
+    remove(tx, &key)?;
+    // An expired session is removed as the sweep would, but was gone already.
+    Ok(if head.is_live(now) {
+        Removed::session(head.token)
+    } else {
+        Removed::nothing()
+    })
+}
+
+/// The IP log of live session `id` (empty while it is temporary).
+pub(super) fn ip_log(tx: &Connection, id: &SessionId, now: i64) -> Result<Option<IpLog>> {
+    let key = id.uuid_bytes();
+    let Some(head) = live(tx, &key, now)? else {
+        return Ok(None);
+    };
+    let mut stmt = tx.prepare_cached(sql::IP_LOG)?;
+    let entries = stmt
+        .query_map([&key], |row| {
+            Ok(IpLogEntry::new(
+                row.get::<_, Ip>(0)?.0,
+                unsigned(row.get(1)?),
+                unsigned(row.get(2)?),
+            ))
+        })?
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(IpLog::new(entries, head.ip_dropped)))
+}
+
+/// The statistics of the network of `ip`, unless past their retention.
+pub(super) fn network_stats(tx: &Connection, ip: IpAddr, now: i64) -> Result<Option<NetworkStats>> {
+    let network = client_network(ip);
+    tx.prepare_cached(sql::NETWORK_STATS)?
+        .query_row(params![IpBytes::of(network).as_slice(), now], |row| {
+            Ok(NetworkStats::new(
+                network,
+                unsigned(row.get(0)?),
+                unsigned(row.get(1)?),
+                unsigned(row.get(2)?),
+                unsigned(row.get(3)?),
+            ))
+        })
+        .optional()
+}
+
+/// When a token binding in `state` expires, from `now` (SPEC §3.7: like its
+/// session).
+fn binding_expiry(state: SessionState, policy: &StorePolicy, now: i64) -> Option<i64> {
+    session_expiry(state, policy, now)
+}
+
+/// The live binding of `token`.
+fn binding(tx: &Connection, token: &TokenHash, now: i64) -> Result<Option<TokenBinding>> {
+    tx.prepare_cached(sql::BINDING)?
+        .query_row(params![token.as_bytes(), now], |row| {
+            Ok(TokenBinding::new(
+                row.get::<_, Id>(0)?.0,
+                row.get::<_, State>(1)?.0,
+            ))
+        })
+        .optional()
+}
+
+/// The binding of `token`, kept alive by this visit with the token.
+pub(super) fn token_session(
+    tx: &Connection,
+    token: &TokenHash,
+    policy: &StorePolicy,
+    now: i64,
+) -> Result<Option<TokenBinding>> {
+    let Some(found) = binding(tx, token, now)? else {
+        return Ok(None);
+    };
+    tx.prepare_cached(sql::BINDING_KEEP)?.execute(params![
+        token.as_bytes(),
+        binding_expiry(found.state, policy, now)
+    ])?;
+    Ok(Some(found))
+}
+
+/// Binds `token` to `id` unless it is bound to a session other than
+/// `expected` and `id` (compare and set); answers the session bound.
+pub(super) fn bind_token(
+    tx: &Connection,
+    token: &TokenHash,
+    expected: Option<&SessionId>,
+    id: &SessionId,
+    state: SessionState,
+    policy: &StorePolicy,
+    now: i64,
+) -> Result<SessionId> {
+    let current = binding(tx, token, now)?;
+    if let Some(current) = current {
+        if Some(&current.id) != expected && current.id != *id {
+            return Ok(current.id);
+        }
+    }
+    // A binding made permanent meanwhile stays permanent.
+    let state = match current {
+        Some(c) if c.id == *id && c.state == SessionState::Permanent => c.state,
+        _ => state,
+    };
+    tx.prepare_cached(sql::BIND)?.execute(params![
+        token.as_bytes(),
+        &id.uuid_bytes(),
+        state_code(state),
+        binding_expiry(state, policy, now),
+    ])?;
+    Ok(*id)
+}
+
+/// Drops `token`'s binding if it names `id`.
+pub(super) fn unbind_token(tx: &Connection, token: &TokenHash, id: &SessionId) -> Result<()> {
+    tx.prepare_cached(sql::UNBIND)?
+        .execute(params![token.as_bytes(), &id.uuid_bytes()])?;
+    Ok(())
+}
+
+/// One batch of the sweep: at most `batch` expired rows of each kind
+/// (sessions with their data and IP log, token bindings, network
+/// statistics, new-session windows), the soonest expired first. Returns
+/// the rows removed, and whether a kind had more than the batch.
+pub(super) fn sweep_batch(tx: &Connection, now: i64, batch: u32) -> Result<(u64, bool)> {
+    let batch = i64::from(batch);
+    let expired: Vec<Key> = tx
+        .prepare_cached(sql::SWEEP_SESSIONS)?
+        .query_map(params![now, batch], |row| row.get(0))?
+        .collect::<Result<_>>()?;
+    for id in &expired {
+        remove(tx, id)?;
+    }
+    let mut removed = expired.len() as u64;
+    let mut more = expired.len() as i64 == batch;
+    for sql in [sql::SWEEP_TOKENS, sql::SWEEP_NETWORKS, sql::SWEEP_CREATIONS] {
+        let n = tx.prepare_cached(sql)?.execute(params![now, batch])? as i64;
+        removed += n as u64;
+        more |= n == batch;
+    }
+    Ok((removed, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::super::schema::TABLES).unwrap();
+        conn
+    }
+
+    fn visit(idle_ms: u64) -> Visit {
+        let policy = StorePolicy::default().idle_ttl(Duration::from_millis(idle_ms));
+        Visit::of(&Access::new(
+            Some("192.0.2.1".parse().unwrap()),
+            1_000,
+            &policy,
+        ))
+    }
+
+    fn count(conn: &Connection, table: &str) -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_sweep_batch_removes_at_most_its_size_soonest_expired_first() {
+        let conn = db();
+        let data = Changes::default().set("k", "1");
+        // Sessions created at `now` 0 expiring after 10, 20, ... 50 ms, and one live.
+        let mut ids = Vec::new();
+        for ttl in [30, 10, 50, 20, 40, 1_000_000] {
+            let id = SessionId::generate();
+            let created = create(&conn, &id, &visit(ttl), &data, None, 0).unwrap();
+            assert_eq!(created.created, Created::Created);
+            ids.push((ttl, id));
+        }
+        let gone = |conn: &Connection| -> Vec<u64> {
+            ids.iter()
+                .filter(|(_, id)| head(conn, &id.uuid_bytes()).unwrap().is_none())
+                .map(|(ttl, _)| *ttl)
+                .collect()
+        };
+        // A network's statistics and a token binding, expired too.
+        let token = TokenHash::from_bytes([7; 32]);
+        let short = visit(5).policy;
+        bind_token(
+            &conn,
+            &token,
+            None,
+            &ids[0].1,
+            SessionState::Temporary,
+            &short,
+            0,
+        )
+        .unwrap();
+
+        let now = 60;
+        assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (2 + 1, true));
+        assert_eq!(gone(&conn), [10, 20], "the soonest expired first");
+        assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (2, true));
+        assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (1, false));
+        assert_eq!(gone(&conn), [30, 10, 50, 20, 40]);
+        assert_eq!(
+            count(&conn, "vs_session_data"),
+            1,
+            "data went with its session"
+        );
+        assert_eq!(count(&conn, "vs_tokens"), 0);
+        assert_eq!(count(&conn, "vs_networks"), 1, "statistics live a year");
+        assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (0, false));
+    }
+
+    #[test]
+    fn an_expired_row_is_gone_for_every_call_before_the_sweep() {
+        let conn = db();
+        let id = SessionId::generate();
+        let v = visit(10);
+        create(&conn, &id, &v, &Changes::default().set("k", "1"), None, 0).unwrap();
+        assert!(touch(&conn, &id, &v, 9).unwrap().is_some(), "live at 9 ms");
+        // That touch slid the expiry to 19 ms.
+        assert!(touch(&conn, &id, &v, 18).unwrap().is_some());
+        assert_eq!(touch(&conn, &id, &v, 28 + 1).unwrap(), None);
+        let late = commit(&conn, &id, &v, &Changes::default().set("k", "2"), 30).unwrap();
+        assert_eq!(late.committed, Committed::Missing);
+        assert_eq!(ip_log(&conn, &id, 30).unwrap(), None);
+        assert_eq!(reset(&conn, &id, 30).unwrap(), Removed::nothing());
+        assert_eq!(
+            cycle(&conn, &id, &SessionId::generate(), &v, 30).unwrap(),
+            None
+        );
+        assert_eq!(
+            count(&conn, "vs_sessions"),
+            1,
+            "still in the file until swept"
+        );
+        // The same id created again (a retry much later) starts afresh.
+        let again = create(&conn, &id, &v, &Changes::default(), None, 30).unwrap();
+        assert_eq!(again.created, Created::Created);
+        let record = touch(&conn, &id, &v, 31).unwrap().unwrap();
+        assert!(
+            record.data.is_empty(),
+            "nothing of the expired session came back"
+        );
+    }
+}

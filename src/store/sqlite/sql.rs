@@ -1,0 +1,199 @@
+//! The SQL of every operation, named, on the layout of the module docs;
+//! `every_statement_is_an_index_search_never_a_scan` checks their plans.
+
+/// What a call reads of a session before it decides.
+pub(super) const HEAD: &str = "SELECT state, created_ms, expires_ms, token, data_keys, data_bytes, \
+    ip_count, ip_dropped FROM vs_sessions WHERE id = ?1";
+
+/// A session's data, removed with it.
+pub(super) const REMOVE_DATA: &str = "DELETE FROM vs_session_data WHERE id = ?1";
+
+/// A session's IP log, removed with it.
+pub(super) const REMOVE_IP_LOG: &str = "DELETE FROM vs_ip_log WHERE id = ?1";
+
+/// A session's own row.
+pub(super) const REMOVE_SESSION: &str = "DELETE FROM vs_sessions WHERE id = ?1";
+
+/// A session's data, loaded by a touch.
+pub(super) const DATA: &str = "SELECT key, value FROM vs_session_data WHERE id = ?1";
+
+/// An access: its time and IP, and the TTL it slides.
+pub(super) const RECORD_ACCESS: &str = "UPDATE vs_sessions SET seen_ms = ?2, ip = ?3, expires_ms = \
+    ?4 WHERE id = ?1";
+
+/// An address new to the IP log (nothing if it is there).
+pub(super) const IP_LOG_ADD: &str = "INSERT INTO vs_ip_log (id, ip, first_ms, last_ms) VALUES (?1, \
+    ?2, ?3, ?3) ON CONFLICT (id, ip) DO NOTHING";
+
+/// The least recently seen addresses giving way past the cap.
+pub(super) const IP_LOG_DROP_LEAST_RECENT: &str = "DELETE FROM vs_ip_log WHERE id = ?1 AND ip IN \
+    (SELECT ip FROM vs_ip_log WHERE id = ?1 ORDER BY last_ms, ip LIMIT ?2)";
+
+/// An address seen again; a late access never moves its time back.
+pub(super) const IP_LOG_SEEN_AGAIN: &str = "UPDATE vs_ip_log SET last_ms = ?3 WHERE id = ?1 AND ip \
+    = ?2 AND last_ms < ?3";
+
+/// IP-log entries past their retention, a bounded number.
+pub(super) const IP_LOG_EXPIRE: &str = "DELETE FROM vs_ip_log WHERE id = ?1 AND ip IN (SELECT ip \
+    FROM vs_ip_log WHERE id = ?1 AND last_ms < ?2 ORDER BY last_ms LIMIT ?3)";
+
+/// The IP log's size and the count of addresses that gave way.
+pub(super) const IP_LOG_COUNTS: &str = "UPDATE vs_sessions SET ip_count = ?2, ip_dropped = ?3 \
+    WHERE id = ?1";
+
+/// A network's statistics: counted, or counted afresh past their retention (?6: now).
+pub(super) const COUNT_NETWORK: &str = "INSERT INTO vs_networks (network, sessions_created, \
+    conversations_started, first_ms, last_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON \
+    CONFLICT (network) DO UPDATE SET sessions_created = excluded.sessions_created + CASE WHEN \
+    expires_ms <= ?6 THEN 0 ELSE sessions_created END, conversations_started = \
+    excluded.conversations_started + CASE WHEN expires_ms <= ?6 THEN 0 ELSE \
+    conversations_started END, first_ms = CASE WHEN expires_ms <= ?6 THEN excluded.first_ms \
+    ELSE first_ms END, last_ms = excluded.last_ms, expires_ms = excluded.expires_ms";
+
+/// A network's new-session window.
+pub(super) const CREATIONS: &str = "SELECT admitted, window_end_ms FROM vs_creations WHERE network \
+    = ?1";
+
+/// A creation admitted in a network's window.
+pub(super) const ADMIT: &str = "INSERT INTO vs_creations (network, admitted, window_end_ms) VALUES \
+    (?1, ?2, ?3) ON CONFLICT (network) DO UPDATE SET admitted = excluded.admitted, \
+    window_end_ms = excluded.window_end_ms";
+
+/// A handler key set.
+pub(super) const DATA_SET: &str = "INSERT INTO vs_session_data (id, key, value) VALUES (?1, ?2, \
+    ?3) ON CONFLICT (id, key) DO UPDATE SET value = excluded.value";
+
+/// A handler key removed.
+pub(super) const DATA_REMOVE: &str = "DELETE FROM vs_session_data WHERE id = ?1 AND key = ?2";
+
+/// A new session.
+pub(super) const CREATE: &str = "INSERT INTO vs_sessions (id, state, created_ms, seen_ms, ip, \
+    expires_ms, token, data_keys, data_bytes, ip_count, ip_dropped) VALUES (?1, ?2, ?3, ?3, \
+    ?4, ?5, ?6, ?7, ?8, 0, 0)";
+
+/// The length of a key's value, for the data limits.
+pub(super) const VALUE_LENGTH: &str = "SELECT length(value) FROM vs_session_data WHERE id = ?1 AND \
+    key = ?2";
+
+/// A session made permanent, with its new data size.
+pub(super) const PROMOTE: &str = "UPDATE vs_sessions SET data_keys = ?2, data_bytes = ?3, state = \
+    ?4, expires_ms = ?5 WHERE id = ?1";
+
+/// A session's new data size.
+pub(super) const DATA_SIZE: &str = "UPDATE vs_sessions SET data_keys = ?2, data_bytes = ?3 WHERE \
+    id = ?1";
+
+/// A session renamed, bound to the access's token if it had none.
+pub(super) const CYCLE_SESSION: &str = "UPDATE vs_sessions SET id = ?2, token = coalesce(token, \
+    ?3) WHERE id = ?1";
+
+/// A renamed session's data.
+pub(super) const CYCLE_DATA: &str = "UPDATE vs_session_data SET id = ?2 WHERE id = ?1";
+
+/// A renamed session's IP log.
+pub(super) const CYCLE_IP_LOG: &str = "UPDATE vs_ip_log SET id = ?2 WHERE id = ?1";
+
+/// A session's IP log, exported.
+pub(super) const IP_LOG: &str = "SELECT ip, first_ms, last_ms FROM vs_ip_log WHERE id = ?1";
+
+/// A network's statistics, unless past their retention.
+pub(super) const NETWORK_STATS: &str = "SELECT sessions_created, conversations_started, first_ms, \
+    last_ms FROM vs_networks WHERE network = ?1 AND expires_ms > ?2";
+
+/// A token's live binding.
+pub(super) const BINDING: &str = "SELECT id, state FROM vs_tokens WHERE token = ?1 AND (expires_ms \
+    IS NULL OR expires_ms > ?2)";
+
+/// A token's binding, kept alive by a visit with the token.
+pub(super) const BINDING_KEEP: &str = "UPDATE vs_tokens SET expires_ms = ?2 WHERE token = ?1";
+
+/// A token bound.
+pub(super) const BIND: &str = "INSERT INTO vs_tokens (token, id, state, expires_ms) VALUES (?1, \
+    ?2, ?3, ?4) ON CONFLICT (token) DO UPDATE SET id = excluded.id, state = excluded.state, \
+    expires_ms = excluded.expires_ms";
+
+/// A token's binding to one session dropped.
+pub(super) const UNBIND: &str = "DELETE FROM vs_tokens WHERE token = ?1 AND id = ?2";
+
+/// Expired sessions, soonest expired first, a batch.
+pub(super) const SWEEP_SESSIONS: &str = "SELECT id FROM vs_sessions WHERE expires_ms <= ?1 ORDER \
+    BY expires_ms LIMIT ?2";
+
+/// Expired token bindings, a batch.
+pub(super) const SWEEP_TOKENS: &str = "DELETE FROM vs_tokens WHERE token IN (SELECT token FROM \
+    vs_tokens WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2)";
+
+/// Network statistics past their retention, a batch.
+pub(super) const SWEEP_NETWORKS: &str = "DELETE FROM vs_networks WHERE network IN (SELECT network \
+    FROM vs_networks WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2)";
+
+/// Ended new-session windows, a batch.
+pub(super) const SWEEP_CREATIONS: &str = "DELETE FROM vs_creations WHERE network IN (SELECT \
+    network FROM vs_creations WHERE window_end_ms <= ?1 ORDER BY window_end_ms LIMIT ?2)";
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+
+    const ALL: &[(&str, &str)] = &[
+        ("HEAD", HEAD),
+        ("REMOVE_DATA", REMOVE_DATA),
+        ("REMOVE_IP_LOG", REMOVE_IP_LOG),
+        ("REMOVE_SESSION", REMOVE_SESSION),
+        ("DATA", DATA),
+        ("RECORD_ACCESS", RECORD_ACCESS),
+        ("IP_LOG_ADD", IP_LOG_ADD),
+        ("IP_LOG_DROP_LEAST_RECENT", IP_LOG_DROP_LEAST_RECENT),
+        ("IP_LOG_SEEN_AGAIN", IP_LOG_SEEN_AGAIN),
+        ("IP_LOG_EXPIRE", IP_LOG_EXPIRE),
+        ("IP_LOG_COUNTS", IP_LOG_COUNTS),
+        ("COUNT_NETWORK", COUNT_NETWORK),
+        ("CREATIONS", CREATIONS),
+        ("ADMIT", ADMIT),
+        ("DATA_SET", DATA_SET),
+        ("DATA_REMOVE", DATA_REMOVE),
+        ("CREATE", CREATE),
+        ("VALUE_LENGTH", VALUE_LENGTH),
+        ("PROMOTE", PROMOTE),
+        ("DATA_SIZE", DATA_SIZE),
+        ("CYCLE_SESSION", CYCLE_SESSION),
+        ("CYCLE_DATA", CYCLE_DATA),
+        ("CYCLE_IP_LOG", CYCLE_IP_LOG),
+        ("IP_LOG", IP_LOG),
+        ("NETWORK_STATS", NETWORK_STATS),
+        ("BINDING", BINDING),
+        ("BINDING_KEEP", BINDING_KEEP),
+        ("BIND", BIND),
+        ("UNBIND", UNBIND),
+        ("SWEEP_SESSIONS", SWEEP_SESSIONS),
+        ("SWEEP_TOKENS", SWEEP_TOKENS),
+        ("SWEEP_NETWORKS", SWEEP_NETWORKS),
+        ("SWEEP_CREATIONS", SWEEP_CREATIONS),
+    ];
+
+    /// SPEC §3.3, §5: no call costs more than O(log n) in any table (an
+    /// index search, then the rows of one session), the IP log's cap and
+    /// the sweep's batches included.
+    #[test]
+    fn every_statement_is_an_index_search_never_a_scan() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::super::schema::TABLES).unwrap();
+        for (name, sql) in ALL {
+            let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            // Unbound parameters are NULL: the plan does not depend on them.
+            let mut rows = plan.raw_query();
+            let mut steps = Vec::<String>::new();
+            while let Some(row) = rows.next().unwrap() {
+                steps.push(row.get(3).unwrap());
+            }
+            for step in &steps {
+                assert!(
+                    !step.starts_with("SCAN") && !step.contains("TEMP B-TREE"),
+                    "{name}: {step} (plan: {steps:?})"
+                );
+            }
+        }
+    }
+}
