@@ -7,7 +7,7 @@
 //! Each message carries an id the client generates: a repeated id is stored
 //! once, so a client may retry a send whose answer it never got.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -16,14 +16,44 @@ use visitor_session::SessionId;
 
 /// Most messages one conversation keeps: a sanity cap far above any chat.
 pub(crate) const MAX_MESSAGES: usize = 10_000;
+/// Most text one conversation keeps, in bytes (SPEC §6): 4 MiB.
+pub(crate) const MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
 /// Upper bound on one call to Redis or SQLite.
 const TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Who wrote a message.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Sender {
+    /// The visitor, through the widget.
+    Visitor,
+    /// The site's team (here, the one automatic acknowledgement).
+    Agent,
+}
+
+impl Sender {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Visitor => "visitor",
+            Self::Agent => "agent",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        if text == "agent" {
+            Self::Agent
+        } else {
+            Self::Visitor
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct Message {
     pub(crate) id: String,
     pub(crate) text: String,
     pub(crate) at_ms: u64,
+    pub(crate) from: Sender,
 }
 
 /// What [`Conversations::append`] did.
@@ -32,7 +62,7 @@ pub(crate) enum Appended {
     Stored,
     /// A message with this id was stored before (a retried send).
     Again,
-    /// The conversation holds [`MAX_MESSAGES`] already.
+    /// The conversation holds [`MAX_MESSAGES`] or [`MAX_TEXT_BYTES`] already.
     Full,
 }
 
@@ -49,8 +79,28 @@ pub(crate) enum Conversations {
 
 #[derive(Default)]
 pub(crate) struct Conversation {
-    ids: HashSet<String>,
+    /// Each message's place in `messages`, by id.
+    places: HashMap<String, usize>,
     messages: Vec<Message>,
+    bytes: usize,
+}
+
+impl Conversation {
+    /// Whether `more` messages of `bytes` more text still fit.
+    fn fits(&self, more: usize, bytes: usize) -> bool {
+        self.messages.len() + more <= MAX_MESSAGES && self.bytes + bytes <= MAX_TEXT_BYTES
+    }
+
+    fn push(&mut self, message: Message) {
+        self.places.insert(message.id.clone(), self.messages.len());
+        self.bytes += message.text.len();
+        self.messages.push(message);
+    }
+}
+
+/// The messages of a page ending before place `end`: `limit` at most.
+fn page_range(end: usize, limit: usize) -> std::ops::Range<usize> {
+    end.saturating_sub(limit)..end
 }
 
 impl Conversations {
@@ -58,41 +108,62 @@ impl Conversations {
         Self::Memory(Mutex::default())
     }
 
+    /// Appends `message` unless its id is known or the conversation is full;
+    /// to a conversation that was empty, `first_reply` is appended after it,
+    /// in the same step (the team's acknowledgement, exactly once).
     pub(crate) async fn append(
         &self,
         session: &SessionId,
         message: Message,
+        first_reply: Message,
     ) -> Result<Appended, Unavailable> {
         match self {
             Self::Memory(all) => {
                 let mut all = all.lock().unwrap_or_else(|p| p.into_inner());
                 let conversation = all.entry(*session).or_default();
-                Ok(if conversation.ids.contains(&message.id) {
-                    Appended::Again
-                } else if conversation.messages.len() >= MAX_MESSAGES {
-                    Appended::Full
-                } else {
-                    conversation.ids.insert(message.id.clone());
-                    conversation.messages.push(message);
-                    Appended::Stored
-                })
+                if conversation.places.contains_key(&message.id) {
+                    return Ok(Appended::Again);
+                }
+                if !conversation.fits(1, message.text.len()) {
+                    return Ok(Appended::Full);
+                }
+                let first = conversation.messages.is_empty();
+                conversation.push(message);
+                if first && conversation.fits(1, first_reply.text.len()) {
+                    conversation.push(first_reply);
+                }
+                Ok(Appended::Stored)
             }
-            Self::Redis(store) => store.append(session, &message).await,
-            Self::Sqlite(store) => store.append(session, message).await,
+            Self::Redis(store) => store.append(session, &message, &first_reply).await,
+            Self::Sqlite(store) => store.append(session, message, first_reply).await,
         }
     }
 
-    pub(crate) async fn list(&self, session: &SessionId) -> Result<Vec<Message>, Unavailable> {
+    /// A page of the conversation, oldest first: the latest `limit` messages,
+    /// or the `limit` before the message `before` (none when it is unknown).
+    pub(crate) async fn page(
+        &self,
+        session: &SessionId,
+        limit: usize,
+        before: Option<String>,
+    ) -> Result<Vec<Message>, Unavailable> {
         match self {
             Self::Memory(all) => {
                 let all = all.lock().unwrap_or_else(|p| p.into_inner());
-                Ok(all
-                    .get(session)
-                    .map(|c| c.messages.clone())
-                    .unwrap_or_default())
+                let Some(conversation) = all.get(session) else {
+                    return Ok(Vec::new());
+                };
+                let end = match &before {
+                    Some(id) => match conversation.places.get(id) {
+                        Some(place) => *place,
+                        None => return Ok(Vec::new()),
+                    },
+                    None => conversation.messages.len(),
+                };
+                Ok(conversation.messages[page_range(end, limit)].to_vec())
             }
-            Self::Redis(store) => store.list(session).await,
-            Self::Sqlite(store) => store.list(session).await,
+            Self::Redis(store) => store.page(session, limit, before).await,
+            Self::Sqlite(store) => store.page(session, limit, before).await,
         }
     }
 
@@ -129,9 +200,11 @@ impl Conversations {
 pub(crate) mod sqlite_conversations {
     //! `chatbox_messages`, in the file of the sessions: one row per message,
     //! keyed by its session's id and its place in the conversation (1, 2,
-    //! ...), and unique per conversation by its message id. Its own
-    //! connection, each call one transaction on a blocking thread (the
-    //! session store keeps its own connection, on its own thread).
+    //! ...), and unique per conversation by its message id; and
+    //! `chatbox_conversations`, each conversation's message count and text
+    //! bytes, so that the caps cost one row, not a scan. Its own connection,
+    //! each call one transaction on a blocking thread (the session store
+    //! keeps its own connection, on its own thread).
 
     use std::sync::Arc;
 
@@ -139,20 +212,47 @@ pub(crate) mod sqlite_conversations {
 
     use super::*;
 
-    const TABLE: &str = "
+    const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS chatbox_messages (
     session TEXT NOT NULL,
     seq INTEGER NOT NULL,
     id TEXT NOT NULL,
     text TEXT NOT NULL,
     at_ms INTEGER NOT NULL,
+    sender TEXT NOT NULL,
     PRIMARY KEY (session, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS chatbox_messages_by_id ON chatbox_messages (session, id);
+CREATE TABLE IF NOT EXISTS chatbox_conversations (
+    session TEXT PRIMARY KEY,
+    messages INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
     pub(crate) struct Store {
         conn: Arc<Mutex<Connection>>,
+    }
+
+    fn insert(
+        tx: &rusqlite::Transaction<'_>,
+        session: &str,
+        seq: i64,
+        m: &Message,
+    ) -> rusqlite::Result<()> {
+        tx.execute(
+            "INSERT INTO chatbox_messages (session, seq, id, text, at_ms, sender) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                session,
+                seq,
+                m.id,
+                m.text,
+                i64::try_from(m.at_ms).unwrap_or(i64::MAX),
+                m.from.as_str()
+            ],
+        )?;
+        Ok(())
     }
 
     impl Store {
@@ -164,7 +264,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS chatbox_messages_by_id ON chatbox_messages (se
             // transaction at a time: wait for it rather than fail.
             conn.busy_timeout(TIMEOUT)
                 .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
-                .and_then(|()| conn.execute_batch(TABLE))
+                .and_then(|()| conn.execute_batch(TABLES))
                 .map_err(|e| format!("cannot keep conversations in {path}: {e}"))?;
             Ok(Self {
                 conn: Arc::new(Mutex::new(conn)),
@@ -196,6 +296,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS chatbox_messages_by_id ON chatbox_messages (se
             &self,
             session: &SessionId,
             message: Message,
+            first_reply: Message,
         ) -> Result<Appended, Unavailable> {
             let session = session.as_str().to_owned();
             self.run(move |tx| {
@@ -209,45 +310,76 @@ CREATE UNIQUE INDEX IF NOT EXISTS chatbox_messages_by_id ON chatbox_messages (se
                 if known.is_some() {
                     return Ok(Appended::Again);
                 }
-                // Messages are only ever added: the latest place is the count.
-                let count: i64 = tx.query_row(
-                    "SELECT coalesce(max(seq), 0) FROM chatbox_messages WHERE session = ?1",
-                    [&session],
-                    |row| row.get(0),
-                )?;
-                if count >= MAX_MESSAGES as i64 {
+                let (count, bytes): (i64, i64) = tx
+                    .query_row(
+                        "SELECT messages, bytes FROM chatbox_conversations WHERE session = ?1",
+                        [&session],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()?
+                    .unwrap_or((0, 0));
+                let fits = |n: i64, b: i64| n <= MAX_MESSAGES as i64 && b <= MAX_TEXT_BYTES as i64;
+                let (mut count, mut bytes) = (count + 1, bytes + message.text.len() as i64);
+                if !fits(count, bytes) {
                     return Ok(Appended::Full);
                 }
+                insert(tx, &session, count, &message)?;
+                let with_reply = (count + 1, bytes + first_reply.text.len() as i64);
+                if count == 1 && fits(with_reply.0, with_reply.1) {
+                    (count, bytes) = with_reply;
+                    insert(tx, &session, count, &first_reply)?;
+                }
                 tx.execute(
-                    "INSERT INTO chatbox_messages (session, seq, id, text, at_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        session,
-                        count + 1,
-                        message.id,
-                        message.text,
-                        i64::try_from(message.at_ms).unwrap_or(i64::MAX)
-                    ],
+                    "INSERT INTO chatbox_conversations (session, messages, bytes) \
+                     VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (session) DO UPDATE SET messages = ?2, bytes = ?3",
+                    params![session, count, bytes],
                 )?;
                 Ok(Appended::Stored)
             })
             .await
         }
 
-        pub(crate) async fn list(&self, session: &SessionId) -> Result<Vec<Message>, Unavailable> {
+        pub(crate) async fn page(
+            &self,
+            session: &SessionId,
+            limit: usize,
+            before: Option<String>,
+        ) -> Result<Vec<Message>, Unavailable> {
             let session = session.as_str().to_owned();
             self.run(move |tx| {
+                let end: i64 = match before {
+                    Some(id) => {
+                        let place = tx
+                            .query_row(
+                                "SELECT seq FROM chatbox_messages WHERE session = ?1 AND id = ?2",
+                                params![session, id],
+                                |row| row.get(0),
+                            )
+                            .optional()?;
+                        match place {
+                            Some(place) => place,
+                            None => return Ok(Vec::new()),
+                        }
+                    }
+                    None => i64::MAX,
+                };
                 let mut stmt = tx.prepare(
-                    "SELECT id, text, at_ms FROM chatbox_messages WHERE session = ?1 ORDER BY seq",
+                    "SELECT id, text, at_ms, sender FROM chatbox_messages \
+                     WHERE session = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
                 )?;
-                stmt.query_map([&session], |row| {
-                    Ok(Message {
-                        id: row.get(0)?,
-                        text: row.get(1)?,
-                        at_ms: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
-                    })
-                })?
-                .collect()
+                let mut page: Vec<Message> = stmt
+                    .query_map(params![session, end, limit as i64], |row| {
+                        Ok(Message {
+                            id: row.get(0)?,
+                            text: row.get(1)?,
+                            at_ms: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                            from: Sender::parse(&row.get::<_, String>(3)?),
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                page.reverse();
+                Ok(page)
             })
             .await
         }
@@ -260,11 +392,21 @@ CREATE UNIQUE INDEX IF NOT EXISTS chatbox_messages_by_id ON chatbox_messages (se
         ) -> Result<(), Unavailable> {
             let (old, new) = (old.as_str().to_owned(), new.as_str().to_owned());
             self.run(move |tx| {
-                tx.execute(
-                    "UPDATE chatbox_messages SET session = ?2 WHERE session = ?1 \
-                     AND NOT EXISTS (SELECT 1 FROM chatbox_messages WHERE session = ?2)",
-                    params![old, new],
-                )?;
+                let taken: Option<i64> = tx
+                    .query_row(
+                        "SELECT 1 FROM chatbox_conversations WHERE session = ?1",
+                        [&new],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                if taken.is_none() {
+                    for table in ["chatbox_messages", "chatbox_conversations"] {
+                        tx.execute(
+                            &format!("UPDATE {table} SET session = ?2 WHERE session = ?1"),
+                            params![old, new],
+                        )?;
+                    }
+                }
                 Ok(())
             })
             .await
@@ -277,6 +419,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS chatbox_messages_by_id ON chatbox_messages (se
                     "DELETE FROM chatbox_messages WHERE session = ?1",
                     [&session],
                 )?;
+                tx.execute(
+                    "DELETE FROM chatbox_conversations WHERE session = ?1",
+                    [&session],
+                )?;
                 Ok(deleted > 0)
             })
             .await
@@ -286,22 +432,56 @@ CREATE UNIQUE INDEX IF NOT EXISTS chatbox_messages_by_id ON chatbox_messages (se
 
 pub(crate) mod redis_conversations {
     //! `chat:{<uuid>}`, a list of JSON messages, oldest first, and
-    //! `chat:{<uuid>}:ids`, the set of their ids: one slot, one script.
+    //! `chat:{<uuid>}:ids`, a hash of each message id's place in the list
+    //! and `#bytes`, the conversation's text size (ids are letters, digits,
+    //! `-`, `_` and `:`, never `#`): one slot, one script per call.
 
     use redis::aio::ConnectionLike;
     use tokio::sync::Mutex;
 
     use super::*;
 
-    /// Appends a message unless its id is known or the list is full.
-    /// KEYS: the list, the id set. ARGV: id, JSON, cap.
-    /// Returns 1 stored, 0 a known id, 2 full.
+    /// Appends a message unless its id is known or the conversation is
+    /// full, and to an empty one the first reply after it.
+    /// KEYS: the list, the id hash. ARGV: id, JSON, text bytes, the reply's
+    /// id, JSON and text bytes, the caps on messages and on bytes.
+    /// Returns STORED, AGAIN (a known id) or FULL.
     const APPEND: &str = r"
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 2 end
-redis.call('RPUSH', KEYS[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[1])
-return 1
+local AGAIN, STORED, FULL = 0, 1, 2
+local list, places = KEYS[1], KEYS[2]
+local id, json, len = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local reply_id, reply_json, reply_len = ARGV[4], ARGV[5], tonumber(ARGV[6])
+local max_messages, max_bytes = tonumber(ARGV[7]), tonumber(ARGV[8])
+if redis.call('HEXISTS', places, id) == 1 then return AGAIN end
+local count = redis.call('LLEN', list)
+local bytes = tonumber(redis.call('HGET', places, '#bytes') or '0')
+if count + 1 > max_messages or bytes + len > max_bytes then return FULL end
+redis.call('RPUSH', list, json)
+redis.call('HSET', places, id, count)
+bytes = bytes + len
+if count == 0 and count + 2 <= max_messages and bytes + reply_len <= max_bytes then
+  redis.call('RPUSH', list, reply_json)
+  redis.call('HSET', places, reply_id, 1)
+  bytes = bytes + reply_len
+end
+redis.call('HSET', places, '#bytes', bytes)
+return STORED
+";
+
+    /// A page of a conversation, oldest first: the latest `limit` messages,
+    /// or the `limit` before the message `before` ('' for the latest).
+    /// KEYS: the list, the id hash. ARGV: limit, before.
+    const PAGE: &str = r"
+local list, places = KEYS[1], KEYS[2]
+local limit, before = tonumber(ARGV[1]), ARGV[2]
+local finish = redis.call('LLEN', list)
+if before ~= '' then
+  local place = redis.call('HGET', places, before)
+  if not place then return {} end
+  finish = tonumber(place)
+end
+if finish == 0 then return {} end
+return redis.call('LRANGE', list, math.max(0, finish - limit), finish - 1)
 ";
 
     /// Moves a conversation to a session's new id, unless it is gone or
@@ -329,6 +509,7 @@ return 1
         conn: Mutex<Option<Conn>>,
         prefix: String,
         append: redis::Script,
+        page: redis::Script,
         rename: redis::Script,
     }
 
@@ -387,6 +568,7 @@ return 1
                 conn: Mutex::new(None),
                 prefix: prefix.to_owned(),
                 append: redis::Script::new(APPEND),
+                page: redis::Script::new(PAGE),
                 rename: redis::Script::new(RENAME),
             }
         }
@@ -465,16 +647,22 @@ return 1
             &self,
             session: &SessionId,
             message: &Message,
+            first_reply: &Message,
         ) -> Result<Appended, Unavailable> {
             let (list, ids) = self.keys(session);
-            let json = serde_json::to_string(message).expect("a message serializes");
+            let json = |m: &Message| serde_json::to_string(m).expect("a message serializes");
             let mut invocation = self.append.prepare_invoke();
             invocation
                 .key(&list)
                 .key(&ids)
                 .arg(&message.id)
-                .arg(&json)
-                .arg(MAX_MESSAGES);
+                .arg(json(message))
+                .arg(message.text.len())
+                .arg(&first_reply.id)
+                .arg(json(first_reply))
+                .arg(first_reply.text.len())
+                .arg(MAX_MESSAGES)
+                .arg(MAX_TEXT_BYTES);
             let code: i64 = self.run(Call::Script(&invocation)).await?;
             Ok(match code {
                 1 => Appended::Stored,
@@ -483,11 +671,20 @@ return 1
             })
         }
 
-        pub(crate) async fn list(&self, session: &SessionId) -> Result<Vec<Message>, Unavailable> {
-            let (list, _) = self.keys(session);
-            let mut cmd = redis::cmd("LRANGE");
-            cmd.arg(&list).arg(0).arg(-1);
-            let items: Vec<String> = self.run(Call::Command(&cmd)).await?;
+        pub(crate) async fn page(
+            &self,
+            session: &SessionId,
+            limit: usize,
+            before: Option<String>,
+        ) -> Result<Vec<Message>, Unavailable> {
+            let (list, ids) = self.keys(session);
+            let mut invocation = self.page.prepare_invoke();
+            invocation
+                .key(&list)
+                .key(&ids)
+                .arg(limit)
+                .arg(before.unwrap_or_default());
+            let items: Vec<String> = self.run(Call::Script(&invocation)).await?;
             Ok(items
                 .iter()
                 .filter_map(|json| serde_json::from_str(json).ok())

@@ -18,7 +18,7 @@ use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
@@ -30,7 +30,7 @@ use visitor_session::{
     SessionLayer,
 };
 
-use conversations::{Appended, Conversations, MAX_MESSAGES, Message};
+use conversations::{Appended, Conversations, MAX_MESSAGES, MAX_TEXT_BYTES, Message, Sender};
 
 const WIDGET: &str = include_str!("widget.html");
 /// The two pages of the demo site, each with the chat widget.
@@ -53,6 +53,9 @@ static HELP: LazyLock<String> = LazyLock::new(|| {
 const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 /// Longest message accepted, in characters.
 const MAX_MESSAGE_CHARS: usize = 2000;
+/// The team's answer to a conversation's first message.
+const ACKNOWLEDGEMENT: &str =
+    "Thanks for your message! Someone from our team will answer here soon.";
 /// What a visitor is told when the stores fail; the details go to the log.
 const UNAVAILABLE: &str = "chat is unavailable right now, your conversation is safe";
 
@@ -433,14 +436,49 @@ fn unavailable(what: &str, cause: &dyn std::fmt::Display) -> Response {
         .into_response()
 }
 
-async fn list_messages(State(app): State<App>, session: Session) -> Response {
+/// `?limit=N&before=<message id>` of `GET /api/messages`.
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<usize>,
+    before: Option<String>,
+}
+
+/// Messages a page holds by default, and at most (SPEC §6).
+const PAGE_DEFAULT: usize = 200;
+const PAGE_MAX: usize = 1_000;
+
+/// The latest page of the visitor's conversation, or the page before a
+/// message: a read never returns a whole unbounded conversation.
+async fn list_messages(
+    State(app): State<App>,
+    session: Session,
+    Query(query): Query<PageQuery>,
+) -> Response {
     if let Some(error) = session.error() {
         return unavailable("messages: the session store is unavailable", &error);
     }
+    let limit = query.limit.unwrap_or(PAGE_DEFAULT);
+    // A message id: a client's, or the team's (`agent:…`).
+    let anchor_ok = |id: &str| {
+        id.split_once(':').map_or(id, |(_, rest)| rest).len() <= 64
+            && message_id_ok(&id.replacen(':', "", 1))
+    };
+    if !(1..=PAGE_MAX).contains(&limit) || query.before.as_deref().is_some_and(|id| !anchor_ok(id))
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`limit` is a number of messages from 1 to {PAGE_MAX}, and `before` the id \
+                 of a message"
+            ),
+        )
+            .into_response();
+    }
+    let before = query.before;
     let Some(id) = session.id() else {
         return Json(Vec::<Message>::new()).into_response();
     };
-    match app.conversations.list(&id).await {
+    match app.conversations.page(&id, limit, before).await {
         Ok(messages) => Json(messages).into_response(),
         Err(e) => unavailable("messages: the conversation store is unavailable", &e.0),
     }
@@ -483,14 +521,28 @@ async fn post_message(State(app): State<App>, session: Session, body: Bytes) -> 
     let Some(session_id) = session.id() else {
         return unavailable("post: no session", &"no session after start");
     };
+    let at_ms = visitor_session::store::Access::now_ms();
     let message = Message {
         id: new
             .id
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
         text: new.text,
-        at_ms: visitor_session::store::Access::now_ms(),
+        at_ms,
+        from: Sender::Visitor,
     };
-    match app.conversations.append(&session_id, message.clone()).await {
+    // The team's automatic acknowledgement, stored once, after the first
+    // message of a conversation (its id has a `:`, which no client id has).
+    let acknowledgement = Message {
+        id: "agent:ack".to_owned(),
+        text: ACKNOWLEDGEMENT.to_owned(),
+        at_ms,
+        from: Sender::Agent,
+    };
+    let appended = app
+        .conversations
+        .append(&session_id, message.clone(), acknowledgement)
+        .await;
+    match appended {
         Ok(Appended::Stored) => {
             // A conversation makes the session permanent (SPEC §3.1).
             if let Err(e) = session.promote() {
@@ -502,7 +554,10 @@ async fn post_message(State(app): State<App>, session: Session, body: Bytes) -> 
         Ok(Appended::Again) => (StatusCode::OK, Json(json!({ "id": message.id }))).into_response(),
         Ok(Appended::Full) => (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("this conversation holds {MAX_MESSAGES} messages already"),
+            format!(
+                "this conversation holds {MAX_MESSAGES} messages or {} MiB of text already",
+                MAX_TEXT_BYTES >> 20
+            ),
         )
             .into_response(),
         Err(e) => unavailable("post: the conversation store is unavailable", &e.0),
