@@ -112,7 +112,13 @@ async fn wait_until(client: &Client, condition: &str, what: &str) {
     }
 }
 
-/// Waits until the widget finished loading (its session line is filled).
+/// The visitor's messages the widget shows as sent (the team's replies are
+/// `li.agent`).
+const VISITOR_SENT: &str = "#messages li.visitor:not(.pending)";
+
+/// Waits until the widget finished loading (its session line, shown only
+/// with `?debug`, is filled), then opens the chat as a visitor would, with
+/// the launcher.
 async fn widget_ready(client: &Client) {
     wait_until(
         client,
@@ -120,14 +126,45 @@ async fn widget_ready(client: &Client) {
         "the widget to load",
     )
     .await;
+    if client
+        .execute("return document.getElementById('chat').hidden;", vec![])
+        .await
+        .unwrap()
+        == Value::Bool(true)
+    {
+        click(client, "launcher").await;
+    }
+    wait_until(
+        client,
+        "!document.getElementById('chat').hidden && document.activeElement.id === 'text'",
+        "the chat to open with the input focused",
+    )
+    .await;
 }
 
-/// The messages the widget shows as sent, oldest first.
+async fn click(client: &Client, id: &str) {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// How many of the visitor's messages the widget shows as sent.
+fn visitor_count_is(n: usize) -> String {
+    format!("document.querySelectorAll('{VISITOR_SENT}').length === {n}")
+}
+
+/// The visitor's messages the widget shows as sent, oldest first.
 async fn shown(client: &Client) -> Vec<String> {
     let texts = client
         .execute(
-            "return [...document.querySelectorAll('#messages li:not(.empty):not(.pending)')]\
-             .map((li) => li.textContent);",
+            &format!(
+                "return [...document.querySelectorAll('{VISITOR_SENT} .text')]\
+                 .map((t) => t.textContent);"
+            ),
             vec![],
         )
         .await
@@ -157,8 +194,8 @@ async fn type_and_send(client: &Client, text: &str) {
 async fn send(client: &Client, text: &str) {
     type_and_send(client, text).await;
     let shown = format!(
-        "[...document.querySelectorAll('#messages li:not(.pending)')]\
-         .some((li) => li.textContent === {})",
+        "[...document.querySelectorAll('{VISITOR_SENT} .text')]\
+         .some((t) => t.textContent === {})",
         json!(text)
     );
     wait_until(client, &shown, "the message to be sent").await;
@@ -263,7 +300,21 @@ async fn a_conversation_follows_the_visitor_across_pages_subdomains_and_restarts
         client.goto(&url(&demo, "www", "/")).await.unwrap();
         widget_ready(&client).await;
         send(&client, "Hello, do you ship to Norway?").await;
+        // The team's acknowledgement, once, with its time.
+        wait_until(
+            &client,
+            "document.querySelectorAll('#messages li.agent').length === 1 && \
+             document.querySelector('#messages li.agent time') !== null",
+            "the team's acknowledgement",
+        )
+        .await;
         let id = session_id(&client).await.expect("a session");
+        // The session line is for developers (`?debug`), not visitors.
+        let line = client.find(Locator::Id("session")).await.unwrap();
+        assert!(
+            !line.is_displayed().await.unwrap(),
+            "no session line without ?debug"
+        );
         // Another page of the site.
         client
             .find(Locator::Id("nav"))
@@ -273,19 +324,14 @@ async fn a_conversation_follows_the_visitor_across_pages_subdomains_and_restarts
             .await
             .unwrap();
         wait_until(&client, "location.pathname === '/help'", "the help page").await;
-        wait_until(
-            &client,
-            "document.querySelectorAll('#messages li:not(.empty)').length === 1",
-            "the conversation on /help",
-        )
-        .await;
+        wait_until(&client, &visitor_count_is(1), "the conversation on /help").await;
         assert_eq!(shown(&client).await, ["Hello, do you ship to Norway?"]);
         // Another subdomain.
         client.goto(&url(&demo, "help", "/")).await.unwrap();
         widget_ready(&client).await;
         wait_until(
             &client,
-            "document.querySelectorAll('#messages li:not(.empty)').length === 1",
+            &visitor_count_is(1),
             "the conversation on help.chat.test",
         )
         .await;
@@ -316,10 +362,7 @@ async fn a_conversation_follows_the_visitor_across_pages_subdomains_and_restarts
         widget_ready(&client).await;
         wait_until(
             &client,
-            &format!(
-                "document.querySelectorAll('#messages li:not(.empty)').length === {}",
-                expected.len()
-            ),
+            &visitor_count_is(expected.len()),
             "the conversation after the restart",
         )
         .await;
@@ -370,13 +413,25 @@ async fn start_over_unbinds_the_browser_and_leaves_exactly_one_new_session() {
     send(&client, "Please forget me after this").await;
     let before = session_id(&client).await.unwrap();
     assert_eq!(sessions().len(), 1);
-    client
-        .find(Locator::Id("reset"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    // "Start over" asks first; "Cancel" keeps everything.
+    click(&client, "reset").await;
+    wait_until(
+        &client,
+        "!document.getElementById('confirm-reset').hidden",
+        "the confirmation",
+    )
+    .await;
+    click(&client, "confirm-no").await;
+    assert_eq!(shown(&client).await, ["Please forget me after this"]);
+    assert_eq!(session_id(&client).await.as_deref(), Some(before.as_str()));
+    click(&client, "reset").await;
+    wait_until(
+        &client,
+        "!document.getElementById('confirm-reset').hidden",
+        "the confirmation",
+    )
+    .await;
+    click(&client, "confirm-yes").await;
     wait_until(
         &client,
         "document.querySelector('#messages li.empty') !== null",
@@ -470,8 +525,10 @@ async fn a_redis_outage_is_told_plainly_and_loses_nothing() {
     // The widget retries the pending message with the same id.
     wait_until(
         &client,
-        "[...document.querySelectorAll('#messages li:not(.pending)')]\
-         .some((li) => li.textContent === 'During the outage')",
+        &format!(
+            "[...document.querySelectorAll('{VISITOR_SENT} .text')]\
+             .some((t) => t.textContent === 'During the outage')"
+        ),
         "the retried message",
     )
     .await;
@@ -479,7 +536,7 @@ async fn a_redis_outage_is_told_plainly_and_loses_nothing() {
     widget_ready(&client).await;
     wait_until(
         &client,
-        "document.querySelectorAll('#messages li:not(.empty)').length >= 2",
+        &format!("document.querySelectorAll('{VISITOR_SENT}').length >= 2"),
         "the conversation after the outage",
     )
     .await;
@@ -490,4 +547,85 @@ async fn a_redis_outage_is_told_plainly_and_loses_nothing() {
     );
     client.close().await.unwrap();
     drop(started);
+}
+
+/// SPEC §6: the widget loads the latest page of a long conversation and the
+/// earlier messages on demand, each with its time.
+#[tokio::test]
+async fn the_widget_shows_the_latest_page_and_earlier_messages_on_demand() {
+    let _one = one_at_a_time().await;
+    let demo = Demo::start(&[("SESSION_STORE", "memory")]);
+    let client = browser().await;
+    client.goto(&url(&demo, "www", "/")).await.unwrap();
+    widget_ready(&client).await;
+    // Sixty messages from this page, as the widget would send them.
+    client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             (async () => {
+               for (let i = 0; i < 60; i++) {
+                 await fetch('/api/messages', {
+                   method: 'POST',
+                   headers: { 'content-type': 'application/json' },
+                   body: JSON.stringify({ id: 'h' + i, text: 'history ' + i }),
+                 });
+               }
+             })().then(() => done(true));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    client.refresh().await.unwrap();
+    widget_ready(&client).await;
+    // The latest page: 50 messages, the newest last, and the way back.
+    wait_until(&client, &visitor_count_is(50), "the latest page").await;
+    let latest = shown(&client).await;
+    assert_eq!(
+        (latest[0].as_str(), latest[49].as_str()),
+        ("history 10", "history 59")
+    );
+    wait_until(
+        &client,
+        "!document.getElementById('earlier').hidden",
+        "the earlier-messages button",
+    )
+    .await;
+    click(&client, "earlier").await;
+    wait_until(&client, &visitor_count_is(60), "the earlier page").await;
+    let all = shown(&client).await;
+    assert_eq!(all[0], "history 0");
+    assert_eq!(all.len(), 60);
+    let untimed = client
+        .execute(
+            "return document.querySelectorAll('#messages li:not(.empty):not(:has(time))').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(untimed, json!(0), "every message shows its time");
+    wait_until(
+        &client,
+        "document.getElementById('earlier').hidden",
+        "no more earlier messages",
+    )
+    .await;
+    // A phone: the panel takes the width of the screen, and the input's
+    // 16 px text keeps iOS from zooming into it.
+    client.set_window_size(390, 844).await.unwrap();
+    wait_until(
+        &client,
+        "(() => { const r = document.getElementById('chat').getBoundingClientRect(); \
+           return r.left >= 0 && r.right <= innerWidth && r.width >= innerWidth - 24; })()",
+        "a full-width panel on a small screen",
+    )
+    .await;
+    let size = client
+        .execute(
+            "return getComputedStyle(document.getElementById('text')).fontSize;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(size, json!("16px"));
+    client.close().await.unwrap();
 }
