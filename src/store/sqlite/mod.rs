@@ -99,7 +99,7 @@ use std::sync::mpsc::Sender;
 use rusqlite::Connection;
 
 pub use config::{DEFAULT_SWEEP_BATCH, DEFAULT_SWEEP_INTERVAL, Durability, SqliteConfig};
-use ops::Visit;
+use ops::{Now, Visit};
 use worker::{Db, Job, Stage};
 
 use super::{
@@ -170,7 +170,7 @@ impl SqliteStore {
         config.validate()?;
         let conn = schema::open(&config)?;
         let (jobs, queue) = std::sync::mpsc::channel();
-        let db = Db::new(conn, config.sweep_batch);
+        let db = Db::new(conn, config.sweep_batch, config.sweep_interval);
         let interval = config.sweep_interval;
         std::thread::Builder::new()
             .name("visitor-session-sqlite".into())
@@ -226,7 +226,7 @@ impl SqliteStore {
         &self,
         op: &'static str,
         writes: bool,
-        body: impl FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
+        body: impl FnOnce(&Connection, Now) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreFuture<T> {
         self.call(op, move |db| db.transaction(writes, body))
     }
