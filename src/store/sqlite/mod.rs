@@ -144,15 +144,8 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    jobs: Executor,
+    jobs: Sender<Job>,
     config: SqliteConfig,
-}
-
-/// Where the calls run. MEASUREMENT ONLY (`VS_SQLITE_EXECUTOR=blocking`):
-/// the store's thread, or tokio's blocking pool around a mutex.
-enum Executor {
-    Thread(Sender<Job>),
-    Blocking(Arc<std::sync::Mutex<Db>>),
 }
 
 impl fmt::Debug for SqliteStore {
@@ -179,15 +172,6 @@ impl SqliteStore {
         let (jobs, queue) = std::sync::mpsc::channel();
         let db = Db::new(conn, config.sweep_batch, config.sweep_interval);
         let interval = config.sweep_interval;
-        if std::env::var("VS_SQLITE_EXECUTOR").as_deref() == Ok("blocking") {
-            return Ok(Self {
-                inner: Arc::new(Inner {
-                    jobs: Executor::Blocking(Arc::new(std::sync::Mutex::new(db))),
-                    config,
-                }),
-            });
-        }
-        let jobs = Executor::Thread(jobs);
         std::thread::Builder::new()
             .name("visitor-session-sqlite".into())
             .spawn(move || worker::run(db, queue, interval))
@@ -231,19 +215,8 @@ impl SqliteStore {
             }
             let _ = reply.send(work(db).map_err(|failure| store_error(op, failure)));
         });
-        match &self.inner.jobs {
-            Executor::Thread(jobs) => {
-                if jobs.send(job).is_err() {
-                    return StoreFuture::ready(Err(stopped(op)));
-                }
-            }
-            Executor::Blocking(db) => {
-                let db = db.clone();
-                drop(tokio::task::spawn_blocking(move || {
-                    let mut db = db.lock().unwrap();
-                    job(&mut db)
-                }));
-            }
+        if self.inner.jobs.send(job).is_err() {
+            return StoreFuture::ready(Err(stopped(op)));
         }
         StoreFuture::new(async move { answer.await.unwrap_or_else(|_| Err(stopped(op))) })
     }
