@@ -18,7 +18,7 @@ use super::super::{
     Access, Changes, Committed, CreateLimit, Created, DataSize, IpLog, IpLogEntry, NetworkStats,
     Removed, SessionData, SessionRecord, SessionState, StorePolicy, TokenBinding, TokenHash,
 };
-use super::sql;
+use super::{blob, sql};
 use crate::client_ip::client_network;
 use crate::id::SessionId;
 
@@ -180,18 +180,6 @@ impl FromSql for Id {
     }
 }
 
-/// A UTF-8 text kept as a blob (keys and JSON values: a blob keeps every
-/// byte, NUL included, and compares them all).
-struct Text(String);
-
-impl FromSql for Text {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        String::from_utf8(value.as_blob()?.to_vec())
-            .map(Self)
-            .map_err(|e| FromSqlError::Other(Box::new(e)))
-    }
-}
-
 /// What the store reads of a session before it decides.
 struct Head {
     state: SessionState,
@@ -199,7 +187,6 @@ struct Head {
     expires_ms: Option<i64>,
     sweep_ms: Option<i64>,
     token: Option<TokenHash>,
-    size: DataSize,
     ip_count: u64,
     ip_dropped: u64,
 }
@@ -208,34 +195,58 @@ impl Head {
     fn is_live(&self, now: Now) -> bool {
         self.expires_ms.is_none_or(|at| now.ms < at)
     }
+
+    /// The columns `sql::HEAD` (and `HEAD_AND_DATA`) start with.
+    fn read(row: &rusqlite::Row<'_>) -> Result<Self> {
+        Ok(Head {
+            state: row.get::<_, State>(0)?.0,
+            created_ms: unsigned(row.get(1)?),
+            expires_ms: row.get(2)?,
+            sweep_ms: row.get(3)?,
+            token: row
+                .get::<_, Option<[u8; 32]>>(4)?
+                .map(TokenHash::from_bytes),
+            ip_count: unsigned(row.get(5)?),
+            ip_dropped: unsigned(row.get(6)?),
+        })
+    }
 }
 
 /// The row of session `id`, live or not.
 fn head(tx: &Connection, id: &Key) -> Result<Option<Head>> {
     tx.prepare_cached(sql::HEAD)?
-        .query_row([id], |row| {
-            Ok(Head {
-                state: row.get::<_, State>(0)?.0,
-                created_ms: unsigned(row.get(1)?),
-                expires_ms: row.get(2)?,
-                sweep_ms: row.get(3)?,
-                token: row
-                    .get::<_, Option<[u8; 32]>>(4)?
-                    .map(TokenHash::from_bytes),
-                size: DataSize {
-                    keys: usize::try_from(row.get::<_, i64>(5)?).unwrap_or(0),
-                    bytes: usize::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
-                },
-                ip_count: unsigned(row.get(7)?),
-                ip_dropped: unsigned(row.get(8)?),
-            })
-        })
+        .query_row([id], Head::read)
         .optional()
 }
 
 /// The live session `id`.
 fn live(tx: &Connection, id: &Key, now: Now) -> Result<Option<Head>> {
     Ok(head(tx, id)?.filter(|h| h.is_live(now)))
+}
+
+/// The live session `id` with its data.
+fn live_with_data(tx: &Connection, id: &Key, now: Now) -> Result<Option<(Head, SessionData)>> {
+    let found = tx
+        .prepare_cached(sql::HEAD_AND_DATA)?
+        .query_row([id], |row| {
+            let head = Head::read(row)?;
+            if !head.is_live(now) {
+                return Ok(None);
+            }
+            let data = match row.get_ref(7)?.as_blob_or_null()? {
+                None => SessionData::new(),
+                Some(blob) => blob::decode(blob).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        7,
+                        rusqlite::types::Type::Blob,
+                        "session data this store did not write".into(),
+                    )
+                })?,
+            };
+            Ok(Some((head, data)))
+        })
+        .optional()?;
+    Ok(found.flatten())
 }
 
 /// When a session in `state` expires, from `now` (`None`: never).
@@ -248,18 +259,9 @@ fn session_expiry(state: SessionState, policy: &StorePolicy, now: Now) -> Option
 
 /// Removes session `id` with its data and IP log.
 fn remove(tx: &Connection, id: &Key) -> Result<()> {
-    tx.prepare_cached(sql::REMOVE_DATA)?.execute([id])?;
     tx.prepare_cached(sql::REMOVE_IP_LOG)?.execute([id])?;
     tx.prepare_cached(sql::REMOVE_SESSION)?.execute([id])?;
     Ok(())
-}
-
-fn data(tx: &Connection, id: &Key) -> Result<SessionData> {
-    let mut stmt = tx.prepare_cached(sql::DATA)?;
-    let rows = stmt.query_map([id], |row| {
-        Ok((row.get::<_, Text>(0)?.0, row.get::<_, Text>(1)?.0))
-    })?;
-    rows.collect()
 }
 
 /// Records `visit` on session `id` (SPEC §3.1, §3.3): its time, IP and TTL,
@@ -342,7 +344,7 @@ pub(super) fn touch(
     now: Now,
 ) -> Result<Option<SessionRecord>> {
     let key = id.uuid_bytes();
-    let Some(head) = live(tx, &key, now)? else {
+    let Some((head, data)) = live_with_data(tx, &key, now)? else {
         return Ok(None);
     };
     if !visit.access().may_open(head.token.as_ref()) {
@@ -354,7 +356,7 @@ pub(super) fn touch(
         head.created_ms,
         visit.at_ms,
         visit.ip,
-        data(tx, &key)?,
+        data,
     )))
 }
 
@@ -441,23 +443,6 @@ fn admit(tx: &Connection, limit: &CreateLimit, now: Now) -> Result<Option<Durati
     Ok(None)
 }
 
-/// Writes the sets of `changes` to session `id`, and removes its removals.
-fn write_data(tx: &Connection, id: &Key, changes: &Changes) -> Result<()> {
-    for (key, value) in &changes.data {
-        match value {
-            Some(value) => tx.prepare_cached(sql::DATA_SET)?.execute(params![
-                id,
-                key.as_bytes(),
-                value.as_bytes()
-            ])?,
-            None => tx
-                .prepare_cached(sql::DATA_REMOVE)?
-                .execute(params![id, key.as_bytes()])?,
-        };
-    }
-    Ok(())
-}
-
 /// What a creation did, and whether it started a conversation.
 pub(super) struct Creation {
     pub(super) created: Created,
@@ -503,7 +488,8 @@ pub(super) fn create(
     } else {
         SessionState::Temporary
     };
-    let size = DataSize::default().with_changes(&SessionData::new(), changes);
+    let mut data = SessionData::new();
+    data.apply(changes);
     let ip = visit.ip.map(IpBytes::of);
     let expires = session_expiry(state, &visit.policy, now);
     tx.prepare_cached(sql::CREATE)?.execute(params![
@@ -514,10 +500,8 @@ pub(super) fn create(
         expires,
         now.sweep_at(expires),
         visit.token.as_ref().map(TokenHash::as_bytes),
-        sql_ms(size.keys as u64),
-        sql_ms(size.bytes as u64),
+        blob::encode(&data),
     ])?;
-    write_data(tx, &key, changes)?;
     if state == SessionState::Permanent {
         let head = Head {
             state,
@@ -525,7 +509,6 @@ pub(super) fn create(
             expires_ms: expires,
             sweep_ms: now.sweep_at(expires),
             token: visit.token,
-            size,
             ip_count: 0,
             ip_dropped: 0,
         };
@@ -558,34 +541,23 @@ pub(super) fn commit(
         committed,
         promoted: false,
     };
-    let Some(head) = live(tx, &key, now)? else {
+    let Some((head, mut data)) = live_with_data(tx, &key, now)? else {
         // Gone: nothing written, no resurrection.
         return Ok(answer(Committed::Missing));
     };
-    // The size after the changes, from the kept size and the lengths of the
-    // changed keys' values only: O(changed keys), not O(session).
-    let mut after = head.size;
-    {
-        let mut old_len = tx.prepare_cached(sql::VALUE_LENGTH)?;
-        for (name, value) in &changes.data {
-            let old: Option<i64> = old_len
-                .query_row(params![&key, name.as_bytes()], |row| row.get(0))
-                .optional()?;
-            let old = old.map(|n| usize::try_from(n).unwrap_or(0));
-            after = after.replaced(name, old, value.as_ref().map(String::len));
-        }
-    }
-    if visit.policy.limits.check(head.size, after).is_err() {
+    // The rule every store applies (`store::limits`), to what it holds now.
+    let before = DataSize::of(&data);
+    let after = before.with_changes(&data, changes);
+    if visit.policy.limits.check(before, after).is_err() {
         return Ok(answer(Committed::OverLimit));
     }
-    write_data(tx, &key, changes)?;
+    data.apply(changes);
     let promote = changes.promote && head.state == SessionState::Temporary;
     if promote {
         let expires = session_expiry(SessionState::Permanent, &visit.policy, now);
         tx.prepare_cached(sql::PROMOTE)?.execute(params![
             &key,
-            sql_ms(after.keys as u64),
-            sql_ms(after.bytes as u64),
+            blob::encode(&data),
             state_code(SessionState::Permanent),
             expires,
             now.sweep_at(expires),
@@ -596,12 +568,9 @@ pub(super) fn commit(
         };
         log_ip(tx, &key, &head, visit)?;
         count_network(tx, visit, now, 0, 1)?;
-    } else if after != head.size {
-        tx.prepare_cached(sql::DATA_SIZE)?.execute(params![
-            &key,
-            sql_ms(after.keys as u64),
-            sql_ms(after.bytes as u64)
-        ])?;
+    } else if !changes.data.is_empty() {
+        tx.prepare_cached(sql::WRITE_DATA)?
+            .execute(params![&key, blob::encode(&data)])?;
     }
     Ok(Commit {
         committed: Committed::Applied,
@@ -632,15 +601,13 @@ pub(super) fn cycle(
         }
         remove(tx, &new_key)?;
     }
-    // Data and IP log are keyed by the id too: they move in the same
-    // transaction (bounded by the data limits and the IP-log cap).
+    // The IP log is keyed by the id too: it moves in the same transaction
+    // (bounded by the IP-log cap).
     tx.prepare_cached(sql::CYCLE_SESSION)?.execute(params![
         &old_key,
         &new_key,
         visit.token.as_ref().map(TokenHash::as_bytes)
     ])?;
-    tx.prepare_cached(sql::CYCLE_DATA)?
-        .execute(params![&old_key, &new_key])?;
     tx.prepare_cached(sql::CYCLE_IP_LOG)?
         .execute(params![&old_key, &new_key])?;
     touch(tx, new, visit, now)
@@ -889,11 +856,7 @@ mod tests {
         assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (2, true));
         assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (1, false));
         assert_eq!(gone(&conn), [30, 10, 50, 20, 40]);
-        assert_eq!(
-            count(&conn, "vs_session_data"),
-            1,
-            "data went with its session"
-        );
+        assert_eq!(count(&conn, "vs_sessions"), 1, "the live one is left");
         assert_eq!(count(&conn, "vs_tokens"), 0);
         assert_eq!(count(&conn, "vs_networks"), 1, "statistics live a year");
         assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (0, false));

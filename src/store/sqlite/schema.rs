@@ -27,18 +27,11 @@ CREATE TABLE vs_sessions (
     expires_ms INTEGER,
     sweep_ms INTEGER,
     token BLOB,
-    data_keys INTEGER NOT NULL,
-    data_bytes INTEGER NOT NULL,
+    data BLOB,
     ip_count INTEGER NOT NULL,
     ip_dropped INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX vs_sessions_by_sweep ON vs_sessions (sweep_ms) WHERE sweep_ms IS NOT NULL;
-CREATE TABLE vs_session_data (
-    id BLOB NOT NULL,
-    key BLOB NOT NULL,
-    value BLOB NOT NULL,
-    PRIMARY KEY (id, key)
-) WITHOUT ROWID;
 CREATE TABLE vs_ip_log (
     id BLOB NOT NULL,
     ip BLOB NOT NULL,

@@ -2,20 +2,18 @@
 //! `every_statement_is_an_index_search_never_a_scan` checks their plans.
 
 /// What a call reads of a session before it decides.
-pub(super) const HEAD: &str = "SELECT state, created_ms, expires_ms, sweep_ms, token, data_keys, \
-    data_bytes, ip_count, ip_dropped FROM vs_sessions WHERE id = ?1";
+pub(super) const HEAD: &str = "SELECT state, created_ms, expires_ms, sweep_ms, token, ip_count, \
+    ip_dropped FROM vs_sessions WHERE id = ?1";
 
-/// A session's data, removed with it.
-pub(super) const REMOVE_DATA: &str = "DELETE FROM vs_session_data WHERE id = ?1";
+/// The same, with the session's data.
+pub(super) const HEAD_AND_DATA: &str = "SELECT state, created_ms, expires_ms, sweep_ms, token, \
+    ip_count, ip_dropped, data FROM vs_sessions WHERE id = ?1";
 
 /// A session's IP log, removed with it.
 pub(super) const REMOVE_IP_LOG: &str = "DELETE FROM vs_ip_log WHERE id = ?1";
 
 /// A session's own row.
 pub(super) const REMOVE_SESSION: &str = "DELETE FROM vs_sessions WHERE id = ?1";
-
-/// A session's data, loaded by a touch.
-pub(super) const DATA: &str = "SELECT key, value FROM vs_session_data WHERE id = ?1";
 
 /// An access: its time and IP, and the expiry it slides.
 pub(super) const RECORD_ACCESS: &str = "UPDATE vs_sessions SET seen_ms = ?2, ip = ?3, expires_ms = \
@@ -80,36 +78,21 @@ pub(super) const ADMIT: &str = "INSERT INTO vs_creations (network, admitted, win
 pub(super) const ADMIT_MORE: &str = "UPDATE vs_creations SET admitted = admitted + 1 WHERE network \
     = ?1";
 
-/// A handler key set.
-pub(super) const DATA_SET: &str = "INSERT INTO vs_session_data (id, key, value) VALUES (?1, ?2, \
-    ?3) ON CONFLICT (id, key) DO UPDATE SET value = excluded.value";
-
-/// A handler key removed.
-pub(super) const DATA_REMOVE: &str = "DELETE FROM vs_session_data WHERE id = ?1 AND key = ?2";
-
 /// A new session.
 pub(super) const CREATE: &str = "INSERT INTO vs_sessions (id, state, created_ms, seen_ms, ip, \
-    expires_ms, sweep_ms, token, data_keys, data_bytes, ip_count, ip_dropped) VALUES (?1, ?2, \
-    ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, 0)";
+    expires_ms, sweep_ms, token, data, ip_count, ip_dropped) VALUES (?1, ?2, ?3, ?3, ?4, ?5, \
+    ?6, ?7, ?8, 0, 0)";
 
-/// The length of a key's value, for the data limits.
-pub(super) const VALUE_LENGTH: &str = "SELECT length(value) FROM vs_session_data WHERE id = ?1 AND \
-    key = ?2";
+/// A session made permanent, with its new data.
+pub(super) const PROMOTE: &str = "UPDATE vs_sessions SET data = ?2, state = ?3, expires_ms = ?4, \
+    sweep_ms = ?5 WHERE id = ?1";
 
-/// A session made permanent, with its new data size.
-pub(super) const PROMOTE: &str = "UPDATE vs_sessions SET data_keys = ?2, data_bytes = ?3, state = \
-    ?4, expires_ms = ?5, sweep_ms = ?6 WHERE id = ?1";
-
-/// A session's new data size.
-pub(super) const DATA_SIZE: &str = "UPDATE vs_sessions SET data_keys = ?2, data_bytes = ?3 WHERE \
-    id = ?1";
+/// A session's new data.
+pub(super) const WRITE_DATA: &str = "UPDATE vs_sessions SET data = ?2 WHERE id = ?1";
 
 /// A session renamed, bound to the access's token if it had none.
 pub(super) const CYCLE_SESSION: &str = "UPDATE vs_sessions SET id = ?2, token = coalesce(token, \
     ?3) WHERE id = ?1";
-
-/// A renamed session's data.
-pub(super) const CYCLE_DATA: &str = "UPDATE vs_session_data SET id = ?2 WHERE id = ?1";
 
 /// A renamed session's IP log.
 pub(super) const CYCLE_IP_LOG: &str = "UPDATE vs_ip_log SET id = ?2 WHERE id = ?1";
@@ -165,10 +148,9 @@ mod tests {
 
     const ALL: &[(&str, &str)] = &[
         ("HEAD", HEAD),
-        ("REMOVE_DATA", REMOVE_DATA),
+        ("HEAD_AND_DATA", HEAD_AND_DATA),
         ("REMOVE_IP_LOG", REMOVE_IP_LOG),
         ("REMOVE_SESSION", REMOVE_SESSION),
-        ("DATA", DATA),
         ("RECORD_ACCESS", RECORD_ACCESS),
         ("RECORD_ACCESS_RESWEPT", RECORD_ACCESS_RESWEPT),
         ("IP_LOG_ADD", IP_LOG_ADD),
@@ -183,14 +165,10 @@ mod tests {
         ("CREATIONS", CREATIONS),
         ("ADMIT", ADMIT),
         ("ADMIT_MORE", ADMIT_MORE),
-        ("DATA_SET", DATA_SET),
-        ("DATA_REMOVE", DATA_REMOVE),
         ("CREATE", CREATE),
-        ("VALUE_LENGTH", VALUE_LENGTH),
         ("PROMOTE", PROMOTE),
-        ("DATA_SIZE", DATA_SIZE),
+        ("WRITE_DATA", WRITE_DATA),
         ("CYCLE_SESSION", CYCLE_SESSION),
-        ("CYCLE_DATA", CYCLE_DATA),
         ("CYCLE_IP_LOG", CYCLE_IP_LOG),
         ("IP_LOG", IP_LOG),
         ("NETWORK_STATS", NETWORK_STATS),
