@@ -2,6 +2,11 @@
 //! routes, so the load benchmark (`bench_server`) and the in-process one
 //! (`benches/in_process.rs`) measure the same thing.
 //!
+//! Each contender's sessions live in the store its `store` argument names:
+//! `memory`, `sqlite:<path>` (a SQLite file, WAL mode with
+//! `synchronous = NORMAL`), `sqlite-fsync:<path>` (ours only:
+//! `Durability::PowerLoss`, `synchronous = FULL`), or a Redis URL.
+//!
 //! Routes:
 //! - `GET /`: a page view that reads the visitor's counter, and sets it on
 //!   the first visit (tower-sessions saves only a session with data);
@@ -37,7 +42,7 @@ pub fn bare_layered() -> Router {
 pub mod ours {
     use axum::Router;
     use axum::routing::get;
-    use visitor_session::store::{RedisConfig, RedisStore};
+    use visitor_session::store::{Durability, RedisConfig, RedisStore, SqliteConfig, SqliteStore};
     use visitor_session::{MemoryStore, PrivacyMode, Session, SessionConfig, SessionLayer};
 
     use super::KEY;
@@ -59,11 +64,19 @@ pub mod ours {
         format!("visit {n}")
     }
 
-    /// Our layer on `store` (`memory` or a Redis URL) in `privacy` mode.
+    /// Our layer on `store` (see the crate docs) in `privacy` mode.
     pub async fn router(store: &str, privacy: PrivacyMode) -> Router {
         let config = SessionConfig::new().secure(false).privacy(privacy);
+        let sqlite = |path: &str, durability| {
+            let sqlite = SqliteConfig::new(path).durability(durability);
+            SqliteStore::open(sqlite).expect("a SQLite file")
+        };
         let layer = if store == "memory" {
             SessionLayer::new(MemoryStore::new(), config)
+        } else if let Some(path) = store.strip_prefix("sqlite:") {
+            SessionLayer::new(sqlite(path, Durability::ProcessCrash), config)
+        } else if let Some(path) = store.strip_prefix("sqlite-fsync:") {
+            SessionLayer::new(sqlite(path, Durability::PowerLoss), config)
         } else {
             let mut redis = RedisConfig::new(store);
             // For measuring the pool size: the default unless set.
@@ -94,6 +107,7 @@ pub mod theirs {
     use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer, SessionStore};
     use tower_sessions_redis_store::RedisStore;
     use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool};
+    use tower_sessions_rusqlite_store::{RusqliteStore, tokio_rusqlite};
 
     use super::KEY;
 
@@ -128,10 +142,28 @@ pub mod theirs {
             .layer(layer)
     }
 
-    /// tower-sessions on `store` (`memory` or a Redis URL).
+    /// tower-sessions on `store` (`memory`, `sqlite:<path>` or a Redis URL).
     pub async fn router(store: &str) -> Router {
         if store == "memory" {
             return with_store(MemoryStore::default());
+        }
+        if let Some(path) = store.strip_prefix("sqlite:") {
+            let conn = tokio_rusqlite::Connection::open(path)
+                .await
+                .expect("a SQLite file");
+            // The durability of ours: WAL, `synchronous = NORMAL` (its own
+            // default, a rollback journal with `FULL`, flushes the disk on
+            // every write, and would measure the disk, not the store).
+            conn.call(|c| {
+                c.pragma_update(None, "journal_mode", "WAL")?;
+                c.pragma_update(None, "synchronous", "NORMAL")
+            })
+            .await
+            .map_err(|e: tokio_rusqlite::Error| e.to_string())
+            .expect("SQLite settings");
+            let store = RusqliteStore::new(conn);
+            store.migrate().await.expect("the sessions table");
+            return with_store(store);
         }
         let config = Config::from_url(store).expect("a Redis URL");
         // The pool size of tower-sessions-redis-store's own example.

@@ -233,13 +233,14 @@ fn now_secs() -> u64 {
         .as_secs()
 }
 
-/// The demo on each store: the embedded memory store, and Redis.
+/// The demo on each store: its default, a SQLite file (of its own, see
+/// `Demo::start`), and Redis.
 fn demos(extra: &[(&str, &str)]) -> Vec<(&'static str, Demo)> {
     let redis = RedisServer::shared().url();
     let mut on_redis = extra.to_vec();
     on_redis.push(("REDIS_URL", &redis));
     vec![
-        ("memory", Demo::start(extra)),
+        ("sqlite", Demo::start(extra)),
         ("redis", Demo::start(&on_redis)),
     ]
 }
@@ -336,7 +337,7 @@ async fn a_conversation_follows_the_visitor_across_pages_subdomains_and_restarts
         )
         .await;
         assert_eq!(session_id(&client).await.as_deref(), Some(id.as_str()));
-        if store == "memory" {
+        if store == "sqlite" {
             send(&client, "Great, thanks!").await;
             let png = client.screenshot().await.unwrap();
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser");

@@ -1,6 +1,7 @@
 //! The data limits of a session and the one rule that measures them
 //! (SPEC §3.4), shared by the [`Session`](crate::Session) handle,
-//! [`MemoryStore`](super::MemoryStore) and the SQLite store. The Redis store runs its Lua twin
+//! [`MemoryStore`](super::MemoryStore) and the SQLite store. The Redis store
+//! runs its Lua twin
 //! (`redis/lua/lib/data.lua`); the conformance scenario
 //! `data_limits_agree_on_every_store` runs both on the same cases.
 
@@ -113,35 +114,27 @@ pub(crate) struct DataSize {
 }
 
 impl DataSize {
-    /// What one key holding a value of `value_len` bytes counts for.
-    fn entry(key: &str, value_len: usize) -> usize {
-        DataLimits::entry_bytes(key, value_len)
+    /// What one key holding `value` counts for.
+    fn entry(key: &str, value: &str) -> usize {
+        DataLimits::entry_bytes(key, value.len())
     }
 
     /// The size of `data`.
     pub(crate) fn of(data: &SessionData) -> Self {
         Self {
             keys: data.len(),
-            bytes: data.iter().map(|(k, v)| Self::entry(k, v.len())).sum(),
+            bytes: data.iter().map(|(k, v)| Self::entry(k, v)).sum(),
         }
     }
 
     /// The size after setting `key` to `value` (`None`: removing it) in
     /// `data`, whose size is `self`.
-    pub(crate) fn with(self, data: &SessionData, key: &str, value: Option<&str>) -> Self {
-        self.replaced(key, data.get(key).map(String::len), value.map(str::len))
-    }
-
-    /// The size after `key`, holding a value of `old` bytes (`None`:
-    /// absent), comes to hold one of `new` bytes (`None`: removed), for a
-    /// store that knows the lengths of the values it holds, not the values.
-    pub(crate) fn replaced(mut self, key: &str, old: Option<usize>, new: Option<usize>) -> Self {
-        // Saturating: a store's kept totals are input too, and never panic.
-        if let Some(old) = old {
-            self.keys = self.keys.saturating_sub(1);
-            self.bytes = self.bytes.saturating_sub(Self::entry(key, old));
+    pub(crate) fn with(mut self, data: &SessionData, key: &str, value: Option<&str>) -> Self {
+        if let Some(old) = data.get(key) {
+            self.keys -= 1;
+            self.bytes -= Self::entry(key, old);
         }
-        if let Some(new) = new {
+        if let Some(new) = value {
             self.keys += 1;
             self.bytes += Self::entry(key, new);
         }

@@ -213,19 +213,7 @@ impl Stored {
     }
 
     fn apply(&mut self, changes: &Changes) {
-        if !changes.data.is_empty() {
-            let data = self.record.data.make_mut();
-            for (key, value) in &changes.data {
-                match value {
-                    Some(v) => {
-                        data.insert(key.clone(), v.clone());
-                    }
-                    None => {
-                        data.remove(key);
-                    }
-                }
-            }
-        }
+        self.record.data.apply(changes);
         if changes.promote {
             self.record.state = SessionState::Permanent;
         }

@@ -338,6 +338,24 @@ impl SessionData {
     pub(crate) fn make_mut(&mut self) -> &mut DataMap {
         Arc::make_mut(self.0.get_or_insert_with(Arc::default))
     }
+
+    /// Sets and removes the keys `changes` lists (its promotion aside).
+    pub(crate) fn apply(&mut self, changes: &Changes) {
+        if changes.data.is_empty() {
+            return;
+        }
+        let data = self.make_mut();
+        for (key, value) in &changes.data {
+            match value {
+                Some(v) => {
+                    data.insert(key.clone(), v.clone());
+                }
+                None => {
+                    data.remove(key);
+                }
+            }
+        }
+    }
 }
 
 impl PartialEq for SessionData {

@@ -62,18 +62,16 @@ impl Probe {
         self.number(&format!("SELECT count(*) FROM {table}"), [])
     }
 
-    /// Whether any row of session `id` is in the file: its own, its data,
-    /// its IP log.
+    /// Whether any row of session `id` is in the file: its own (with its
+    /// data), its IP log.
     pub(crate) fn holds(&self, id: &SessionId) -> bool {
         let key = key_of(id);
-        ["vs_sessions", "vs_session_data", "vs_ip_log"]
-            .iter()
-            .any(|table| {
-                self.number(
-                    &format!("SELECT count(*) FROM {table} WHERE id = ?1"),
-                    [&key],
-                ) > 0
-            })
+        ["vs_sessions", "vs_ip_log"].iter().any(|table| {
+            self.number(
+                &format!("SELECT count(*) FROM {table} WHERE id = ?1"),
+                [&key],
+            ) > 0
+        })
     }
 
     /// Whether `ip` is anywhere in the file but in the network statistics:
@@ -89,7 +87,7 @@ impl Probe {
                 [&bytes],
             ) > 0
             || self.number(
-                "SELECT count(*) FROM vs_session_data WHERE instr(value, ?1) > 0",
+                "SELECT count(*) FROM vs_sessions WHERE instr(data, ?1) > 0",
                 [text.as_bytes()],
             ) > 0
     }

@@ -3,7 +3,7 @@
 //! its CPU time from `/proc`.
 //!
 //! ```text
-//! bench_server <bare|bare-layered|ours|ours-privacy|tower-sessions> <memory|redis://...> <port>
+//! bench_server <bare|bare-layered|ours|ours-privacy|tower-sessions> <memory|sqlite:PATH|sqlite-fsync:PATH|redis://...> <port>
 //! ```
 //!
 //! The contenders and their routes are in the crate's library.
@@ -17,7 +17,8 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, contender, store, port] = args.as_slice() else {
         eprintln!(
-            "usage: bench_server <bare|bare-layered|ours|ours-privacy|tower-sessions> <memory|redis://...> <port>"
+            "usage: bench_server <bare|bare-layered|ours|ours-privacy|tower-sessions> \
+             <memory|sqlite:PATH|sqlite-fsync:PATH|redis://...> <port>"
         );
         std::process::exit(2);
     };

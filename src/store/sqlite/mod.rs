@@ -72,8 +72,7 @@
 //!
 //! | table | key | holds |
 //! |---|---|---|
-//! | `vs_sessions` | `id` | `state` (0 temporary, 1 permanent), `created_ms`, `seen_ms` and `ip` of the latest access, `expires_ms` (none for a permanent session without retention), `token` (the keyed hash of its continuity token), `data_keys` and `data_bytes` (the size of its data, kept up to date by every write), `ip_count` and `ip_dropped` (its IP log's size, and how many addresses gave way) |
-//! | `vs_session_data` | `id`, `key` | one handler key's JSON `value` |
+//! | `vs_sessions` | `id` | `state` (0 temporary, 1 permanent), `created_ms`, `seen_ms` and `ip` of the latest access, `expires_ms` (none for a permanent session without retention) and `sweep_ms` (the same, rounded up to the sweep interval: indexed for the sweep), `token` (the keyed hash of its continuity token), `data` (the handler's keys with their JSON texts in one blob, each as its length and bytes), `ip_count` and `ip_dropped` (its IP log's size, and how many addresses gave way) |
 //! | `vs_ip_log` | `id`, `ip` | a permanent session's IP log: `first_ms`, `last_ms`, indexed by `(id, last_ms)` so that the least recently seen is found in O(log n) |
 //! | `vs_tokens` | `token` | a continuity token's binding (SPEC §3.7): the keyed hash, never the token; the session `id`, its `state`, `expires_ms` |
 //! | `vs_networks` | `network` | a client network's statistics (SPEC §3.6): `sessions_created`, `conversations_started`, `first_ms`, `last_ms`, `expires_ms` (the retention after the latest event) |
@@ -85,6 +84,7 @@
 //! lock it holds longer than [`SqliteConfig::busy_timeout`] fails the calls
 //! that wait for it.
 
+mod blob;
 mod config;
 mod ops;
 mod schema;
@@ -99,7 +99,7 @@ use std::sync::mpsc::Sender;
 use rusqlite::Connection;
 
 pub use config::{DEFAULT_SWEEP_BATCH, DEFAULT_SWEEP_INTERVAL, Durability, SqliteConfig};
-use ops::Visit;
+use ops::{Now, Visit};
 use worker::{Db, Job, Stage};
 
 use super::{
@@ -170,7 +170,7 @@ impl SqliteStore {
         config.validate()?;
         let conn = schema::open(&config)?;
         let (jobs, queue) = std::sync::mpsc::channel();
-        let db = Db::new(conn, config.sweep_batch);
+        let db = Db::new(conn, config.sweep_batch, config.sweep_interval);
         let interval = config.sweep_interval;
         std::thread::Builder::new()
             .name("visitor-session-sqlite".into())
@@ -226,7 +226,7 @@ impl SqliteStore {
         &self,
         op: &'static str,
         writes: bool,
-        body: impl FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
+        body: impl FnOnce(&Connection, Now) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreFuture<T> {
         self.call(op, move |db| db.transaction(writes, body))
     }

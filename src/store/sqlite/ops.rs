@@ -18,7 +18,7 @@ use super::super::{
     Access, Changes, Committed, CreateLimit, Created, DataSize, IpLog, IpLogEntry, NetworkStats,
     Removed, SessionData, SessionRecord, SessionState, StorePolicy, TokenBinding, TokenHash,
 };
-use super::sql;
+use super::{blob, sql};
 use crate::client_ip::client_network;
 use crate::id::SessionId;
 
@@ -56,6 +56,32 @@ impl Visit {
 
     fn at(&self) -> i64 {
         sql_ms(self.at_ms)
+    }
+}
+
+/// The time of a transaction: wall-clock milliseconds since the epoch, and
+/// the step that sweep times are rounded up to.
+///
+/// Each expiring row keeps its exact expiry (`expires_ms`, checked by every
+/// call) and, indexed for the sweep, that expiry rounded up to the step
+/// (`sweep_ms`, the sweep interval): an access that slides the expiry
+/// rewrites the index only when the rounded time moves, about once per
+/// step per session, not on every request. The sweep removes a row once
+/// its rounded time has passed, at most one step after it expired.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Now {
+    pub(super) ms: i64,
+    pub(super) step: i64,
+}
+
+impl Now {
+    /// When a row expiring at `expires` is swept.
+    fn sweep_at(self, expires: Option<i64>) -> Option<i64> {
+        let step = self.step.max(1);
+        expires.map(|at| match at.rem_euclid(step) {
+            0 => at,
+            r => at.saturating_add(step - r),
+        })
     }
 }
 
@@ -154,96 +180,104 @@ impl FromSql for Id {
     }
 }
 
-/// A UTF-8 text kept as a blob (keys and JSON values: a blob keeps every
-/// byte, NUL included, and compares them all).
-struct Text(String);
-
-impl FromSql for Text {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        String::from_utf8(value.as_blob()?.to_vec())
-            .map(Self)
-            .map_err(|e| FromSqlError::Other(Box::new(e)))
-    }
-}
-
 /// What the store reads of a session before it decides.
 struct Head {
     state: SessionState,
     created_ms: u64,
     expires_ms: Option<i64>,
+    sweep_ms: Option<i64>,
     token: Option<TokenHash>,
-    size: DataSize,
     ip_count: u64,
     ip_dropped: u64,
 }
 
 impl Head {
-    fn is_live(&self, now: i64) -> bool {
-        self.expires_ms.is_none_or(|at| now < at)
+    fn is_live(&self, now: Now) -> bool {
+        self.expires_ms.is_none_or(|at| now.ms < at)
+    }
+
+    /// The columns `sql::HEAD` (and `HEAD_AND_DATA`) start with.
+    fn read(row: &rusqlite::Row<'_>) -> Result<Self> {
+        Ok(Head {
+            state: row.get::<_, State>(0)?.0,
+            created_ms: unsigned(row.get(1)?),
+            expires_ms: row.get(2)?,
+            sweep_ms: row.get(3)?,
+            token: row
+                .get::<_, Option<[u8; 32]>>(4)?
+                .map(TokenHash::from_bytes),
+            ip_count: unsigned(row.get(5)?),
+            ip_dropped: unsigned(row.get(6)?),
+        })
     }
 }
 
 /// The row of session `id`, live or not.
 fn head(tx: &Connection, id: &Key) -> Result<Option<Head>> {
     tx.prepare_cached(sql::HEAD)?
-        .query_row([id], |row| {
-            Ok(Head {
-                state: row.get::<_, State>(0)?.0,
-                created_ms: unsigned(row.get(1)?),
-                expires_ms: row.get(2)?,
-                token: row
-                    .get::<_, Option<[u8; 32]>>(3)?
-                    .map(TokenHash::from_bytes),
-                size: DataSize {
-                    keys: usize::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
-                    bytes: usize::try_from(row.get::<_, i64>(5)?).unwrap_or(0),
-                },
-                ip_count: unsigned(row.get(6)?),
-                ip_dropped: unsigned(row.get(7)?),
-            })
-        })
+        .query_row([id], Head::read)
         .optional()
 }
 
 /// The live session `id`.
-fn live(tx: &Connection, id: &Key, now: i64) -> Result<Option<Head>> {
+fn live(tx: &Connection, id: &Key, now: Now) -> Result<Option<Head>> {
     Ok(head(tx, id)?.filter(|h| h.is_live(now)))
 }
 
+/// The live session `id` with its data.
+fn live_with_data(tx: &Connection, id: &Key, now: Now) -> Result<Option<(Head, SessionData)>> {
+    let found = tx
+        .prepare_cached(sql::HEAD_AND_DATA)?
+        .query_row([id], |row| {
+            let head = Head::read(row)?;
+            if !head.is_live(now) {
+                return Ok(None);
+            }
+            let data = match row.get_ref(7)?.as_blob_or_null()? {
+                None => SessionData::new(),
+                Some(blob) => blob::decode(blob).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        7,
+                        rusqlite::types::Type::Blob,
+                        "session data this store did not write".into(),
+                    )
+                })?,
+            };
+            Ok(Some((head, data)))
+        })
+        .optional()?;
+    Ok(found.flatten())
+}
+
 /// When a session in `state` expires, from `now` (`None`: never).
-fn session_expiry(state: SessionState, policy: &StorePolicy, now: i64) -> Option<i64> {
+fn session_expiry(state: SessionState, policy: &StorePolicy, now: Now) -> Option<i64> {
     match state {
-        SessionState::Temporary => Some(later(now, policy.idle_ttl)),
-        SessionState::Permanent => policy.permanent_retention.map(|r| later(now, r)),
+        SessionState::Temporary => Some(later(now.ms, policy.idle_ttl)),
+        SessionState::Permanent => policy.permanent_retention.map(|r| later(now.ms, r)),
     }
 }
 
 /// Removes session `id` with its data and IP log.
 fn remove(tx: &Connection, id: &Key) -> Result<()> {
-    tx.prepare_cached(sql::REMOVE_DATA)?.execute([id])?;
     tx.prepare_cached(sql::REMOVE_IP_LOG)?.execute([id])?;
     tx.prepare_cached(sql::REMOVE_SESSION)?.execute([id])?;
     Ok(())
 }
 
-fn data(tx: &Connection, id: &Key) -> Result<SessionData> {
-    let mut stmt = tx.prepare_cached(sql::DATA)?;
-    let rows = stmt.query_map([id], |row| {
-        Ok((row.get::<_, Text>(0)?.0, row.get::<_, Text>(1)?.0))
-    })?;
-    rows.collect()
-}
-
 /// Records `visit` on session `id` (SPEC §3.1, §3.3): its time, IP and TTL,
 /// and, if it is permanent, its IP log.
-fn record_access(tx: &Connection, id: &Key, head: &Head, visit: &Visit, now: i64) -> Result<()> {
+fn record_access(tx: &Connection, id: &Key, head: &Head, visit: &Visit, now: Now) -> Result<()> {
     let ip = visit.ip.map(IpBytes::of);
-    tx.prepare_cached(sql::RECORD_ACCESS)?.execute(params![
-        id,
-        visit.at(),
-        ip.as_ref().map(IpBytes::as_slice),
-        session_expiry(head.state, &visit.policy, now),
-    ])?;
+    let ip = ip.as_ref().map(IpBytes::as_slice);
+    let expires = session_expiry(head.state, &visit.policy, now);
+    let sweep = now.sweep_at(expires);
+    if sweep == head.sweep_ms {
+        tx.prepare_cached(sql::RECORD_ACCESS)?
+            .execute(params![id, visit.at(), ip, expires])?;
+    } else {
+        tx.prepare_cached(sql::RECORD_ACCESS_RESWEPT)?
+            .execute(params![id, visit.at(), ip, expires, sweep])?;
+    }
     if head.state == SessionState::Permanent {
         log_ip(tx, id, head, visit)?;
     }
@@ -307,10 +341,10 @@ pub(super) fn touch(
     tx: &Connection,
     id: &SessionId,
     visit: &Visit,
-    now: i64,
+    now: Now,
 ) -> Result<Option<SessionRecord>> {
     let key = id.uuid_bytes();
-    let Some(head) = live(tx, &key, now)? else {
+    let Some((head, data)) = live_with_data(tx, &key, now)? else {
         return Ok(None);
     };
     if !visit.access().may_open(head.token.as_ref()) {
@@ -322,7 +356,7 @@ pub(super) fn touch(
         head.created_ms,
         visit.at_ms,
         visit.ip,
-        data(tx, &key)?,
+        data,
     )))
 }
 
@@ -331,7 +365,7 @@ pub(super) fn touch(
 fn count_network(
     tx: &Connection,
     visit: &Visit,
-    now: i64,
+    now: Now,
     created: i64,
     conversations: i64,
 ) -> Result<()> {
@@ -339,56 +373,74 @@ fn count_network(
         return Ok(());
     };
     let network = IpBytes::of(client_network(ip));
-    tx.prepare_cached(sql::COUNT_NETWORK)?.execute(params![
-        network.as_slice(),
-        created,
-        conversations,
-        visit.at(),
-        later(now, visit.policy.network_retention),
-        now,
-    ])?;
+    let network = network.as_slice();
+    let expires = later(now.ms, visit.policy.network_retention);
+    let sweep = now.sweep_at(Some(expires));
+    let current: Option<(i64, i64)> = tx
+        .prepare_cached(sql::NETWORK_HEAD)?
+        .query_row([network], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    match current {
+        Some((until, swept)) if now.ms < until => {
+            let (add, add_reswept) = (sql::NETWORK_ADD, sql::NETWORK_ADD_RESWEPT);
+            if Some(swept) == sweep {
+                tx.prepare_cached(add)?.execute(params![
+                    network,
+                    created,
+                    conversations,
+                    visit.at(),
+                    expires
+                ])?
+            } else {
+                tx.prepare_cached(add_reswept)?.execute(params![
+                    network,
+                    created,
+                    conversations,
+                    visit.at(),
+                    expires,
+                    sweep
+                ])?
+            }
+        }
+        _ => tx.prepare_cached(sql::COUNT_NETWORK)?.execute(params![
+            network,
+            created,
+            conversations,
+            visit.at(),
+            expires,
+            sweep
+        ])?,
+    };
     Ok(())
 }
 
 /// Applies the new-session limit to one creation: `Some(wait)` when refused.
-fn admit(tx: &Connection, limit: &CreateLimit, now: i64) -> Result<Option<Duration>> {
+fn admit(tx: &Connection, limit: &CreateLimit, now: Now) -> Result<Option<Duration>> {
     let network = IpBytes::of(limit.network);
+    let network = network.as_slice();
     let current: Option<(i64, i64)> = tx
         .prepare_cached(sql::CREATIONS)?
-        .query_row([network.as_slice()], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row([network], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    let (admitted, window_end) = match current {
-        Some((admitted, end)) if now < end => (admitted, end),
-        _ => (0, later(now, limit.window)),
-    };
-    if admitted >= i64::from(limit.max) {
-        return Ok(Some(Duration::from_millis(
-            unsigned(window_end - now).max(1),
-        )));
+    match current {
+        Some((admitted, end)) if now.ms < end => {
+            if admitted >= i64::from(limit.max) {
+                return Ok(Some(Duration::from_millis(unsigned(end - now.ms).max(1))));
+            }
+            tx.prepare_cached(sql::ADMIT_MORE)?.execute([network])?;
+        }
+        // A new window, with this creation the first of it.
+        _ if limit.max == 0 => {
+            let wait = later(0, limit.window);
+            return Ok(Some(Duration::from_millis(unsigned(wait).max(1))));
+        }
+        _ => {
+            let end = later(now.ms, limit.window);
+            tx.prepare_cached(sql::ADMIT)?
+                .execute(params![network, end])?;
+        }
     }
-    tx.prepare_cached(sql::ADMIT)?.execute(params![
-        network.as_slice(),
-        admitted + 1,
-        window_end
-    ])?;
     Ok(None)
-}
-
-/// Writes the sets of `changes` to session `id`, and removes its removals.
-fn write_data(tx: &Connection, id: &Key, changes: &Changes) -> Result<()> {
-    for (key, value) in &changes.data {
-        match value {
-            Some(value) => tx.prepare_cached(sql::DATA_SET)?.execute(params![
-                id,
-                key.as_bytes(),
-                value.as_bytes()
-            ])?,
-            None => tx
-                .prepare_cached(sql::DATA_REMOVE)?
-                .execute(params![id, key.as_bytes()])?,
-        };
-    }
-    Ok(())
 }
 
 /// What a creation did, and whether it started a conversation.
@@ -405,7 +457,7 @@ pub(super) fn create(
     visit: &Visit,
     changes: &Changes,
     limit: Option<&CreateLimit>,
-    now: i64,
+    now: Now,
 ) -> Result<Creation> {
     let key = id.uuid_bytes();
     let answer = |created| Creation {
@@ -436,26 +488,27 @@ pub(super) fn create(
     } else {
         SessionState::Temporary
     };
-    let size = DataSize::default().with_changes(&SessionData::new(), changes);
+    let mut data = SessionData::new();
+    data.apply(changes);
     let ip = visit.ip.map(IpBytes::of);
+    let expires = session_expiry(state, &visit.policy, now);
     tx.prepare_cached(sql::CREATE)?.execute(params![
         &key,
         state_code(state),
         visit.at(),
         ip.as_ref().map(IpBytes::as_slice),
-        session_expiry(state, &visit.policy, now),
+        expires,
+        now.sweep_at(expires),
         visit.token.as_ref().map(TokenHash::as_bytes),
-        sql_ms(size.keys as u64),
-        sql_ms(size.bytes as u64),
+        blob::encode(&data),
     ])?;
-    write_data(tx, &key, changes)?;
     if state == SessionState::Permanent {
         let head = Head {
             state,
             created_ms: visit.at_ms,
-            expires_ms: None,
+            expires_ms: expires,
+            sweep_ms: now.sweep_at(expires),
             token: visit.token,
-            size,
             ip_count: 0,
             ip_dropped: 0,
         };
@@ -481,42 +534,33 @@ pub(super) fn commit(
     id: &SessionId,
     visit: &Visit,
     changes: &Changes,
-    now: i64,
+    now: Now,
 ) -> Result<Commit> {
     let key = id.uuid_bytes();
     let answer = |committed| Commit {
         committed,
         promoted: false,
     };
-    let Some(head) = live(tx, &key, now)? else {
+    let Some((head, mut data)) = live_with_data(tx, &key, now)? else {
         // Gone: nothing written, no resurrection.
         return Ok(answer(Committed::Missing));
     };
-    // The size after the changes, from the kept size and the lengths of the
-    // changed keys' values only: O(changed keys), not O(session).
-    let mut after = head.size;
-    {
-        let mut old_len = tx.prepare_cached(sql::VALUE_LENGTH)?;
-        for (name, value) in &changes.data {
-            let old: Option<i64> = old_len
-                .query_row(params![&key, name.as_bytes()], |row| row.get(0))
-                .optional()?;
-            let old = old.map(|n| usize::try_from(n).unwrap_or(0));
-            after = after.replaced(name, old, value.as_ref().map(String::len));
-        }
-    }
-    if visit.policy.limits.check(head.size, after).is_err() {
+    // The rule every store applies (`store::limits`), to what it holds now.
+    let before = DataSize::of(&data);
+    let after = before.with_changes(&data, changes);
+    if visit.policy.limits.check(before, after).is_err() {
         return Ok(answer(Committed::OverLimit));
     }
-    write_data(tx, &key, changes)?;
+    data.apply(changes);
     let promote = changes.promote && head.state == SessionState::Temporary;
     if promote {
+        let expires = session_expiry(SessionState::Permanent, &visit.policy, now);
         tx.prepare_cached(sql::PROMOTE)?.execute(params![
             &key,
-            sql_ms(after.keys as u64),
-            sql_ms(after.bytes as u64),
+            blob::encode(&data),
             state_code(SessionState::Permanent),
-            session_expiry(SessionState::Permanent, &visit.policy, now),
+            expires,
+            now.sweep_at(expires),
         ])?;
         let head = Head {
             state: SessionState::Permanent,
@@ -524,12 +568,9 @@ pub(super) fn commit(
         };
         log_ip(tx, &key, &head, visit)?;
         count_network(tx, visit, now, 0, 1)?;
-    } else if after != head.size {
-        tx.prepare_cached(sql::DATA_SIZE)?.execute(params![
-            &key,
-            sql_ms(after.keys as u64),
-            sql_ms(after.bytes as u64)
-        ])?;
+    } else if !changes.data.is_empty() {
+        tx.prepare_cached(sql::WRITE_DATA)?
+            .execute(params![&key, blob::encode(&data)])?;
     }
     Ok(Commit {
         committed: Committed::Applied,
@@ -544,7 +585,7 @@ pub(super) fn cycle(
     old: &SessionId,
     new: &SessionId,
     visit: &Visit,
-    now: i64,
+    now: Now,
 ) -> Result<Option<SessionRecord>> {
     let (old_key, new_key) = (old.uuid_bytes(), new.uuid_bytes());
     let Some(current) = live(tx, &old_key, now)? else {
@@ -560,22 +601,20 @@ pub(super) fn cycle(
         }
         remove(tx, &new_key)?;
     }
-    // Data and IP log are keyed by the id too: they move in the same
-    // transaction (bounded by the data limits and the IP-log cap).
+    // The IP log is keyed by the id too: it moves in the same transaction
+    // (bounded by the IP-log cap).
     tx.prepare_cached(sql::CYCLE_SESSION)?.execute(params![
         &old_key,
         &new_key,
         visit.token.as_ref().map(TokenHash::as_bytes)
     ])?;
-    tx.prepare_cached(sql::CYCLE_DATA)?
-        .execute(params![&old_key, &new_key])?;
     tx.prepare_cached(sql::CYCLE_IP_LOG)?
         .execute(params![&old_key, &new_key])?;
     touch(tx, new, visit, now)
 }
 
 /// Deletes session `id` if it is live and temporary (`Session::reset`).
-pub(super) fn reset(tx: &Connection, id: &SessionId, now: i64) -> Result<Removed> {
+pub(super) fn reset(tx: &Connection, id: &SessionId, now: Now) -> Result<Removed> {
     let key = id.uuid_bytes();
     match live(tx, &key, now)? {
         Some(head) if head.state == SessionState::Temporary => {
@@ -587,7 +626,7 @@ pub(super) fn reset(tx: &Connection, id: &SessionId, now: i64) -> Result<Removed
 }
 
 /// Agent deletion: removes session `id`, its data and IP log.
-pub(super) fn delete(tx: &Connection, id: &SessionId, now: i64) -> Result<Removed> {
+pub(super) fn delete(tx: &Connection, id: &SessionId, now: Now) -> Result<Removed> {
     let key = id.uuid_bytes();
     let Some(head) = head(tx, &key)? else {
         return Ok(Removed::nothing());
@@ -602,7 +641,7 @@ pub(super) fn delete(tx: &Connection, id: &SessionId, now: i64) -> Result<Remove
 }
 
 /// The IP log of live session `id` (empty while it is temporary).
-pub(super) fn ip_log(tx: &Connection, id: &SessionId, now: i64) -> Result<Option<IpLog>> {
+pub(super) fn ip_log(tx: &Connection, id: &SessionId, now: Now) -> Result<Option<IpLog>> {
     let key = id.uuid_bytes();
     let Some(head) = live(tx, &key, now)? else {
         return Ok(None);
@@ -621,10 +660,10 @@ pub(super) fn ip_log(tx: &Connection, id: &SessionId, now: i64) -> Result<Option
 }
 
 /// The statistics of the network of `ip`, unless past their retention.
-pub(super) fn network_stats(tx: &Connection, ip: IpAddr, now: i64) -> Result<Option<NetworkStats>> {
+pub(super) fn network_stats(tx: &Connection, ip: IpAddr, now: Now) -> Result<Option<NetworkStats>> {
     let network = client_network(ip);
     tx.prepare_cached(sql::NETWORK_STATS)?
-        .query_row(params![IpBytes::of(network).as_slice(), now], |row| {
+        .query_row(params![IpBytes::of(network).as_slice(), now.ms], |row| {
             Ok(NetworkStats::new(
                 network,
                 unsigned(row.get(0)?),
@@ -638,18 +677,20 @@ pub(super) fn network_stats(tx: &Connection, ip: IpAddr, now: i64) -> Result<Opt
 
 /// When a token binding in `state` expires, from `now` (SPEC §3.7: like its
 /// session).
-fn binding_expiry(state: SessionState, policy: &StorePolicy, now: i64) -> Option<i64> {
+fn binding_expiry(state: SessionState, policy: &StorePolicy, now: Now) -> Option<i64> {
     session_expiry(state, policy, now)
 }
 
-/// The live binding of `token`.
-fn binding(tx: &Connection, token: &TokenHash, now: i64) -> Result<Option<TokenBinding>> {
+/// The live binding of `token`, with its sweep time.
+fn binding(
+    tx: &Connection,
+    token: &TokenHash,
+    now: Now,
+) -> Result<Option<(TokenBinding, Option<i64>)>> {
     tx.prepare_cached(sql::BINDING)?
-        .query_row(params![token.as_bytes(), now], |row| {
-            Ok(TokenBinding::new(
-                row.get::<_, Id>(0)?.0,
-                row.get::<_, State>(1)?.0,
-            ))
+        .query_row(params![token.as_bytes(), now.ms], |row| {
+            let binding = TokenBinding::new(row.get::<_, Id>(0)?.0, row.get::<_, State>(1)?.0);
+            Ok((binding, row.get(2)?))
         })
         .optional()
 }
@@ -659,15 +700,20 @@ pub(super) fn token_session(
     tx: &Connection,
     token: &TokenHash,
     policy: &StorePolicy,
-    now: i64,
+    now: Now,
 ) -> Result<Option<TokenBinding>> {
-    let Some(found) = binding(tx, token, now)? else {
+    let Some((found, swept)) = binding(tx, token, now)? else {
         return Ok(None);
     };
-    tx.prepare_cached(sql::BINDING_KEEP)?.execute(params![
-        token.as_bytes(),
-        binding_expiry(found.state, policy, now)
-    ])?;
+    let expires = binding_expiry(found.state, policy, now);
+    let sweep = now.sweep_at(expires);
+    if sweep == swept {
+        tx.prepare_cached(sql::BINDING_KEEP)?
+            .execute(params![token.as_bytes(), expires])?;
+    } else {
+        tx.prepare_cached(sql::BINDING_KEEP_RESWEPT)?
+            .execute(params![token.as_bytes(), expires, sweep])?;
+    }
     Ok(Some(found))
 }
 
@@ -680,9 +726,9 @@ pub(super) fn bind_token(
     id: &SessionId,
     state: SessionState,
     policy: &StorePolicy,
-    now: i64,
+    now: Now,
 ) -> Result<SessionId> {
-    let current = binding(tx, token, now)?;
+    let current = binding(tx, token, now)?.map(|(binding, _)| binding);
     if let Some(current) = current {
         if Some(&current.id) != expected && current.id != *id {
             return Ok(current.id);
@@ -693,11 +739,13 @@ pub(super) fn bind_token(
         Some(c) if c.id == *id && c.state == SessionState::Permanent => c.state,
         _ => state,
     };
+    let expires = binding_expiry(state, policy, now);
     tx.prepare_cached(sql::BIND)?.execute(params![
         token.as_bytes(),
         &id.uuid_bytes(),
         state_code(state),
-        binding_expiry(state, policy, now),
+        expires,
+        now.sweep_at(expires),
     ])?;
     Ok(*id)
 }
@@ -709,26 +757,35 @@ pub(super) fn unbind_token(tx: &Connection, token: &TokenHash, id: &SessionId) -
     Ok(())
 }
 
-/// One batch of the sweep: at most `batch` expired rows of each kind
-/// (sessions with their data and IP log, token bindings, network
-/// statistics, new-session windows), the soonest expired first. Returns
+/// One batch of the sweep: at most `batch` rows of each kind whose sweep
+/// time has passed (sessions with their data and IP log, token bindings,
+/// network statistics, new-session windows), the soonest first. Returns
 /// the rows removed, and whether a kind had more than the batch.
-pub(super) fn sweep_batch(tx: &Connection, now: i64, batch: u32) -> Result<(u64, bool)> {
+pub(super) fn sweep_batch(tx: &Connection, now: Now, batch: u32) -> Result<(u64, bool)> {
     let batch = i64::from(batch);
     let expired: Vec<Key> = tx
         .prepare_cached(sql::SWEEP_SESSIONS)?
-        .query_map(params![now, batch], |row| row.get(0))?
+        .query_map(params![now.ms, batch, now.step], |row| row.get(0))?
         .collect::<Result<_>>()?;
     for id in &expired {
         remove(tx, id)?;
     }
     let mut removed = expired.len() as u64;
     let mut more = expired.len() as i64 == batch;
-    for sql in [sql::SWEEP_TOKENS, sql::SWEEP_NETWORKS, sql::SWEEP_CREATIONS] {
-        let n = tx.prepare_cached(sql)?.execute(params![now, batch])? as i64;
+    let mut count = |n: usize| {
         removed += n as u64;
-        more |= n == batch;
+        more |= n as i64 == batch;
+    };
+    for sql in [sql::SWEEP_TOKENS, sql::SWEEP_NETWORKS] {
+        count(
+            tx.prepare_cached(sql)?
+                .execute(params![now.ms, batch, now.step])?,
+        );
     }
+    count(
+        tx.prepare_cached(sql::SWEEP_CREATIONS)?
+            .execute(params![now.ms, batch])?,
+    );
     Ok((removed, more))
 }
 
@@ -751,6 +808,11 @@ mod tests {
         ))
     }
 
+    /// `ms` as a transaction's time, sweep times rounded to the ms.
+    fn at(ms: i64) -> Now {
+        Now { ms, step: 1 }
+    }
+
     fn count(conn: &Connection, table: &str) -> i64 {
         conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap()
@@ -764,7 +826,7 @@ mod tests {
         let mut ids = Vec::new();
         for ttl in [30, 10, 50, 20, 40, 1_000_000] {
             let id = SessionId::generate();
-            let created = create(&conn, &id, &visit(ttl), &data, None, 0).unwrap();
+            let created = create(&conn, &id, &visit(ttl), &data, None, at(0)).unwrap();
             assert_eq!(created.created, Created::Created);
             ids.push((ttl, id));
         }
@@ -774,7 +836,7 @@ mod tests {
                 .map(|(ttl, _)| *ttl)
                 .collect()
         };
-        // A network's statistics and a token binding, expired too.
+        // A token binding, expired too (the network's statistics live a year).
         let token = TokenHash::from_bytes([7; 32]);
         let short = visit(5).policy;
         bind_token(
@@ -784,21 +846,17 @@ mod tests {
             &ids[0].1,
             SessionState::Temporary,
             &short,
-            0,
+            at(0),
         )
         .unwrap();
 
-        let now = 60;
+        let now = at(60);
         assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (2 + 1, true));
         assert_eq!(gone(&conn), [10, 20], "the soonest expired first");
         assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (2, true));
         assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (1, false));
         assert_eq!(gone(&conn), [30, 10, 50, 20, 40]);
-        assert_eq!(
-            count(&conn, "vs_session_data"),
-            1,
-            "data went with its session"
-        );
+        assert_eq!(count(&conn, "vs_sessions"), 1, "the live one is left");
         assert_eq!(count(&conn, "vs_tokens"), 0);
         assert_eq!(count(&conn, "vs_networks"), 1, "statistics live a year");
         assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (0, false));
@@ -809,17 +867,28 @@ mod tests {
         let conn = db();
         let id = SessionId::generate();
         let v = visit(10);
-        create(&conn, &id, &v, &Changes::default().set("k", "1"), None, 0).unwrap();
-        assert!(touch(&conn, &id, &v, 9).unwrap().is_some(), "live at 9 ms");
+        create(
+            &conn,
+            &id,
+            &v,
+            &Changes::default().set("k", "1"),
+            None,
+            at(0),
+        )
+        .unwrap();
+        assert!(
+            touch(&conn, &id, &v, at(9)).unwrap().is_some(),
+            "live at 9 ms"
+        );
         // That touch slid the expiry to 19 ms.
-        assert!(touch(&conn, &id, &v, 18).unwrap().is_some());
-        assert_eq!(touch(&conn, &id, &v, 28 + 1).unwrap(), None);
-        let late = commit(&conn, &id, &v, &Changes::default().set("k", "2"), 30).unwrap();
+        assert!(touch(&conn, &id, &v, at(18)).unwrap().is_some());
+        assert_eq!(touch(&conn, &id, &v, at(28 + 1)).unwrap(), None);
+        let late = commit(&conn, &id, &v, &Changes::default().set("k", "2"), at(30)).unwrap();
         assert_eq!(late.committed, Committed::Missing);
-        assert_eq!(ip_log(&conn, &id, 30).unwrap(), None);
-        assert_eq!(reset(&conn, &id, 30).unwrap(), Removed::nothing());
+        assert_eq!(ip_log(&conn, &id, at(30)).unwrap(), None);
+        assert_eq!(reset(&conn, &id, at(30)).unwrap(), Removed::nothing());
         assert_eq!(
-            cycle(&conn, &id, &SessionId::generate(), &v, 30).unwrap(),
+            cycle(&conn, &id, &SessionId::generate(), &v, at(30)).unwrap(),
             None
         );
         assert_eq!(
@@ -828,9 +897,9 @@ mod tests {
             "still in the file until swept"
         );
         // The same id created again (a retry much later) starts afresh.
-        let again = create(&conn, &id, &v, &Changes::default(), None, 30).unwrap();
+        let again = create(&conn, &id, &v, &Changes::default(), None, at(30)).unwrap();
         assert_eq!(again.created, Created::Created);
-        let record = touch(&conn, &id, &v, 31).unwrap().unwrap();
+        let record = touch(&conn, &id, &v, at(31)).unwrap().unwrap();
         assert!(
             record.data.is_empty(),
             "nothing of the expired session came back"

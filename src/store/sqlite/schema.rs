@@ -25,19 +25,13 @@ CREATE TABLE vs_sessions (
     seen_ms INTEGER NOT NULL,
     ip BLOB,
     expires_ms INTEGER,
+    sweep_ms INTEGER,
     token BLOB,
-    data_keys INTEGER NOT NULL,
-    data_bytes INTEGER NOT NULL,
+    data BLOB,
     ip_count INTEGER NOT NULL,
     ip_dropped INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX vs_sessions_by_expiry ON vs_sessions (expires_ms) WHERE expires_ms IS NOT NULL;
-CREATE TABLE vs_session_data (
-    id BLOB NOT NULL,
-    key BLOB NOT NULL,
-    value BLOB NOT NULL,
-    PRIMARY KEY (id, key)
-) WITHOUT ROWID;
+CREATE INDEX vs_sessions_by_sweep ON vs_sessions (sweep_ms) WHERE sweep_ms IS NOT NULL;
 CREATE TABLE vs_ip_log (
     id BLOB NOT NULL,
     ip BLOB NOT NULL,
@@ -50,18 +44,20 @@ CREATE TABLE vs_tokens (
     token BLOB PRIMARY KEY,
     id BLOB NOT NULL,
     state INTEGER NOT NULL,
-    expires_ms INTEGER
+    expires_ms INTEGER,
+    sweep_ms INTEGER
 ) WITHOUT ROWID;
-CREATE INDEX vs_tokens_by_expiry ON vs_tokens (expires_ms) WHERE expires_ms IS NOT NULL;
+CREATE INDEX vs_tokens_by_sweep ON vs_tokens (sweep_ms) WHERE sweep_ms IS NOT NULL;
 CREATE TABLE vs_networks (
     network BLOB PRIMARY KEY,
     sessions_created INTEGER NOT NULL,
     conversations_started INTEGER NOT NULL,
     first_ms INTEGER NOT NULL,
     last_ms INTEGER NOT NULL,
-    expires_ms INTEGER NOT NULL
+    expires_ms INTEGER NOT NULL,
+    sweep_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX vs_networks_by_expiry ON vs_networks (expires_ms);
+CREATE INDEX vs_networks_by_sweep ON vs_networks (sweep_ms);
 CREATE TABLE vs_creations (
     network BLOB PRIMARY KEY,
     admitted INTEGER NOT NULL,

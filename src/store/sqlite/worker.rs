@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::ops;
+use super::ops::{self, Now};
 use crate::store::Access;
 
 /// A call for the store's thread.
@@ -36,11 +36,18 @@ pub(super) enum Stage {
 pub(super) struct Db {
     conn: Connection,
     sweep_batch: u32,
+    /// Sweep times are rounded up to this, in ms (see `ops::Now`).
+    sweep_step: i64,
 }
 
 impl Db {
-    pub(super) fn new(conn: Connection, sweep_batch: u32) -> Self {
-        Self { conn, sweep_batch }
+    pub(super) fn new(conn: Connection, sweep_batch: u32, sweep_interval: Duration) -> Self {
+        let sweep_step = i64::try_from(sweep_interval.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            conn,
+            sweep_batch,
+            sweep_step: sweep_step.max(1),
+        }
     }
 
     /// Runs `body` in one transaction (`BEGIN IMMEDIATE` when it writes: it
@@ -49,7 +56,7 @@ impl Db {
     pub(super) fn transaction<T>(
         &mut self,
         writes: bool,
-        body: impl FnOnce(&Connection, i64) -> rusqlite::Result<T>,
+        body: impl FnOnce(&Connection, Now) -> rusqlite::Result<T>,
     ) -> Result<T, (Stage, rusqlite::Error)> {
         let begin = if writes { "BEGIN IMMEDIATE" } else { "BEGIN" };
         self.conn
@@ -60,7 +67,10 @@ impl Db {
             conn: &self.conn,
             committed: false,
         };
-        let now = i64::try_from(Access::now_ms()).unwrap_or(i64::MAX);
+        let now = Now {
+            ms: i64::try_from(Access::now_ms()).unwrap_or(i64::MAX),
+            step: self.sweep_step,
+        };
         let value = body(open.conn, now).map_err(|e| (Stage::Body, e))?;
         open.commit().map_err(|e| (Stage::Commit, e))?;
         Ok(value)
