@@ -39,7 +39,7 @@ pub use limits::DataLimits;
 pub(crate) use limits::{DataSize, OverLimit};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 #[cfg(feature = "redis")]
-pub use redis::{RedisConfig, RedisStore};
+pub use redis::{ConnectionSource, RedisConfig, RedisStore, SourcedConnection};
 
 /// The future of a [`SessionStore`] operation: either ready at once (a store
 /// that answers without I/O, like [`MemoryStore`], costs no allocation) or
