@@ -206,3 +206,5 @@ pub(crate) mod process;
 pub(crate) mod proxy;
 pub(crate) mod redis_servers;
 pub(crate) mod redis_suite;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;

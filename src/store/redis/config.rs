@@ -366,8 +366,33 @@ impl RedisConfig {
                 ));
             }
         }
+        #[cfg(feature = "tls")]
+        if let Some(pem) = &self.tls_ca {
+            check_pem(pem)?;
+        }
         Ok(())
     }
+}
+
+/// The CA's PEM holds certificates, all readable: one that holds none would
+/// trust nothing, and fail every connection with a handshake error instead
+/// of at start-up.
+#[cfg(feature = "tls")]
+fn check_pem(pem: &[u8]) -> Result<(), ConfigError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        cert.map_err(|e| ConfigError::new("tls_ca", format!("not a PEM certificate ({e})")))?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(ConfigError::new(
+            "tls_ca",
+            "no certificate in the PEM (`-----BEGIN CERTIFICATE-----`)",
+        ));
+    }
+    Ok(())
 }
 
 /// A `rediss://` URL (TLS), by its scheme.
@@ -512,11 +537,20 @@ mod tests {
         assert_eq!(tls.is_ok(), cfg!(feature = "tls"), "{tls:?}");
         #[cfg(feature = "tls")]
         {
-            let pem = Some(b"-----BEGIN CERTIFICATE-----".to_vec());
-            let plain = RedisConfig::new("redis://cache.example.com").tls_ca(pem.clone());
-            assert_eq!(plain.validate().unwrap_err().setting(), "tls_ca");
-            let secure = RedisConfig::new("REDISS://cache.example.com").tls_ca(pem);
-            assert!(secure.validate().is_ok());
+            let secure = RedisConfig::new("REDISS://cache.example.com");
+            let plain = RedisConfig::new("redis://cache.example.com");
+            for config in [secure, plain] {
+                let not_pem = config.clone().tls_ca(Some(b"not a certificate".to_vec()));
+                assert_eq!(not_pem.validate().unwrap_err().setting(), "tls_ca");
+            }
+            let plain = RedisConfig::new("redis://cache.example.com").tls_ca(Some(Vec::new()));
+            assert!(
+                plain
+                    .validate()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("plain text")
+            );
         }
     }
 
