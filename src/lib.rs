@@ -29,13 +29,14 @@
 //! ```
 //! use std::net::SocketAddr;
 //! use axum::{Router, routing::get};
-//! use visitor_session::{MemoryStore, Session, SessionConfig, SessionLayer};
+//! use visitor_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer};
 //!
-//! async fn hello(session: Session) -> String {
-//!     let visits: u32 = session.get("visits").ok().flatten().unwrap_or(0) + 1;
-//!     // Fails (rather than dropping data) when the store is down or a limit is hit.
-//!     let _ = session.insert("visits", &visits);
-//!     format!("visit number {visits}")
+//! async fn hello(session: Session) -> Result<String, SessionError> {
+//!     let visits: u32 = session.get("visits")?.unwrap_or(0) + 1;
+//!     // A refused write (store down, a data limit) answers its status (503,
+//!     // 413...) through `?`: never a success (see `SessionError`).
+//!     session.insert("visits", &visits)?;
+//!     Ok(format!("visit number {visits}"))
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]

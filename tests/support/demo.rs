@@ -33,21 +33,32 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// A running chatbox demo, killed on drop.
+///
+/// Its log (stderr) goes to a file, shown only when the test fails: the
+/// outage tests make the demo log errors on purpose, and those lines in a
+/// passing run would read as failures.
 pub(crate) struct Demo {
     child: Child,
     pub(crate) addr: SocketAddr,
+    log: PathBuf,
 }
 
 impl Demo {
     /// Starts the demo with `env` on a free port and waits until it accepts connections.
     pub(crate) fn start(env: &[(&str, &str)]) -> Demo {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let log = std::env::temp_dir().join(format!(
+            "vs-demo-{}-{}.log",
+            std::process::id(),
+            addr.port()
+        ));
+        let log_file = std::fs::File::create(&log).expect("create the demo's log file");
         let mut cmd = Command::new(chatbox_binary());
         cmd.env_clear()
             .env("BIND", addr.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(log_file);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -55,7 +66,8 @@ impl Demo {
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(addr).is_err() {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("chatbox exited at start-up with {status}");
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("chatbox exited at start-up with {status}:\n{said}");
             }
             assert!(
                 Instant::now() < deadline,
@@ -63,7 +75,7 @@ impl Demo {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Demo { child, addr }
+        Demo { child, addr, log }
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -75,6 +87,11 @@ impl Drop for Demo {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let said = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- the demo's log ({}) ---\n{said}", self.addr);
+        }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
