@@ -31,10 +31,12 @@ SERVER = os.path.join(ROOT, "target", "release", "bench_server")
 TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
 
 # scenario: (description, path, visitor kind, contenders)
+# `ours-pool`: our layer on an application's deadpool-redis pool
+# (`RedisConfig::from_source`) instead of connections of its own.
 SCENARIOS = [
-    ("returning visitor", "/", "returning", ["ours", "tower-sessions"]),
+    ("returning visitor", "/", "returning", ["ours", "ours-pool", "tower-sessions"]),
     ("new visitor", "/", "new", ["ours", "tower-sessions"]),
-    ("returning visitor, handler writes one key", "/write", "returning", ["ours", "tower-sessions"]),
+    ("returning visitor, handler writes one key", "/write", "returning", ["ours", "ours-pool", "tower-sessions"]),
     ("total-privacy visitor without cookie", "/quiet", "new", ["ours-privacy", "tower-sessions", "bare", "bare-layered"]),
 ]
 
@@ -315,6 +317,10 @@ def main():
     print()
     by = {(n, c): m for n, c, m in rows}
     for name, _, _, contenders in SCENARIOS:
+        if (name, "ours") in by and (name, "ours-pool") in by:
+            ratio = by[(name, "ours-pool")]["rps"] / by[(name, "ours")]["rps"]
+            print(f"- {name}: on the application's deadpool-redis pool / on our own connections = "
+                  f"{ratio:.2f}x req/s")
         ours = next((c for c in contenders if c.startswith("ours")), None)
         if (name, ours) in by and (name, "tower-sessions") in by:
             ratio = by[(name, ours)]["rps"] / by[(name, "tower-sessions")]["rps"]

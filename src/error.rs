@@ -126,6 +126,30 @@ impl StoreError {
 }
 
 /// An operation on a [`Session`](crate::Session) handle was refused.
+///
+/// Return it from an axum handler with `?` (feature `axum`): it answers
+/// with the status of its kind, so a refused write is never reported as
+/// success. The same mapping is [`status`](Self::status), for other
+/// frameworks.
+///
+/// | error | status | body |
+/// |---|---|---|
+/// | [`TooManyKeys`](Self::TooManyKeys), [`TooLarge`](Self::TooLarge) | `413 Payload Too Large` | the error: what would be over which limit |
+/// | [`InvalidKey`](Self::InvalidKey) | `400 Bad Request` | the error: the key and the allowed length (a key from the visitor's input, or a bug a test finds) |
+/// | [`Closed`](Self::Closed) | `409 Conflict` | the error: the session was already committed with its response (a write from a task that outlived its request) |
+/// | [`Unavailable`](Self::Unavailable) | `503 Service Unavailable` | a fixed sentence, no internal detail (the layer logged the cause) |
+/// | [`Serde`](Self::Serde) | `500 Internal Server Error` | a fixed sentence; the cause is logged at `error` level |
+///
+/// ```
+/// # #[cfg(feature = "axum")] {
+/// use axum::response::IntoResponse;
+/// use visitor_session::SessionError;
+///
+/// let error = SessionError::TooLarge { size: 70_000, limit: 65_536 };
+/// assert_eq!(error.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+/// assert_eq!(error.into_response().status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+/// # }
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
@@ -170,4 +194,32 @@ pub enum SessionError {
         /// The serde_json error message.
         message: String,
     },
+}
+
+impl SessionError {
+    /// The HTTP status that answers this error (see the table above): what a
+    /// handler returns when it passes the error on.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            Self::TooManyKeys { .. } | Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidKey { .. } => StatusCode::BAD_REQUEST,
+            Self::Closed => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Serde { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body of the response to this error: the error itself for the
+    /// client's own mistakes (4xx), a fixed sentence for the server's (5xx),
+    /// whose causes belong in the log, not in front of a visitor.
+    pub fn body_text(&self) -> String {
+        match self {
+            Self::Unavailable(_) => {
+                "the session store is unavailable right now; try again in a moment".to_owned()
+            }
+            Self::Serde { .. } => "a session value could not be read or written".to_owned(),
+            client => client.to_string(),
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! The axum integration (feature `axum`): the [`Session`] extractor, and
-//! axum's `ConnectInfo<SocketAddr>` as a source of the socket peer.
+//! The axum integration (feature `axum`): the [`Session`] extractor,
+//! [`SessionError`] as a response, and axum's `ConnectInfo<SocketAddr>` as a
+//! source of the socket peer.
 
 use std::net::SocketAddr;
 
@@ -9,6 +10,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
+use crate::error::SessionError;
 use crate::session::Session;
 
 /// The socket peer that `axum::serve(.., app.into_make_service_with_connect_info::<SocketAddr>())`
@@ -67,5 +69,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             .get::<Session>()
             .cloned()
             .ok_or(MissingSessionLayer)
+    }
+}
+
+/// The status of [`SessionError::status`] with the body of
+/// [`SessionError::body_text`], so a handler returns its session errors with
+/// `?`; a serde failure (a bug) is logged at `error` level.
+impl IntoResponse for SessionError {
+    fn into_response(self) -> Response {
+        if let SessionError::Serde { .. } = &self {
+            tracing::error!(error = %self, "a session value could not be (de)serialized");
+        }
+        (self.status(), self.body_text()).into_response()
     }
 }

@@ -21,7 +21,9 @@
 //!   operation, shaped so that a networked store serves a returning visitor
 //!   in one round trip; the embedded [`MemoryStore`]; and (feature `redis`)
 //!   `RedisStore` on a single server, Sentinel or Redis Cluster, one script
-//!   per operation. Continuity tokens (SPEC §3.7) are composed from those
+//!   per operation, over TLS if need be, on connections of its own or the
+//!   application's deadpool-redis pool (the repository's `docs/redis.md`).
+//!   Continuity tokens (SPEC §3.7) are composed from those
 //!   operations once, above the store.
 //!
 //! # With axum
@@ -29,13 +31,14 @@
 //! ```
 //! use std::net::SocketAddr;
 //! use axum::{Router, routing::get};
-//! use visitor_session::{MemoryStore, Session, SessionConfig, SessionLayer};
+//! use visitor_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer};
 //!
-//! async fn hello(session: Session) -> String {
-//!     let visits: u32 = session.get("visits").ok().flatten().unwrap_or(0) + 1;
-//!     // Fails (rather than dropping data) when the store is down or a limit is hit.
-//!     let _ = session.insert("visits", &visits);
-//!     format!("visit number {visits}")
+//! async fn hello(session: Session) -> Result<String, SessionError> {
+//!     let visits: u32 = session.get("visits")?.unwrap_or(0) + 1;
+//!     // A refused write (store down, a data limit) answers its status (503,
+//!     // 413...) through `?`: never a success (see `SessionError`).
+//!     session.insert("visits", &visits)?;
+//!     Ok(format!("visit number {visits}"))
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -116,11 +119,20 @@
 //!
 //! # Features
 //!
-//! - `axum` (default): the [`Session`] extractor and `ConnectInfo<SocketAddr>`
-//!   as the client-IP source.
-//! - `redis` (default): `store::RedisStore`, redis-rs connections pooled by deadpool.
+//! `default = ["axum"]`: every store beyond memory is opt-in, so a
+//! memory-only application builds no Redis client.
+//!
+//! - `axum` (default): the [`Session`] extractor, [`SessionError`] as a
+//!   response (so handlers use `?`), and `ConnectInfo<SocketAddr>` as the
+//!   client-IP source.
+//! - `redis`: `store::RedisStore`, redis-rs connections pooled by deadpool.
+//! - `tls`: `rediss://` URLs, TLS to Redis on rustls, with the system's roots
+//!   or a private CA (`RedisConfig::tls_ca`).
 //! - `cluster`: Redis Cluster for the Redis store (`RedisConfig::cluster`).
 //! - `sentinel`: Redis Sentinel for the Redis store (`RedisConfig::sentinel`).
+//! - `deadpool-redis`: the Redis store on the application's own
+//!   `deadpool_redis::Pool` (`RedisConfig::from_source`, through the crate's
+//!   `store::ConnectionSource`).
 //! - `test-support`: the store conformance suite (`conformance`, for
 //!   testing a store of your own) and inspection methods such as
 //!   `MemoryStore::peek`; for tests only.
@@ -197,3 +209,8 @@ pub mod fuzzing {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The examples of the Redis manual, compiled as doctests (feature `redis`).
+#[cfg(all(doctest, feature = "redis"))]
+#[doc = include_str!("../docs/redis.md")]
+pub struct RedisDocDoctests;

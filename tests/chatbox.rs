@@ -614,6 +614,7 @@ fn bad_environment_value_stops_the_demo_naming_the_variable() {
         ("ADMIN_TOKEN", " "),
         ("REDIS_URL", "http://127.0.0.1:6379"),
         ("REDIS_URL", "redis://[bad"),
+        ("REDIS_TLS_CA", "/nonexistent/ca.pem"),
         ("REDIS_CLUSTER_NODES", "http://127.0.0.1:7000"),
         ("REDIS_SENTINEL_NODES", "redis://127.0.0.1:26379"),
         ("SESSION_STORE", "disk"),
@@ -629,6 +630,39 @@ fn bad_environment_value_stops_the_demo_naming_the_variable() {
         ("REDIS_URL", "redis://127.0.0.1:6379"),
     ]);
     assert!(stderr.contains("SESSION_STORE"), "{stderr}");
+}
+
+/// SPEC §4, §6: `REDIS_URL=rediss://…` with `REDIS_TLS_CA`: sessions and
+/// conversations over TLS, to a server that speaks nothing else.
+#[cfg(feature = "tls")]
+#[test]
+fn the_demo_keeps_a_conversation_in_redis_over_tls() {
+    use support::tls::{Certificates, TlsRedisServer};
+    let certs = Certificates::make("demo");
+    let server = TlsRedisServer::start(&certs);
+    let ca = certs.ca_path().display().to_string();
+    let d = Demo::start(&[
+        ("ADMIN_TOKEN", ADMIN_TOKEN),
+        ("REDIS_URL", &server.url()),
+        ("REDIS_TLS_CA", &ca),
+    ]);
+    posting_a_message_stores_it_and_promotes_the_session(&d);
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("chatbox:chat:*")
+        .query(&mut server.conn(&certs).unwrap())
+        .unwrap();
+    assert_eq!(
+        keys.len(),
+        2,
+        "the conversation and its ids, in Redis: {keys:?}"
+    );
+    // A CA without a `rediss://` URL would send everything in plain text.
+    let stderr = start_fails(&[
+        ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ("REDIS_TLS_CA", &ca),
+    ]);
+    assert!(stderr.contains("REDIS_TLS_CA"), "{stderr}");
+    assert!(stderr.contains("plain text"), "{stderr}");
 }
 
 #[test]

@@ -49,7 +49,14 @@ fn every_spec_citation_names_a_section_of_the_contract() {
         "{sections:?}"
     );
     let mut paths = vec![root().join("README.md")];
-    for dir in ["src", "tests", "examples", "benches/src", "benches/benches"] {
+    for dir in [
+        "src",
+        "tests",
+        "examples",
+        "benches/src",
+        "benches/benches",
+        "docs",
+    ] {
         files(&root().join(dir), &mut paths);
     }
     let mut cited = 0;

@@ -66,6 +66,21 @@ pub mod ours {
 
     /// Our layer on `store` (see the crate docs) in `privacy` mode.
     pub async fn router(store: &str, privacy: PrivacyMode) -> Router {
+        with_redis(store, privacy, RedisConfig::new(store)).await
+    }
+
+    /// Our layer on an application's deadpool-redis pool for the Redis at
+    /// `url` (deadpool-redis's defaults), shared through
+    /// `RedisConfig::from_source`.
+    pub async fn router_on_pool(url: &str) -> Router {
+        let pool = deadpool_redis::Config::from_url(url)
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .expect("a deadpool-redis pool");
+        let redis = RedisConfig::from_source(pool);
+        with_redis(url, PrivacyMode::Standard, redis).await
+    }
+
+    async fn with_redis(store: &str, privacy: PrivacyMode, redis: RedisConfig) -> Router {
         let config = SessionConfig::new().secure(false).privacy(privacy);
         let sqlite = |path: &str, durability| {
             let sqlite = SqliteConfig::new(path).durability(durability);
@@ -78,7 +93,7 @@ pub mod ours {
         } else if let Some(path) = store.strip_prefix("sqlite-fsync:") {
             SessionLayer::new(sqlite(path, Durability::PowerLoss), config)
         } else {
-            let mut redis = RedisConfig::new(store);
+            let mut redis = redis;
             // For measuring the pool size: the default unless set.
             if let Some(size) = std::env::var("BENCH_POOL_SIZE")
                 .ok()

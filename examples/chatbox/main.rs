@@ -1,9 +1,10 @@
 //! The reference chat-widget backend of SPEC §6.
 //!
 //! ```sh
-//! cargo run --example chatbox          # sessions and conversations in ./chatbox.db, http://127.0.0.1:3000
-//! SESSION_STORE=memory cargo run --example chatbox     # in memory: a restart forgets everything
-//! ADMIN_TOKEN=$(openssl rand -hex 16) BIND=0.0.0.0:8080 SESSION_DB=/var/lib/chatbox/chat.db cargo run --example chatbox
+//! cargo run --example chatbox --features redis,sqlite   # sessions and conversations in ./chatbox.db, http://127.0.0.1:3000
+//! SESSION_STORE=memory cargo run --example chatbox --features redis,sqlite   # in memory: a restart forgets everything
+//! ADMIN_TOKEN=$(openssl rand -hex 16) BIND=0.0.0.0:8080 SESSION_DB=/var/lib/chatbox/chat.db cargo run --example chatbox --features redis,sqlite
+//! REDIS_URL=rediss://cache.example.com:6380 REDIS_TLS_CA=ca.pem cargo run --example chatbox --features redis,sqlite,tls
 //! ```
 //!
 //! Every setting comes from the environment (see README.md); a bad value stops
@@ -308,6 +309,8 @@ async fn redis_from_env(set: &str) -> Result<(Arc<dyn SessionStore>, Conversatio
         )
     };
     use conversations::redis_conversations::{Server, Store};
+    // A CA that cannot be read stops the demo whichever store it picks.
+    let _checked = tls::config(RedisConfig::new("rediss://check"))?;
     let (config, server, var, what) = if let Some(nodes) = list("REDIS_CLUSTER_NODES") {
         let (config, server) = cluster_config(nodes)?;
         (config, server, "REDIS_CLUSTER_NODES", "Redis Cluster")
@@ -322,20 +325,25 @@ async fn redis_from_env(set: &str) -> Result<(Arc<dyn SessionStore>, Conversatio
     } else {
         // Set (see `store_from_env`), but not as text.
         let url = std::env::var("REDIS_URL").map_err(|_| format!("{set}: not valid UTF-8"))?;
-        if !url.starts_with("redis://") && !url.starts_with("redis+unix://") {
-            return Err(format!("REDIS_URL: {url:?} is not a redis:// URL"));
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("redis" | "rediss" | "redis+unix")) {
+            return Err(format!(
+                "REDIS_URL: {url:?} is not a redis://, rediss:// (TLS) or redis+unix:// URL"
+            ));
         }
-        let client = redis::Client::open(url.as_str())
-            .map_err(|e| format!("REDIS_URL: not a usable URL ({e})"))?;
+        let client = tls::client(&url)?;
         (
-            RedisConfig::new(url),
+            tls::config(RedisConfig::new(url))?,
             Server::Single(client),
             "REDIS_URL",
             "Redis",
         )
     };
     let conversations = Conversations::Redis(Box::new(Store::new(server, "chatbox:")));
-    let store = RedisStore::new(config).map_err(|e| format!("{var}: {e}"))?;
+    let store = RedisStore::new(config).map_err(|e| match e.setting() {
+        "tls_ca" => format!("REDIS_TLS_CA: {e}"),
+        _ => format!("{var}: {e}"),
+    })?;
     // Best effort: with Redis down at start-up the demo still serves (fail-open)
     // and picks Redis up when it comes back.
     match store.load_scripts().await {
@@ -347,15 +355,77 @@ async fn redis_from_env(set: &str) -> Result<(Arc<dyn SessionStore>, Conversatio
 
 type Stores = (RedisConfig, conversations::redis_conversations::Server);
 
+/// `rediss://` (TLS to Redis, feature `tls`) and `REDIS_TLS_CA`, the PEM
+/// file of a private CA that signs the servers' certificates (SPEC §6);
+/// without it, the system's roots.
+mod tls {
+    use visitor_session::store::RedisConfig;
+
+    /// The PEM of `REDIS_TLS_CA`, if set.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn ca() -> Result<Option<Vec<u8>>, String> {
+        match std::env::var_os("REDIS_TLS_CA") {
+            None => Ok(None),
+            Some(path) => std::fs::read(&path)
+                .map(Some)
+                .map_err(|e| format!("REDIS_TLS_CA: cannot read {}: {e}", path.to_string_lossy())),
+        }
+    }
+
+    /// `config` with the CA of `REDIS_TLS_CA`.
+    #[cfg(feature = "tls")]
+    pub(crate) fn config(config: RedisConfig) -> Result<RedisConfig, String> {
+        Ok(config.tls_ca(ca()?))
+    }
+
+    /// `config` as it is: this build has no TLS, so `REDIS_TLS_CA` is refused.
+    #[cfg(not(feature = "tls"))]
+    pub(crate) fn config(config: RedisConfig) -> Result<RedisConfig, String> {
+        match std::env::var_os("REDIS_TLS_CA") {
+            Some(_) => Err("REDIS_TLS_CA: this build has no TLS; run with `--features tls`".into()),
+            None => Ok(config),
+        }
+    }
+
+    /// A redis-rs client for the conversations, with the same CA.
+    pub(crate) fn client(url: &str) -> Result<redis::Client, String> {
+        let secure = url.to_ascii_lowercase().starts_with("rediss://");
+        // A CA with a plain-text URL is refused by the session store's check.
+        #[cfg(feature = "tls")]
+        if let Some(ca) = ca()?.filter(|_| secure) {
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca),
+            };
+            return redis::Client::build_with_tls(url, certs)
+                .map_err(|e| format!("REDIS_URL: not a usable TLS URL ({e})"));
+        }
+        if secure && !cfg!(feature = "tls") {
+            return Err("REDIS_URL: a rediss:// URL needs TLS; run with `--features tls`".into());
+        }
+        redis::Client::open(url).map_err(|e| format!("REDIS_URL: not a usable URL ({e})"))
+    }
+}
+
 #[cfg(feature = "cluster")]
 fn cluster_config(nodes: Vec<String>) -> Result<Stores, String> {
     if nodes.is_empty() {
         return Err("REDIS_CLUSTER_NODES: name at least one node URL".into());
     }
-    let client = redis::cluster::ClusterClient::new(nodes.clone())
+    let builder = redis::cluster::ClusterClientBuilder::new(nodes.clone());
+    #[cfg(feature = "tls")]
+    let builder = match tls::ca()? {
+        Some(ca) => builder.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca),
+        }),
+        None => builder,
+    };
+    let client = builder
+        .build()
         .map_err(|e| format!("REDIS_CLUSTER_NODES: not a usable cluster ({e})"))?;
     Ok((
-        RedisConfig::cluster(nodes),
+        tls::config(RedisConfig::cluster(nodes))?,
         conversations::redis_conversations::Server::Cluster(client),
     ))
 }
@@ -375,7 +445,19 @@ fn sentinel_config(nodes: Vec<String>, master: String) -> Result<Stores, String>
     if nodes.is_empty() {
         return Err("REDIS_SENTINEL_NODES: name at least one Sentinel URL".into());
     }
-    let config = RedisConfig::sentinel(nodes.clone(), master.clone());
+    let config = tls::config(RedisConfig::sentinel(nodes.clone(), master.clone()))?;
+    if std::env::var_os("REDIS_TLS_CA").is_some() {
+        return Err(
+            "REDIS_TLS_CA: the demo's conversation store takes a private CA for \
+                    REDIS_URL and REDIS_CLUSTER_NODES only; with Sentinel over TLS it trusts \
+                    the system's roots"
+                .into(),
+        );
+    }
+    // Over TLS to the Sentinels (`rediss://`), over TLS to the primary too.
+    let secure = nodes
+        .iter()
+        .any(|n| n.to_ascii_lowercase().starts_with("rediss://"));
     // The primary's own password, when it has one (the Sentinels' come with their URLs).
     let password = std::env::var("REDIS_SENTINEL_PASSWORD").ok();
     let mut login = redis::RedisConnectionInfo::default();
@@ -385,7 +467,13 @@ fn sentinel_config(nodes: Vec<String>, master: String) -> Result<Stores, String>
     let client = SentinelClient::build(
         nodes,
         master,
-        Some(SentinelNodeConnectionInfo::default().set_redis_connection_info(login)),
+        Some(if secure {
+            SentinelNodeConnectionInfo::default()
+                .set_redis_connection_info(login)
+                .set_tls_mode(redis::TlsMode::Secure)
+        } else {
+            SentinelNodeConnectionInfo::default().set_redis_connection_info(login)
+        }),
         SentinelServerType::Master,
     )
     .map_err(|e| format!("REDIS_SENTINEL_NODES: not a usable Sentinel setup ({e})"))?;

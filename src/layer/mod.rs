@@ -16,6 +16,7 @@ mod future;
 mod outcome;
 mod request;
 mod service;
+mod warnings;
 
 use std::sync::Arc;
 
@@ -84,6 +85,7 @@ impl SessionLayer {
                 policy: config.store_policy(),
                 store,
                 config,
+                warnings: warnings::Warnings::default(),
             }),
         })
     }
@@ -103,4 +105,6 @@ pub(crate) struct Shared {
     pub(crate) policy: StorePolicy,
     pub(crate) config: SessionConfig,
     pub(crate) codec: CookieCodec,
+    /// Set-up mistakes already logged (`warnings.rs`).
+    pub(crate) warnings: warnings::Warnings,
 }

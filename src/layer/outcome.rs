@@ -219,6 +219,9 @@ fn clear_if_unbound(ctx: &RequestContext, plan: &Plan, outcome: &mut Outcome) {
 /// Adds the `Set-Cookie` binding the browser to `id` (and clears a
 /// conflicting duplicate of the other form).
 fn bind(ctx: &RequestContext, outcome: &mut Outcome, id: &SessionId) {
+    if let Some(seen) = &ctx.insecure_seen {
+        ctx.shared.warnings.insecure(seen);
+    }
     let codec = &ctx.shared.codec;
     outcome
         .set_cookies

@@ -41,6 +41,9 @@ pub(crate) struct RequestContext {
     /// The request's continuity token is bound as a permanent session's
     /// (nothing to do when its session is promoted).
     pub(crate) token_permanent: bool,
+    /// What showed that this request came over plain http, while a
+    /// `Secure` cookie is configured and no warning was given yet.
+    pub(crate) insecure_seen: Option<Box<str>>,
     /// The store calls this request made (for the request's log line).
     pub(crate) store_calls: u8,
     pub(crate) session: Option<Session>,
@@ -95,8 +98,16 @@ fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
 impl Shared {
     /// Reads what the request says about the session, before any store call.
     pub(crate) fn inspect<B>(self: &Arc<Self>, req: &Request<B>) -> (CookieRead, RequestContext) {
-        let ip = peer_ip(req.extensions())
-            .map(|peer| self.config.trusted_proxies.client_ip(peer, req.headers()));
+        let peer = peer_ip(req.extensions());
+        if peer.is_none() {
+            self.warnings.no_peer();
+        }
+        let ip = peer.map(|peer| self.config.trusted_proxies.client_ip(peer, req.headers()));
+        let secure = self.config.secure || self.config.cross_origin;
+        let insecure_seen = (secure && self.warnings.watching_insecure())
+            .then(|| super::warnings::plain_http(req.uri(), req.headers()))
+            .flatten()
+            .map(Box::from);
         let host = req
             .headers()
             .get(header::HOST)
@@ -116,6 +127,7 @@ impl Shared {
             conflicting,
             token: None,
             token_permanent: false,
+            insecure_seen,
             store_calls: 0,
             session: None,
         };

@@ -41,8 +41,7 @@ pub use limits::DataLimits;
 pub(crate) use limits::{DataSize, OverLimit};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 #[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{RedisConfig, RedisStore};
+pub use redis::{ConnectionSource, RedisConfig, RedisStore, SourcedConnection};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{

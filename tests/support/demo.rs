@@ -55,10 +55,15 @@ fn own_database(env: &[(&str, &str)]) -> Option<(TempDir, String)> {
     Some((dir, path))
 }
 
-/// A running chatbox demo, killed (`SIGKILL`) on drop.
+/// A running chatbox demo, killed on drop.
+///
+/// Its log (stderr) goes to a file, shown only when the test fails: the
+/// outage tests make the demo log errors on purpose, and those lines in a
+/// passing run would read as failures.
 pub(crate) struct Demo {
     child: Child,
     pub(crate) addr: SocketAddr,
+    log: PathBuf,
     /// The database of a demo started without a store of the test's choice.
     _database: Option<TempDir>,
 }
@@ -69,12 +74,18 @@ impl Demo {
     /// store, a SQLite file in a temporary directory of its own.
     pub(crate) fn start(env: &[(&str, &str)]) -> Demo {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let log = std::env::temp_dir().join(format!(
+            "vs-demo-{}-{}.log",
+            std::process::id(),
+            addr.port()
+        ));
+        let log_file = std::fs::File::create(&log).expect("create the demo's log file");
         let mut cmd = Command::new(chatbox_binary());
         cmd.env_clear()
             .env("BIND", addr.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(log_file);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -86,7 +97,8 @@ impl Demo {
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(addr).is_err() {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("chatbox exited at start-up with {status}");
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("chatbox exited at start-up with {status}:\n{said}");
             }
             assert!(
                 Instant::now() < deadline,
@@ -97,6 +109,7 @@ impl Demo {
         Demo {
             child,
             addr,
+            log,
             _database: database,
         }
     }
@@ -129,6 +142,11 @@ impl Drop for Demo {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let said = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- the demo's log ({}) ---\n{said}", self.addr);
+        }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 

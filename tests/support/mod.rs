@@ -209,3 +209,5 @@ pub(crate) mod redis_suite;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 pub(crate) mod temp;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;

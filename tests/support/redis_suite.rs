@@ -98,6 +98,8 @@ macro_rules! conformance_backend {
     )*};
 }
 conformance_backend!(Standalone, Cluster, Sentinel);
+#[cfg(feature = "deadpool-redis")]
+conformance_backend!(StandalonePool);
 
 /// A fresh store on `backend` under a prefix of its own, with its probes.
 fn redis_case<B: RedisBackend>(backend: B) -> Case {
@@ -609,6 +611,37 @@ impl RedisBackend for Standalone {
     fn conn(&self) -> Box<dyn ConnectionLike + Send> {
         Box::new(RedisServer::shared().conn())
     }
+}
+
+/// The test binary's shared standalone server, through an application's
+/// deadpool-redis pool (`RedisConfig::from_source`): a fresh pool per store,
+/// built as an application builds it.
+#[cfg(feature = "deadpool-redis")]
+#[derive(Clone, Copy)]
+pub(crate) struct StandalonePool;
+
+#[cfg(feature = "deadpool-redis")]
+impl RedisBackend for StandalonePool {
+    fn config(&self) -> RedisConfig {
+        RedisConfig::from_source(app_pool(&RedisServer::shared().url()))
+    }
+
+    fn primaries(&self) -> Vec<&'static RedisServer> {
+        vec![RedisServer::shared()]
+    }
+
+    fn conn(&self) -> Box<dyn ConnectionLike + Send> {
+        Box::new(RedisServer::shared().conn())
+    }
+}
+
+/// A deadpool-redis pool on `url`, with deadpool-redis's defaults, as an
+/// application builds it from its settings.
+#[cfg(feature = "deadpool-redis")]
+pub(crate) fn app_pool(url: &str) -> deadpool_redis::Pool {
+    deadpool_redis::Config::from_url(url)
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .expect("a deadpool-redis pool")
 }
 
 /// The test binary's shared Redis Cluster.

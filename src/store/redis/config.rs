@@ -2,7 +2,10 @@
 
 use crate::error::ConfigError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use super::source::ConnectionSource;
 
 /// Where [`RedisStore`](super::RedisStore) finds Redis, and how it talks to it.
 ///
@@ -19,8 +22,15 @@ use std::time::Duration;
 /// | [`ping_after_idle`](Self::ping_after_idle) | 30 s | a connection idle this long is pinged before it is used again |
 /// | [`key_prefix`](Self::key_prefix) | `vs:` | the prefix of every key the store writes |
 ///
+/// With the `tls` feature, [`tls_ca`](Self::tls_ca) names a private CA for
+/// `rediss://` servers (default: the system's roots).
+///
 /// The layer's [`store_timeout`](crate::SessionConfig::store_timeout) bounds
 /// each store call as a whole (the one retry on a fresh connection included).
+///
+/// With [`from_source`](Self::from_source), the connections come from the
+/// application (its deadpool-redis pool): the settings above then bound the
+/// store's side of them, as its documentation says.
 ///
 /// ```
 /// use std::time::Duration;
@@ -45,6 +55,9 @@ pub struct RedisConfig {
     pub(super) wait_timeout: Duration,
     pub(super) command_timeout: Duration,
     pub(super) ping_after_idle: Duration,
+    /// The PEM of the CA that signs the servers' certificates (`rediss://`).
+    #[cfg(feature = "tls")]
+    pub(super) tls_ca: Option<Vec<u8>>,
 }
 
 /// The deployment the store talks to.
@@ -63,6 +76,8 @@ pub(super) enum Servers {
         master: String,
         primary: PrimaryAuth,
     },
+    /// Connections the application hands out (its pool).
+    Source(Arc<dyn ConnectionSource>),
 }
 
 /// How to log in to the primary that Sentinel names.
@@ -77,11 +92,24 @@ pub(super) struct PrimaryAuth {
 impl Servers {
     /// A Redis Cluster: keys of different slots live on different nodes.
     pub(super) fn is_cluster(&self) -> bool {
-        #[cfg(feature = "cluster")]
-        if let Self::Cluster(_) = self {
-            return true;
+        match self {
+            #[cfg(feature = "cluster")]
+            Self::Cluster(_) => true,
+            Self::Source(source) => source.is_cluster(),
+            _ => false,
         }
-        false
+    }
+
+    /// The URLs of the servers the store opens connections to itself.
+    fn urls(&self) -> Vec<&str> {
+        match self {
+            Self::Standalone(url) => vec![url.as_str()],
+            #[cfg(feature = "cluster")]
+            Self::Cluster(nodes) => nodes.iter().map(String::as_str).collect(),
+            #[cfg(feature = "sentinel")]
+            Self::Sentinel { nodes, .. } => nodes.iter().map(String::as_str).collect(),
+            Self::Source(_) => Vec::new(),
+        }
     }
 }
 
@@ -147,9 +175,41 @@ impl RedisConfig {
         self
     }
 
+    /// Connections from the application rather than opened by the store:
+    /// its `deadpool_redis::Pool` (feature `deadpool-redis`; with `cluster`,
+    /// also `deadpool_redis::cluster::Pool`), or any other
+    /// [`ConnectionSource`]. The store takes [`pool_size`](Self::pool_size)
+    /// connections from it (default 1), shares each between all its calls,
+    /// and goes back to the source only when one breaks or needs a check.
+    ///
+    /// The source owns how connections are opened (URL, credentials, TLS,
+    /// redis-rs's response timeout); the store adds
+    /// [`command_timeout`](Self::command_timeout) on each command and
+    /// [`connect_timeout`](Self::connect_timeout) on getting a connection,
+    /// so the lower of its own and the source's timeouts applies. See
+    /// [`ConnectionSource`] for the rest.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "deadpool-redis")]
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use visitor_session::{RedisConfig, RedisStore, SessionConfig, SessionLayer};
+    ///
+    /// // The application's pool, from its own settings.
+    /// let pool = deadpool_redis::Config::from_url("redis://127.0.0.1:6379")
+    ///     .create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+    /// let store = RedisStore::new(RedisConfig::from_source(pool.clone()))?;
+    /// let layer = SessionLayer::new(store, SessionConfig::new())?;
+    /// # let _ = layer; Ok(()) }
+    /// ```
+    pub fn from_source(source: impl ConnectionSource) -> Self {
+        Self::with_servers(Servers::Source(Arc::new(source)))
+    }
+
     fn with_servers(servers: Servers) -> Self {
         Self {
             servers,
+            #[cfg(feature = "tls")]
+            tls_ca: None,
             key_prefix: "vs:".to_owned(),
             pool_size: 1,
             connect_timeout: Duration::from_secs(1),
@@ -203,6 +263,28 @@ impl RedisConfig {
         self
     }
 
+    /// The CA that signs the servers' certificates, as PEM (one or more
+    /// certificates), for `rediss://` URLs: on a single server, every node of
+    /// a cluster, and the Sentinels and the primary they name. `None` (the
+    /// default) trusts the system's roots, as managed Redis services need.
+    ///
+    /// Only `rediss://` URLs are accepted with a CA: a `redis://` URL would
+    /// go out in plain text, so [`validate`](Self::validate) refuses it.
+    ///
+    /// ```
+    /// use visitor_session::store::RedisConfig;
+    ///
+    /// let pem = b"-----BEGIN CERTIFICATE-----\n...".to_vec(); // e.g. std::fs::read("ca.pem")?
+    /// let config = RedisConfig::new("rediss://redis.internal:6380").tls_ca(Some(pem));
+    /// # let _ = config;
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_ca(mut self, pem: Option<Vec<u8>>) -> Self {
+        self.tls_ca = pem;
+        self
+    }
+
     /// Checks the settings, as [`RedisStore::new`](super::RedisStore::new)
     /// does before anything else (it also parses the URLs).
     ///
@@ -218,8 +300,11 @@ impl RedisConfig {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the setting when the key prefix contains `{`
-    /// or `}`, a timeout is zero or the pool is empty.
+    /// or `}`, a timeout is zero, the pool is empty, or a URL would leave
+    /// TLS out (`rediss://` without the `tls` feature; a CA with a
+    /// `redis://` URL, or with connections from a source).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_tls()?;
         if self.key_prefix.contains(['{', '}']) {
             return Err(ConfigError::new(
                 "key_prefix",
@@ -245,17 +330,107 @@ impl RedisConfig {
     }
 }
 
+impl RedisConfig {
+    /// Never plain text where TLS was asked for, and no `rediss://` the
+    /// build cannot honour.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let setting = self.servers.setting();
+        let urls = self.servers.urls();
+        let tls = urls.iter().filter(|u| is_tls_url(u)).count();
+        if !cfg!(feature = "tls") && tls > 0 {
+            return Err(ConfigError::new(
+                setting,
+                "a `rediss://` URL needs TLS: enable the `tls` feature of visitor-session",
+            ));
+        }
+        if tls > 0 && tls < urls.len() {
+            return Err(ConfigError::new(
+                setting,
+                "some URLs are `rediss://` and some `redis://`: use TLS for all or none",
+            ));
+        }
+        #[cfg(feature = "tls")]
+        if self.tls_ca.is_some() {
+            if let Servers::Source(_) = self.servers {
+                return Err(ConfigError::new(
+                    "tls_ca",
+                    "connections from a source come with its own TLS settings: set the CA \
+                     where the pool is built",
+                ));
+            }
+            if tls == 0 {
+                return Err(ConfigError::new(
+                    "tls_ca",
+                    "a CA is set but the URL is not `rediss://`: the connection would go out \
+                     in plain text",
+                ));
+            }
+        }
+        #[cfg(feature = "tls")]
+        if let Some(pem) = &self.tls_ca {
+            check_pem(pem)?;
+        }
+        Ok(())
+    }
+}
+
+/// The CA's PEM holds certificates, all readable: one that holds none would
+/// trust nothing, and fail every connection with a handshake error instead
+/// of at start-up.
+#[cfg(feature = "tls")]
+fn check_pem(pem: &[u8]) -> Result<(), ConfigError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        cert.map_err(|e| ConfigError::new("tls_ca", format!("not a PEM certificate ({e})")))?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(ConfigError::new(
+            "tls_ca",
+            "no certificate in the PEM (`-----BEGIN CERTIFICATE-----`)",
+        ));
+    }
+    Ok(())
+}
+
+/// A `rediss://` URL (TLS), by its scheme.
+pub(super) fn is_tls_url(url: &str) -> bool {
+    url.get(..9)
+        .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"))
+}
+
+impl Servers {
+    /// The name of the setting that holds the servers, for errors.
+    pub(super) fn setting(&self) -> &'static str {
+        match self {
+            Self::Standalone(_) => "url",
+            #[cfg(feature = "cluster")]
+            Self::Cluster(_) => "cluster",
+            #[cfg(feature = "sentinel")]
+            Self::Sentinel { .. } => "sentinel",
+            Self::Source(_) => "from_source",
+        }
+    }
+}
+
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("servers", &self.servers)
+        let mut f = f.debug_struct("RedisConfig");
+        f.field("servers", &self.servers)
             .field("key_prefix", &self.key_prefix)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
             .field("wait_timeout", &self.wait_timeout)
             .field("command_timeout", &self.command_timeout)
-            .field("ping_after_idle", &self.ping_after_idle)
-            .finish()
+            .field("ping_after_idle", &self.ping_after_idle);
+        // Shown only when set, so the output is the same with or without the feature.
+        #[cfg(feature = "tls")]
+        if self.tls_ca.is_some() {
+            f.field("tls_ca", &"<PEM>");
+        }
+        f.finish()
     }
 }
 
@@ -287,6 +462,7 @@ impl fmt::Debug for Servers {
                 )
                 .field("primary_database", &primary.db)
                 .finish(),
+            Self::Source(_) => f.write_str("Source"),
         }
     }
 }
@@ -353,6 +529,48 @@ mod tests {
             redacted("redis+unix:///run/redis.sock?db=2&pass=s3cret"),
             "redis+unix:///run/redis.sock?db=2&pass=***"
         );
+    }
+
+    #[test]
+    fn rediss_urls_need_the_tls_feature_and_a_ca_needs_rediss_urls() {
+        let tls = RedisConfig::new("rediss://cache.example.com:6380").validate();
+        assert_eq!(tls.is_ok(), cfg!(feature = "tls"), "{tls:?}");
+        #[cfg(feature = "tls")]
+        {
+            let secure = RedisConfig::new("REDISS://cache.example.com");
+            let plain = RedisConfig::new("redis://cache.example.com");
+            for config in [secure, plain] {
+                let not_pem = config.clone().tls_ca(Some(b"not a certificate".to_vec()));
+                assert_eq!(not_pem.validate().unwrap_err().setting(), "tls_ca");
+            }
+            let plain = RedisConfig::new("redis://cache.example.com").tls_ca(Some(Vec::new()));
+            assert!(
+                plain
+                    .validate()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("plain text")
+            );
+        }
+    }
+
+    #[cfg(feature = "cluster")]
+    #[test]
+    fn cluster_urls_are_all_tls_or_all_plain() {
+        let mixed = RedisConfig::cluster(["rediss://a:7000", "redis://b:7001"]);
+        assert_eq!(mixed.validate().unwrap_err().setting(), "cluster");
+    }
+
+    #[cfg(all(feature = "tls", feature = "deadpool-redis"))]
+    #[test]
+    fn a_source_brings_its_own_tls_settings() {
+        let pool = deadpool_redis::Config::from_url("redis://127.0.0.1:1")
+            .builder()
+            .unwrap()
+            .build()
+            .unwrap();
+        let config = RedisConfig::from_source(pool).tls_ca(Some(b"pem".to_vec()));
+        assert_eq!(config.validate().unwrap_err().setting(), "tls_ca");
     }
 
     #[test]

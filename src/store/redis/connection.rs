@@ -23,6 +23,14 @@
 //! applied and only its reply was lost. A connection whose command timed out
 //! is pinged before it is used again.
 //!
+//! # Connections from the application
+//!
+//! With [`RedisConfig::from_source`](super::RedisConfig::from_source) the
+//! pool's manager asks the application's [`ConnectionSource`] instead of
+//! opening a connection, and everything above holds unchanged; since the
+//! source chose the connection's response timeout, each command is also
+//! bounded by `command_timeout` here.
+//!
 //! # Outcomes
 //!
 //! A write that failed before it could reach Redis (no connection, refused
@@ -42,6 +50,7 @@ use super::config::{RedisConfig, Servers};
 use super::scripts::LuaScript;
 #[cfg(feature = "sentinel")]
 use super::sentinel;
+use super::source::ConnectionSource;
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 
 /// A store operation, as named in errors and logs.
@@ -74,11 +83,13 @@ enum Opener {
     Cluster(redis::cluster::ClusterClient),
     #[cfg(feature = "sentinel")]
     Sentinel(Arc<sentinel::Primary>),
+    /// The application hands connections out.
+    Source(Arc<dyn ConnectionSource>),
 }
 
 /// A connection handle; clones share the connection.
 #[derive(Clone)]
-enum Conn {
+pub(super) enum Conn {
     Single(MultiplexedConnection),
     #[cfg(feature = "cluster")]
     Cluster(redis::cluster_async::ClusterConnection),
@@ -121,6 +132,9 @@ struct Pooled {
     conn: Conn,
     generation: u64,
     suspect: Arc<AtomicBool>,
+    /// What a source keeps with its connection (its pool's object), let go
+    /// of with it.
+    _holder: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 struct Manager {
@@ -133,6 +147,9 @@ struct Manager {
     /// The connect timeout, for the Sentinel queries.
     #[cfg_attr(not(feature = "sentinel"), allow(dead_code))]
     config_timeout: Duration,
+    /// The command timeout, enforced here on connections a source opened
+    /// (the store's own have it as their response timeout).
+    command_limit: Option<Duration>,
 }
 
 impl managed::Manager for Manager {
@@ -141,6 +158,7 @@ impl managed::Manager for Manager {
 
     async fn create(&self) -> Result<Pooled, RedisError> {
         let generation = self.generation.load(Ordering::Acquire);
+        let mut holder = None;
         let conn = match &self.opener {
             Opener::Standalone(client) => Conn::Single(
                 client
@@ -155,11 +173,17 @@ impl managed::Manager for Manager {
                     .connect(&self.config, &self.generation, self.config_timeout)
                     .await?,
             ),
+            Opener::Source(source) => {
+                let sourced = source.connection().await?;
+                holder = sourced.holder;
+                sourced.conn
+            }
         };
         Ok(Pooled {
             conn,
             generation,
             suspect: Arc::default(),
+            _holder: holder,
         })
     }
 
@@ -173,8 +197,10 @@ impl managed::Manager for Manager {
             // In use moments ago and nothing went wrong since: no round trip.
             return Ok(());
         }
-        // Bounded by the connection's response timeout.
-        let _: () = redis::cmd("PING").query_async(&mut pooled.conn).await?;
+        // Bounded by the connection's response timeout (and, on a source's
+        // connection, by the command timeout).
+        let ping = redis::cmd("PING");
+        let _: Value = send(&mut pooled.conn, &ping, self.command_limit).await?;
         pooled.suspect.store(false, Ordering::Relaxed);
         Ok(())
     }
@@ -191,6 +217,8 @@ pub(super) struct Connections {
     epoch: Instant,
     /// The deployment is a Redis Cluster.
     cluster: bool,
+    /// See [`Manager::command_limit`].
+    command_limit: Option<Duration>,
 }
 
 /// A connection kept out of the pool and shared by every call that lands on
@@ -230,6 +258,7 @@ impl Connections {
         let opener = opener(config)?;
         let cluster = config.servers.is_cluster();
         let generation = Arc::new(AtomicU64::new(0));
+        let command_limit = matches!(opener, Opener::Source(_)).then_some(config.command_timeout);
         let manager = Manager {
             opener,
             config: AsyncConnectionConfig::new()
@@ -238,6 +267,7 @@ impl Connections {
             generation: generation.clone(),
             ping_after_idle: config.ping_after_idle,
             config_timeout: config.connect_timeout,
+            command_limit,
         };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
@@ -264,6 +294,7 @@ impl Connections {
                 .unwrap_or(u64::MAX),
             epoch: Instant::now(),
             cluster,
+            command_limit,
         })
     }
 
@@ -353,8 +384,9 @@ impl Connections {
         script: &LuaScript,
         cmd: &Cmd,
     ) -> Result<Value, StoreError> {
+        let limit = self.command_limit;
         let mut first = self.checkout(op).await?;
-        let error = match attempt(&mut first.conn, script, cmd).await {
+        let error = match attempt(&mut first.conn, script, cmd, limit).await {
             Ok(value) => return Ok(value),
             Err(e) if needs_new_connection(&e) => e,
             Err(e) => return Err(self.failed(op, &first, e, false)),
@@ -372,7 +404,7 @@ impl Connections {
             }
             Err(e) => return Err(e),
         };
-        attempt(&mut second.conn, script, cmd)
+        attempt(&mut second.conn, script, cmd, limit)
             .await
             .map_err(|e| self.failed(op, &second, e, ran_before))
     }
@@ -380,7 +412,7 @@ impl Connections {
     /// Loads `script` into the server's cache (on a cluster: every primary's).
     pub(super) async fn load(&self, op: Op, script: &LuaScript) -> Result<(), StoreError> {
         let mut checkout = self.checkout(op).await?;
-        send(&mut checkout.conn, &script.load_cmd())
+        send(&mut checkout.conn, &script.load_cmd(), self.command_limit)
             .await
             .map(drop)
             .map_err(|e| self.failed(op, &checkout, e, false))
@@ -432,17 +464,39 @@ impl Connections {
 
 /// One `EVALSHA`, and the `EVAL` of the whole script if the server does not
 /// have it cached (restart, `SCRIPT FLUSH`, a promoted replica).
-async fn attempt(conn: &mut Conn, script: &LuaScript, cmd: &Cmd) -> Result<Value, RedisError> {
-    match send(conn, cmd).await {
-        Err(e) if e.code() == Some("NOSCRIPT") => send(conn, &script.eval_instead(cmd)).await,
+async fn attempt(
+    conn: &mut Conn,
+    script: &LuaScript,
+    cmd: &Cmd,
+    limit: Option<Duration>,
+) -> Result<Value, RedisError> {
+    match send(conn, cmd, limit).await {
+        Err(e) if e.code() == Some("NOSCRIPT") => {
+            send(conn, &script.eval_instead(cmd), limit).await
+        }
         result => result,
     }
 }
 
-/// Sends one command; an error reply is an `Err` (redis-rs hands it over as
-/// a value). Our scripts answer errors only at the top level.
-async fn send(conn: &mut Conn, cmd: &Cmd) -> Result<Value, RedisError> {
-    match conn.req_packed_command(cmd).await? {
+/// Sends one command, within `limit` if given (else the connection's own
+/// response timeout is the bound); an error reply is an `Err` (redis-rs
+/// hands it over as a value). Our scripts answer errors only at the top level.
+async fn send(conn: &mut Conn, cmd: &Cmd, limit: Option<Duration>) -> Result<Value, RedisError> {
+    let reply = match limit {
+        None => conn.req_packed_command(cmd).await?,
+        // A timeout here is the same error as redis-rs's own, so the call is
+        // classified the same way (a write's outcome unknown, the connection
+        // suspect until a `PING` answers).
+        Some(limit) => tokio::time::timeout(limit, conn.req_packed_command(cmd))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer within the command timeout",
+                )
+            })??,
+    };
+    match reply {
         Value::ServerError(e) => Err(e.into()),
         value => Ok(value),
     }
@@ -489,9 +543,34 @@ fn maybe_applied(op: Op, error: RedisError) -> StoreError {
     .with_source(error)
 }
 
+/// The certificates for `rediss://` connections: the configured CA, if
+/// any (else redis-rs trusts the system's roots).
+#[cfg(feature = "tls")]
+fn certificates(config: &RedisConfig) -> Option<redis::TlsCertificates> {
+    config.tls_ca.as_ref().map(|pem| redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem.clone()),
+    })
+}
+
+/// redis-rs builds its TLS configuration from rustls's process-wide crypto
+/// provider: ring, this crate's, unless the application installed another
+/// (an application that enables two providers in rustls must, or rustls
+/// cannot pick one).
+#[cfg(feature = "tls")]
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer leaves that one in place: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 fn opener(config: &RedisConfig) -> Result<Opener, ConfigError> {
+    #[cfg(feature = "tls")]
+    ensure_crypto_provider();
     match &config.servers {
-        Servers::Standalone(url) => redis::Client::open(url.as_str())
+        Servers::Source(source) => Ok(Opener::Source(source.clone())),
+        Servers::Standalone(url) => standalone(config, url)
             .map(Opener::Standalone)
             .map_err(|e| bad_url("url", url, &e)),
         #[cfg(feature = "cluster")]
@@ -509,9 +588,16 @@ fn opener(config: &RedisConfig) -> Result<Opener, ConfigError> {
                         .map_err(|e| bad_url("cluster", n, &e))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            redis::cluster::ClusterClientBuilder::new(infos)
+            let builder = redis::cluster::ClusterClientBuilder::new(infos)
                 .connection_timeout(config.connect_timeout)
-                .response_timeout(config.command_timeout)
+                .response_timeout(config.command_timeout);
+            // Every node, the discovered ones included, is verified against the CA.
+            #[cfg(feature = "tls")]
+            let builder = match certificates(config) {
+                Some(certs) => builder.certs(certs),
+                None => builder,
+            };
+            builder
                 .build()
                 .map(Opener::Cluster)
                 .map_err(|e| ConfigError::new("cluster", format!("not a usable cluster: {e}")))
@@ -542,21 +628,103 @@ fn opener(config: &RedisConfig) -> Result<Opener, ConfigError> {
             if let Some(password) = &primary.password {
                 login = login.set_password(password);
             }
-            redis::sentinel::SentinelClient::build(
-                nodes.clone(),
-                master.clone(),
-                Some(
-                    redis::sentinel::SentinelNodeConnectionInfo::default()
-                        .set_redis_connection_info(login),
-                ),
-                redis::sentinel::SentinelServerType::Master,
-            )
-            .map(|client| {
-                Opener::Sentinel(Arc::new(sentinel::Primary::new(client, master.clone())))
-            })
-            .map_err(|e| ConfigError::new("sentinel", format!("not a usable Sentinel setup: {e}")))
+            #[cfg(feature = "tls")]
+            let client = if nodes.iter().any(|n| super::config::is_tls_url(n)) {
+                sentinel_over_tls(config, nodes, master, primary)
+            } else {
+                plain_sentinel(nodes, master, login)
+            };
+            #[cfg(not(feature = "tls"))]
+            let client = plain_sentinel(nodes, master, login);
+            client
+                .map(|client| {
+                    Opener::Sentinel(Arc::new(sentinel::Primary::new(client, master.clone())))
+                })
+                .map_err(|e| {
+                    ConfigError::new("sentinel", format!("not a usable Sentinel setup: {e}"))
+                })
         }
     }
+}
+
+/// A client for one server; with a CA for a `rediss://` URL (validation
+/// refused a CA with any other).
+fn standalone(config: &RedisConfig, url: &str) -> Result<redis::Client, RedisError> {
+    #[cfg(feature = "tls")]
+    if let Some(certs) = certificates(config) {
+        return redis::Client::build_with_tls(url, certs);
+    }
+    let _ = config;
+    redis::Client::open(url)
+}
+
+#[cfg(feature = "sentinel")]
+fn plain_sentinel(
+    nodes: &[String],
+    master: &str,
+    login: redis::RedisConnectionInfo,
+) -> Result<redis::sentinel::SentinelClient, RedisError> {
+    // redis-rs takes the name as a `String` without its TLS feature, and as
+    // any `AsRef<str>` with it.
+    #[allow(clippy::unnecessary_to_owned)]
+    redis::sentinel::SentinelClient::build(
+        nodes.to_vec(),
+        master.to_owned(),
+        Some(
+            redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(login),
+        ),
+        redis::sentinel::SentinelServerType::Master,
+    )
+}
+
+/// Sentinels reached over TLS (`rediss://`), and the primary they name over
+/// TLS too, both verified against the CA if one is set, else the system's
+/// roots. The Sentinels' credentials are those of the first URL that has
+/// any (redis-rs takes one set for all of them).
+#[cfg(all(feature = "sentinel", feature = "tls"))]
+fn sentinel_over_tls(
+    config: &RedisConfig,
+    nodes: &[String],
+    master: &str,
+    primary: &super::config::PrimaryAuth,
+) -> Result<redis::sentinel::SentinelClient, RedisError> {
+    use redis::IntoConnectionInfo;
+    use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+    let infos = nodes
+        .iter()
+        .map(|n| n.as_str().into_connection_info())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut builder = SentinelClientBuilder::new(
+        infos.iter().map(|i| i.addr().clone()),
+        master,
+        SentinelServerType::Master,
+    )?
+    .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+    .set_client_to_redis_db(primary.db);
+    if let Some(login) = infos
+        .iter()
+        .map(|i| i.redis_settings())
+        .find(|r| r.password().is_some())
+    {
+        if let Some(username) = login.username() {
+            builder = builder.set_client_to_sentinel_username(username);
+        }
+        if let Some(password) = login.password() {
+            builder = builder.set_client_to_sentinel_password(password);
+        }
+    }
+    if let Some(username) = &primary.username {
+        builder = builder.set_client_to_redis_username(username);
+    }
+    if let Some(password) = &primary.password {
+        builder = builder.set_client_to_redis_password(password);
+    }
+    if let Some(certs) = certificates(config) {
+        builder = builder
+            .set_client_to_sentinel_certificates(certs.clone())
+            .set_client_to_redis_certificates(certs);
+    }
+    builder.build()
 }
 
 fn bad_url(setting: &'static str, url: &str, error: &RedisError) -> ConfigError {

@@ -67,6 +67,7 @@ mod scripts;
 mod sentinel;
 #[cfg(feature = "cluster")]
 mod slot;
+mod source;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -79,6 +80,7 @@ use redis::{FromRedisValue, Value};
 pub use config::RedisConfig;
 use connection::{Connections, Op};
 use scripts::{LuaScript, Scripts};
+pub use source::{ConnectionSource, SourcedConnection};
 
 use super::{
     Access, Changes, Committed, CreateLimit, Created, IpLog, IpLogEntry, NetworkStats, Removed,
