@@ -252,6 +252,8 @@ const REDIS_VARS: [&str; 3] = ["REDIS_CLUSTER_NODES", "REDIS_SENTINEL_NODES", "R
 /// with `SESSION_STORE=memory`; else the SQLite file `SESSION_DB` (default
 /// `chatbox.db`), so that a restart loses nothing.
 async fn store_from_env() -> Result<(Arc<dyn SessionStore>, Conversations), String> {
+    // A CA that cannot be read stops the demo whichever store it picks.
+    let _checked = tls::config(RedisConfig::new("rediss://check"))?;
     let redis = REDIS_VARS
         .into_iter()
         .find(|name| std::env::var_os(name).is_some());
@@ -309,8 +311,6 @@ async fn redis_from_env(set: &str) -> Result<(Arc<dyn SessionStore>, Conversatio
         )
     };
     use conversations::redis_conversations::{Server, Store};
-    // A CA that cannot be read stops the demo whichever store it picks.
-    let _checked = tls::config(RedisConfig::new("rediss://check"))?;
     let (config, server, var, what) = if let Some(nodes) = list("REDIS_CLUSTER_NODES") {
         let (config, server) = cluster_config(nodes)?;
         (config, server, "REDIS_CLUSTER_NODES", "Redis Cluster")

@@ -161,7 +161,19 @@ pub(crate) fn start_fails(env: &[(&str, &str)]) -> String {
     if let Some((_, path)) = &database {
         cmd.env("SESSION_DB", path);
     }
-    let output = cmd.output().expect("run the chatbox example");
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run the chatbox example");
+    // Bounded: a demo that starts despite `env` serves until killed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the demo started despite {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("the demo's output");
     assert!(!output.status.success(), "the demo started despite {env:?}");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
