@@ -376,41 +376,37 @@ fn count_network(
     let network = network.as_slice();
     let expires = later(now.ms, visit.policy.network_retention);
     let sweep = now.sweep_at(Some(expires));
-    let current: Option<(i64, i64)> = tx
+    // The usual case, one statement: counted within the retention, in the
+    // same sweep step as the latest event.
+    let added = tx.prepare_cached(sql::NETWORK_ADD)?.execute(params![
+        network,
+        created,
+        conversations,
+        visit.at(),
+        expires,
+        sweep,
+        now.ms
+    ])?;
+    if added == 1 {
+        return Ok(());
+    }
+    let until: Option<i64> = tx
         .prepare_cached(sql::NETWORK_HEAD)?
-        .query_row([network], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row([network], |row| row.get(0))
         .optional()?;
-    match current {
-        Some((until, swept)) if now.ms < until => {
-            let (add, add_reswept) = (sql::NETWORK_ADD, sql::NETWORK_ADD_RESWEPT);
-            if Some(swept) == sweep {
-                tx.prepare_cached(add)?.execute(params![
-                    network,
-                    created,
-                    conversations,
-                    visit.at(),
-                    expires
-                ])?
-            } else {
-                tx.prepare_cached(add_reswept)?.execute(params![
-                    network,
-                    created,
-                    conversations,
-                    visit.at(),
-                    expires,
-                    sweep
-                ])?
-            }
-        }
-        _ => tx.prepare_cached(sql::COUNT_NETWORK)?.execute(params![
-            network,
-            created,
-            conversations,
-            visit.at(),
-            expires,
-            sweep
-        ])?,
+    let sql = match until {
+        Some(until) if now.ms < until => sql::NETWORK_ADD_RESWEPT,
+        // New, or past its retention: counted afresh.
+        _ => sql::COUNT_NETWORK,
     };
+    tx.prepare_cached(sql)?.execute(params![
+        network,
+        created,
+        conversations,
+        visit.at(),
+        expires,
+        sweep
+    ])?;
     Ok(())
 }
 
@@ -464,25 +460,6 @@ pub(super) fn create(
         created,
         promoted: false,
     };
-    if let Some(existing) = head(tx, &key)? {
-        if existing.is_live(now) {
-            // The same call run again after its reply was lost: it did
-            // create. Not with a token: the id was reserved in the token's
-            // binding, and another browser of the same user may have created
-            // it (the caller then commits).
-            let same = visit.token.is_none() && existing.created_ms == visit.at_ms;
-            return Ok(answer(if same {
-                Created::Created
-            } else {
-                Created::Exists
-            }));
-        }
-        // Expired and not swept yet: it names nothing.
-        remove(tx, &key)?;
-    }
-    if let Some(retry_after) = limit.map(|l| admit(tx, l, now)).transpose()?.flatten() {
-        return Ok(answer(Created::Limited { retry_after }));
-    }
     let state = if changes.promote {
         SessionState::Permanent
     } else {
@@ -492,16 +469,43 @@ pub(super) fn create(
     data.apply(changes);
     let ip = visit.ip.map(IpBytes::of);
     let expires = session_expiry(state, &visit.policy, now);
-    tx.prepare_cached(sql::CREATE)?.execute(params![
-        &key,
-        state_code(state),
-        visit.at(),
-        ip.as_ref().map(IpBytes::as_slice),
-        expires,
-        now.sweep_at(expires),
-        visit.token.as_ref().map(TokenHash::as_bytes),
-        blob::encode(&data),
-    ])?;
+    let insert = || -> Result<bool> {
+        let inserted = tx.prepare_cached(sql::CREATE)?.execute(params![
+            &key,
+            state_code(state),
+            visit.at(),
+            ip.as_ref().map(IpBytes::as_slice),
+            expires,
+            now.sweep_at(expires),
+            visit.token.as_ref().map(TokenHash::as_bytes),
+            blob::encode(&data),
+        ])?;
+        Ok(inserted == 1)
+    };
+    // The usual case, without a limit to apply first: a fresh id, inserted.
+    let inserted = limit.is_none() && insert()?;
+    if !inserted {
+        if let Some(existing) = head(tx, &key)? {
+            if existing.is_live(now) {
+                // The same call run again after its reply was lost: it did
+                // create. Not with a token: the id was reserved in the
+                // token's binding, and another browser of the same user may
+                // have created it (the caller then commits).
+                let same = visit.token.is_none() && existing.created_ms == visit.at_ms;
+                return Ok(answer(if same {
+                    Created::Created
+                } else {
+                    Created::Exists
+                }));
+            }
+            // Expired and not swept yet: it names nothing.
+            remove(tx, &key)?;
+        }
+        if let Some(retry_after) = limit.map(|l| admit(tx, l, now)).transpose()?.flatten() {
+            return Ok(answer(Created::Limited { retry_after }));
+        }
+        insert()?;
+    }
     if state == SessionState::Permanent {
         let head = Head {
             state,

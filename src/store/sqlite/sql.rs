@@ -55,10 +55,10 @@ pub(super) const COUNT_NETWORK: &str = "INSERT INTO vs_networks (network, sessio
 pub(super) const NETWORK_HEAD: &str = "SELECT expires_ms, sweep_ms FROM vs_networks WHERE network \
     = ?1";
 
-/// Events added to a network's statistics.
+/// Events added to a network's statistics, counted within their retention and the same sweep step (?6: its sweep time, ?7: now); nothing otherwise.
 pub(super) const NETWORK_ADD: &str = "UPDATE vs_networks SET sessions_created = sessions_created + \
     ?2, conversations_started = conversations_started + ?3, last_ms = ?4, expires_ms = ?5 \
-    WHERE network = ?1";
+    WHERE network = ?1 AND sweep_ms = ?6 AND expires_ms > ?7";
 
 /// Events added to a network's statistics, moving its sweep time.
 pub(super) const NETWORK_ADD_RESWEPT: &str = "UPDATE vs_networks SET sessions_created = \
@@ -78,10 +78,10 @@ pub(super) const ADMIT: &str = "INSERT INTO vs_creations (network, admitted, win
 pub(super) const ADMIT_MORE: &str = "UPDATE vs_creations SET admitted = admitted + 1 WHERE network \
     = ?1";
 
-/// A new session.
+/// A new session, unless the id is taken.
 pub(super) const CREATE: &str = "INSERT INTO vs_sessions (id, state, created_ms, seen_ms, ip, \
     expires_ms, sweep_ms, token, data, ip_count, ip_dropped) VALUES (?1, ?2, ?3, ?3, ?4, ?5, \
-    ?6, ?7, ?8, 0, 0)";
+    ?6, ?7, ?8, 0, 0) ON CONFLICT (id) DO NOTHING";
 
 /// A session made permanent, with its new data.
 pub(super) const PROMOTE: &str = "UPDATE vs_sessions SET data = ?2, state = ?3, expires_ms = ?4, \
