@@ -96,10 +96,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
-use rusqlite::Connection;
-
 pub use config::{DEFAULT_SWEEP_BATCH, DEFAULT_SWEEP_INTERVAL, Durability, SqliteConfig};
 use ops::{Now, Visit};
+use sql::Statements;
 use worker::{Db, Job, Stage};
 
 use super::{
@@ -170,14 +169,22 @@ impl SqliteStore {
         config.validate()?;
         let conn = schema::open(&config)?;
         let (jobs, queue) = std::sync::mpsc::channel();
-        let db = Db::new(conn, config.sweep_batch, config.sweep_interval);
-        let interval = config.sweep_interval;
+        let (ready, started) = std::sync::mpsc::channel();
+        let (batch, interval) = (config.sweep_batch, config.sweep_interval);
+        let failed = |what: String| ConfigError::new("path", what);
         std::thread::Builder::new()
             .name("visitor-session-sqlite".into())
-            .spawn(move || worker::run(db, queue, interval))
-            .map_err(|e| {
-                ConfigError::new("path", format!("cannot start the store's thread: {e}"))
-            })?;
+            .spawn(move || worker::run(conn, batch, interval, queue, ready))
+            .map_err(|e| failed(format!("cannot start the store's thread: {e}")))?;
+        match started.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(failed(format!(
+                    "cannot prepare the store's statements: {e}"
+                )));
+            }
+            Err(_) => return Err(failed("the store's thread ended at start-up".into())),
+        }
         Ok(Self {
             inner: Arc::new(Inner { jobs, config }),
         })
@@ -193,7 +200,7 @@ impl SqliteStore {
     pub async fn sweep(&self) -> Result<u64, StoreError> {
         let mut removed = 0;
         loop {
-            let (rows, more) = self.call("sweep", Db::sweep_batch).await?;
+            let (rows, more) = self.call("sweep", |db| db.sweep_batch()).await?;
             removed += rows;
             if !more {
                 return Ok(removed);
@@ -206,7 +213,7 @@ impl SqliteStore {
     fn call<T: Send + 'static>(
         &self,
         op: &'static str,
-        work: impl FnOnce(&mut Db) -> Result<T, (Stage, rusqlite::Error)> + Send + 'static,
+        work: impl FnOnce(&mut Db<'_>) -> Result<T, (Stage, rusqlite::Error)> + Send + 'static,
     ) -> StoreFuture<T> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |db| {
@@ -226,7 +233,7 @@ impl SqliteStore {
         &self,
         op: &'static str,
         writes: bool,
-        body: impl FnOnce(&Connection, Now) -> rusqlite::Result<T> + Send + 'static,
+        body: impl FnOnce(&mut Statements<'_>, Now) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreFuture<T> {
         self.call(op, move |db| db.transaction(writes, body))
     }
