@@ -19,12 +19,18 @@
 //!   from the one [`ClientIpHeader`] they write.
 //! - [`store`]: the [`SessionStore`] trait, whose every method is one atomic
 //!   operation, shaped so that a networked store serves a returning visitor
-//!   in one round trip; the embedded [`MemoryStore`]; and (feature `redis`)
-//!   `RedisStore` on a single server, Sentinel or Redis Cluster, one script
-//!   per operation. Continuity tokens (SPEC §3.7) are composed from those
+//!   in one round trip; (feature `sqlite`) `SqliteStore`, durable in one
+//!   file, for a single instance; (feature `redis`) `RedisStore` on a single
+//!   server, Sentinel or Redis Cluster, one script per operation; and
+//!   [`MemoryStore`], for examples and tests: it loses everything on
+//!   restart. Continuity tokens (SPEC §3.7) are composed from those
 //!   operations once, above the store.
 //!
 //! # With axum
+//!
+//! The examples keep sessions in a [`MemoryStore`], which forgets them on
+//! restart; a single-instance service keeps them in a file with
+//! `store::SqliteStore::open(SqliteConfig::new("sessions.db"))`.
 //!
 //! ```
 //! use std::net::SocketAddr;
@@ -102,6 +108,8 @@
 //! - `axum` (default): the [`Session`] extractor and `ConnectInfo<SocketAddr>`
 //!   as the client-IP source.
 //! - `redis` (default): `store::RedisStore`, redis-rs connections pooled by deadpool.
+//! - `sqlite` (default): `store::SqliteStore`, sessions in one SQLite file
+//!   (rusqlite with SQLite compiled in: nothing to install).
 //! - `cluster`: Redis Cluster for the Redis store (`RedisConfig::cluster`).
 //! - `sentinel`: Redis Sentinel for the Redis store (`RedisConfig::sentinel`).
 //! - `metrics`: counters and latency histograms through the `metrics` facade
