@@ -1,8 +1,9 @@
 //! The store conformance suite: every lifecycle, TTL, concurrency and limit
 //! scenario of SPEC §3 and §4, written once and run on every store by
 //! [`store_conformance!`](crate::store_conformance): `MemoryStore` on
-//! tokio's paused clock, `RedisStore` on a standalone server, Redis Cluster
-//! and Sentinel in real time with a short idle TTL.
+//! tokio's paused clock; `SqliteStore` on a temporary file
+//! (`support::sqlite`), `RedisStore` on a standalone server, Redis Cluster
+//! and Sentinel, in real time with a short idle TTL.
 
 use std::future::Future;
 use std::net::IpAddr;
