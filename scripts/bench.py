@@ -3,8 +3,11 @@
 
 Run through `bash scripts/bench` (which installs wrk and redis-server and
 builds the release binaries). For each scenario the contenders run in turn
-(A B A B ...), three rounds, against one real redis-server on loopback, each
-driven by `wrk -t1 -c32`; the table gives medians.
+(A B A B ...), three rounds, each driven by `wrk -t1 -c32`; the table gives
+medians. A contender is `<layer>` (on the one real redis-server, on
+loopback) or `<layer>@<store>`: `@sqlite` a SQLite file of its own (WAL,
+`synchronous = NORMAL` for both layers), `@sqlite-fsync` ours with
+`Durability::PowerLoss` (`synchronous = FULL`), `@memory` the memory store.
 
 - req/s and latency (p50, p99): from wrk;
 - round trips per request: commands the service sent to Redis, counted with
@@ -18,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -33,7 +37,10 @@ TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
 # scenario: (description, path, visitor kind, contenders)
 # `ours-pool`: our layer on an application's deadpool-redis pool
 # (`RedisConfig::from_source`) instead of connections of its own.
+EMBEDDED = ["ours@sqlite", "tower-sessions@sqlite", "ours@sqlite-fsync", "ours@memory", "ours@redis"]
 SCENARIOS = [
+    ("returning visitor, SQLite beside the other stores", "/", "returning", EMBEDDED),
+    ("new visitor, SQLite beside the other stores", "/", "new", EMBEDDED),
     ("returning visitor", "/", "returning", ["ours", "ours-pool", "tower-sessions"]),
     ("new visitor", "/", "new", ["ours", "tower-sessions"]),
     ("returning visitor, handler writes one key", "/write", "returning", ["ours", "ours-pool", "tower-sessions"]),
@@ -71,11 +78,38 @@ def redis_cli(port, *args):
     return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True).stdout
 
 
+def on_redis(contender):
+    return contender.partition("@")[2] in ("", "redis")
+
+
+def label(contender):
+    """How a contender is named in the tables."""
+    layer, _, store = contender.partition("@")
+    if not store:
+        return contender
+    return {
+        "sqlite": f"{layer}, SqliteStore" if layer == "ours" else f"{layer}, its SQLite store",
+        "sqlite-fsync": f"{layer}, SqliteStore with Durability::PowerLoss",
+        "memory": f"{layer}, MemoryStore",
+        "redis": f"{layer}, RedisStore",
+    }[store]
+
+
 class Server:
     def __init__(self, contender, redis_url, env=None):
         self.port = free_port()
+        self.dir = None
+        layer, _, store = contender.partition("@")
+        if store == "memory":
+            where = "memory"
+        elif store and store != "redis":
+            # A fresh file per run, so that runs do not inherit each other's rows.
+            self.dir = tempfile.mkdtemp(prefix="vs-bench-")
+            where = f"{store}:{os.path.join(self.dir, 'sessions.db')}"
+        else:
+            where = redis_url
         self.proc = subprocess.Popen(
-            [SERVER, contender, redis_url, str(self.port)],
+            [SERVER, layer, where, str(self.port)],
             stdout=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
         )
@@ -84,6 +118,8 @@ class Server:
     def stop(self):
         self.proc.kill()
         self.proc.wait()
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def new_cookies(port, n):
@@ -158,6 +194,8 @@ def measure(contender, redis_port, path, visitors, seconds, env=None):
 
 def round_trips(contender, redis_port, path, visitors):
     """Commands per request sent by the service, from MONITOR, one connection."""
+    if not on_redis(contender):
+        return None
     redis_cli(redis_port, "FLUSHALL")
     server = Server(contender, f"redis://127.0.0.1:{redis_port}")
     try:
@@ -308,15 +346,24 @@ def main():
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
     print(f"Taken {time.strftime('%Y-%m-%d')} with `bash scripts/bench` on {os.cpu_count()} cores "
           f"({cpu}) shared by wrk, the service and redis-server {redis_version.split('=')[-1]}, over loopback; "
+          f"SQLite files on the local disk ({tempfile.gettempdir()}); "
           f"wrk -t1 -c32 -d{args.seconds}s per run, {args.rounds} rounds alternating the contenders, medians.\n")
     print("| scenario | contender | req/s | p50 ms | p99 ms | Redis round trips / req | CPU µs/req service | CPU µs/req redis-server |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name, contender, m in rows:
-        print(f"| {name} | {contender} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
-              f"{m['round_trips']:.2f} | {m['cpu_service']:.1f} | {m['cpu_redis']:.1f} |")
+        trips = "-" if m["round_trips"] is None else f"{m['round_trips']:.2f}"
+        redis_cpu = f"{m['cpu_redis']:.1f}" if on_redis(contender) else "-"
+        print(f"| {name} | {label(contender)} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
+              f"{trips} | {m['cpu_service']:.1f} | {redis_cpu} |")
     print()
     by = {(n, c): m for n, c, m in rows}
     for name, _, _, contenders in SCENARIOS:
+        if (name, "ours@sqlite") in by and (name, "tower-sessions@sqlite") in by:
+            ours, theirs = by[(name, "ours@sqlite")], by[(name, "tower-sessions@sqlite")]
+            print(f"- {name}: SqliteStore / tower-sessions' SQLite store = {ours['rps'] / theirs['rps']:.2f}x "
+                  f"req/s (service CPU per request: {ours['cpu_service']:.1f} µs against "
+                  f"{theirs['cpu_service']:.1f} µs)")
+            continue
         if (name, "ours") in by and (name, "ours-pool") in by:
             ratio = by[(name, "ours-pool")]["rps"] / by[(name, "ours")]["rps"]
             print(f"- {name}: on the application's deadpool-redis pool / on our own connections = "

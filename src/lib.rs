@@ -19,14 +19,20 @@
 //!   from the one [`ClientIpHeader`] they write.
 //! - [`store`]: the [`SessionStore`] trait, whose every method is one atomic
 //!   operation, shaped so that a networked store serves a returning visitor
-//!   in one round trip; the embedded [`MemoryStore`]; and (feature `redis`)
-//!   `RedisStore` on a single server, Sentinel or Redis Cluster, one script
-//!   per operation, over TLS if need be, on connections of its own or the
-//!   application's deadpool-redis pool (the repository's `docs/redis.md`).
+//!   in one round trip; (feature `sqlite`) `SqliteStore`, durable in one
+//!   file, for a single instance; (feature `redis`) `RedisStore` on a single
+//!   server, Sentinel or Redis Cluster, one script per operation, over TLS if
+//!   need be, on connections of its own or the application's deadpool-redis
+//!   pool (the repository's `docs/redis.md`); and [`MemoryStore`], for
+//!   examples and tests: it loses everything on restart.
 //!   Continuity tokens (SPEC §3.7) are composed from those
 //!   operations once, above the store.
 //!
 //! # With axum
+//!
+//! The examples keep sessions in a [`MemoryStore`], which forgets them on
+//! restart; a single-instance service keeps them in a file with
+//! `store::SqliteStore::open(SqliteConfig::new("sessions.db"))`.
 //!
 //! ```
 //! use std::net::SocketAddr;
@@ -125,6 +131,8 @@
 //! - `axum` (default): the [`Session`] extractor, [`SessionError`] as a
 //!   response (so handlers use `?`), and `ConnectInfo<SocketAddr>` as the
 //!   client-IP source.
+//! - `sqlite`: `store::SqliteStore`, sessions in one SQLite file (rusqlite
+//!   with SQLite compiled in: nothing to install).
 //! - `redis`: `store::RedisStore`, redis-rs connections pooled by deadpool.
 //! - `tls`: `rediss://` URLs, TLS to Redis on rustls, with the system's roots
 //!   or a private CA (`RedisConfig::tls_ca`).

@@ -199,8 +199,10 @@ async fn a_soak_of_temporary_visitors_settles_the_file_size() {
             let data = Changes::default().set("page", format!("\"/products/{i}\""));
             let created = store.create(&id, &access, &data, None).await.unwrap();
             assert_eq!(created, Created::Created);
+            // The return visit; on a loaded machine it may come after the
+            // idle TTL, and finds nothing: the soak is about the file.
             let again = Access::now(Some(from), &short);
-            assert!(store.touch(&id, &again).await.unwrap().is_some());
+            store.touch(&id, &again).await.unwrap();
         }
         let took = started.elapsed();
         let swept = eventually(Duration::from_secs(10), || probe.rows("vs_sessions") == 0).await;

@@ -87,7 +87,9 @@ pub mod ours {
             SqliteStore::open(sqlite).expect("a SQLite file")
         };
         let layer = if store == "memory" {
-            SessionLayer::new(MemoryStore::new(), config)
+            // Room for every new visitor of a load run (its default capacity,
+            // 100 000, is reached within seconds at full speed).
+            SessionLayer::new(MemoryStore::with_capacity(5_000_000), config)
         } else if let Some(path) = store.strip_prefix("sqlite:") {
             SessionLayer::new(sqlite(path, Durability::ProcessCrash), config)
         } else if let Some(path) = store.strip_prefix("sqlite-fsync:") {

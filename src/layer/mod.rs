@@ -32,6 +32,9 @@ pub use service::SessionService;
 
 /// A Tower [`Layer`] that gives every request a visitor [`Session`](crate::Session).
 ///
+/// The example's [`MemoryStore`](crate::MemoryStore) loses every session on
+/// restart; a single instance keeps them with `store::SqliteStore`.
+///
 /// ```
 /// use tower::ServiceBuilder;
 /// use visitor_session::{MemoryStore, SessionConfig, SessionLayer};

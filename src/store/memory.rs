@@ -1,4 +1,5 @@
-//! [`MemoryStore`]: the embedded store, with Redis's TTL semantics on tokio's clock.
+//! [`MemoryStore`]: sessions in the process's memory, with Redis's TTL
+//! semantics on tokio's clock; lost on restart.
 
 use std::collections::{BTreeSet, HashMap, hash_map::Entry};
 use std::net::IpAddr;
@@ -24,13 +25,14 @@ const SWEEP_WHEN_FULL_EVERY: Duration = Duration::from_secs(1);
 /// Sessions a [`MemoryStore`] holds by default (see [`MemoryStore::with_capacity`]).
 pub const DEFAULT_MEMORY_CAPACITY: usize = 100_000;
 
-/// An in-process session store: the embedded default for examples,
-/// development and tests.
+/// An in-process session store, for examples, development and tests.
 ///
-/// **It keeps nothing across a restart**: every session, conversation
-/// binding, IP log and statistic lives in the process's memory. A
-/// single-instance deployment that must keep permanent sessions and IP logs
-/// needs a durable store (Redis, see `RedisStore`).
+/// **It loses everything on restart**: every session (permanent ones with
+/// their conversations' bindings included), IP log, token binding and
+/// statistic lives in the process's memory, and a restart or a deployment
+/// forgets them all. A single-instance deployment keeps them in one file
+/// with `SqliteStore` (feature `sqlite`, on by default); several instances
+/// share them in Redis (`RedisStore`).
 ///
 /// Expiry runs on [`tokio::time::Instant`], so a test with paused time
 /// (`#[tokio::test(start_paused = true)]` and `tokio::time::advance`) sees a

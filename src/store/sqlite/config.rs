@@ -51,8 +51,10 @@ pub struct SqliteConfig {
 }
 
 /// How often the background sweep starts by default.
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Rows one sweep transaction removes at most, by default.
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub const DEFAULT_SWEEP_BATCH: u32 = 500;
 
 impl SqliteConfig {

@@ -24,24 +24,36 @@
 //! A power loss or an operating-system crash is another matter: the file
 //! stays consistent (never corrupt, every transaction whole or absent), but
 //! the transactions committed since the log was last flushed to disk, at
-//! the latest checkpoint (SQLite checkpoints about every 1 000 pages
-//! written, a few seconds of traffic), may be rolled back: a visitor's
-//! latest IP, a slid TTL, a message's promotion. Where that matters, choose
+//! the latest checkpoint, may be rolled back. SQLite checkpoints about
+//! every 1 000 pages written: with one page per returning visit, the last
+//! 1 000 or so requests that wrote (a visitor's latest IP or slid TTL, a
+//! promotion, a new session). Where that matters, choose
 //! [`Durability::PowerLoss`] (`synchronous = FULL`): every transaction is
 //! flushed to disk (`fsync`) before it is acknowledged, at the cost of one
-//! flush per write (see `benches/RESULTS.md`).
+//! flush per write: about a third of the requests per second on a returning
+//! visit in `benches/RESULTS.md`, more on a slower disk.
 //!
 //! # One thread, one transaction per call
 //!
 //! The store owns one connection, on a thread of its own
-//! (`visitor-session-sqlite`): every call is sent there, run as one
-//! transaction (`BEGIN IMMEDIATE` ... `COMMIT`) and answered through a
-//! channel, so the async runtime never waits for the disk. Nearly every call
-//! writes (a touch slides the TTL), and SQLite lets one writer in at a time:
-//! more connections would only queue for its lock, in SQLite's busy handler,
-//! which sleeps. A call whose caller stopped waiting (the layer's
-//! `store_timeout` ran out) before the thread reached it is skipped: the
-//! layer has reported it as timed out or of unknown outcome already.
+//! (`visitor-session-sqlite`), with every statement prepared once: each
+//! call is sent there, run as one transaction (`BEGIN IMMEDIATE` ...
+//! `COMMIT`) and answered through a channel, so the async runtime never
+//! waits for the disk. Nearly every call writes (a touch slides the TTL),
+//! and SQLite lets one writer in at a time: more connections would only
+//! queue for its lock, in SQLite's busy handler, which sleeps.
+//!
+//! The thread was chosen over `tokio::task::spawn_blocking` around a mutex
+//! by measuring both (commit `13c5fab` had both; `benches/RESULTS.md`):
+//! with 32 callers touching sessions, the thread answered 41 000 to
+//! 44 000 calls a second at 29 µs of CPU per call, the blocking pool
+//! 20 000 to 21 000 at 53 to 62 µs (a pool thread woken per call, and the
+//! callers' threads contending for the mutex); over HTTP, a returning
+//! visitor had 41 000 to 45 000 requests a second against 18 000 to 26 000.
+//!
+//! A call whose caller stopped waiting (the layer's `store_timeout` ran
+//! out) before the thread reached it is skipped: the layer has reported it
+//! as timed out, or as of unknown outcome, already.
 //!
 //! # Expiry and the sweep
 //!
@@ -53,29 +65,39 @@
 //! windows) every [`SqliteConfig::sweep_interval`] (1 minute; the first
 //! sweep right after opening), at most [`SqliteConfig::sweep_batch`] rows
 //! of each kind per transaction (500), with the calls that queued
-//! meanwhile between two batches, soonest expired first, through an index
-//! on the expiry (no scan). Deleted rows are overwritten in the file
-//! (`secure_delete`), so an expired visitor's IP does not linger in free
-//! pages; freed pages are reused by the next visitors, and when more than a
-//! quarter of the file is free after a sweep (a flood of visitors gone),
-//! pages are given back to the file system (`auto_vacuum = INCREMENTAL`),
-//! 16 MiB at most per sweep. The file thus settles at the size of the live
-//! sessions.
+//! meanwhile run between two batches, through an index (no scan). The
+//! index holds each row's expiry rounded up to the sweep interval
+//! (`sweep_ms`), not the expiry itself: a touch that slides a session's
+//! TTL rewrites the index only when the rounded time moves, about once per
+//! interval per session, not on every request (a touch then writes one
+//! page, not two). A sweep takes the rows of the intervals that have
+//! passed, and the expired ones of the current interval.
+//!
+//! Deleted rows are overwritten in the file (`secure_delete`), so an
+//! expired visitor's IP does not linger in free pages; freed pages are
+//! reused by the next visitors, and when more than a quarter of the file is
+//! free after a sweep (a flood of visitors gone), pages are given back to
+//! the file system (`auto_vacuum = INCREMENTAL`), 16 MiB at most per sweep.
+//! The file thus settles at the size of the live sessions (the soak test
+//! in `tests/sqlite_store.rs`: waves of 1 000 temporary visitors leave the
+//! file at about 200 KB and its write-ahead log at about 4 MB, the same
+//! after the sixth wave as after the first).
 //!
 //! # Layout
 //!
 //! Every table is named `vs_*`, so an application may keep its own tables in
 //! the same file (the demo keeps its conversations there). Times are
 //! milliseconds since the Unix epoch; ids are the 16 bytes of the session's
-//! UUID; IPs their 4 or 16 bytes; handler keys and values (JSON texts) are
-//! blobs, so every byte of a key is kept and compared.
+//! UUID; IPs their 4 or 16 bytes. A session is one row, its data in it, as
+//! a session is one hash in Redis: a returning visitor is one row read and
+//! rewritten, a new visitor one row written.
 //!
 //! | table | key | holds |
 //! |---|---|---|
 //! | `vs_sessions` | `id` | `state` (0 temporary, 1 permanent), `created_ms`, `seen_ms` and `ip` of the latest access, `expires_ms` (none for a permanent session without retention) and `sweep_ms` (the same, rounded up to the sweep interval: indexed for the sweep), `token` (the keyed hash of its continuity token), `data` (the handler's keys with their JSON texts in one blob, each as its length and bytes), `ip_count` and `ip_dropped` (its IP log's size, and how many addresses gave way) |
 //! | `vs_ip_log` | `id`, `ip` | a permanent session's IP log: `first_ms`, `last_ms`, indexed by `(id, last_ms)` so that the least recently seen is found in O(log n) |
-//! | `vs_tokens` | `token` | a continuity token's binding (SPEC §3.7): the keyed hash, never the token; the session `id`, its `state`, `expires_ms` |
-//! | `vs_networks` | `network` | a client network's statistics (SPEC §3.6): `sessions_created`, `conversations_started`, `first_ms`, `last_ms`, `expires_ms` (the retention after the latest event) |
+//! | `vs_tokens` | `token` | a continuity token's binding (SPEC §3.7): the keyed hash, never the token; the session `id`, its `state`, `expires_ms` and `sweep_ms` |
+//! | `vs_networks` | `network` | a client network's statistics (SPEC §3.6): `sessions_created`, `conversations_started`, `first_ms`, `last_ms`, `expires_ms` (the retention after the latest event) and `sweep_ms` |
 //! | `vs_creations` | `network` | with a new-session limit only: creations `admitted` in the window ending at `window_end_ms` |
 //! | `vs_meta` | `name` | `schema_version`: a file of a later layout is refused |
 //!
@@ -96,10 +118,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
-use rusqlite::Connection;
-
 pub use config::{DEFAULT_SWEEP_BATCH, DEFAULT_SWEEP_INTERVAL, Durability, SqliteConfig};
 use ops::{Now, Visit};
+use sql::Statements;
 use worker::{Db, Job, Stage};
 
 use super::{
@@ -170,14 +191,22 @@ impl SqliteStore {
         config.validate()?;
         let conn = schema::open(&config)?;
         let (jobs, queue) = std::sync::mpsc::channel();
-        let db = Db::new(conn, config.sweep_batch, config.sweep_interval);
-        let interval = config.sweep_interval;
+        let (ready, started) = std::sync::mpsc::channel();
+        let (batch, interval) = (config.sweep_batch, config.sweep_interval);
+        let failed = |what: String| ConfigError::new("path", what);
         std::thread::Builder::new()
             .name("visitor-session-sqlite".into())
-            .spawn(move || worker::run(db, queue, interval))
-            .map_err(|e| {
-                ConfigError::new("path", format!("cannot start the store's thread: {e}"))
-            })?;
+            .spawn(move || worker::run(conn, batch, interval, queue, ready))
+            .map_err(|e| failed(format!("cannot start the store's thread: {e}")))?;
+        match started.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(failed(format!(
+                    "cannot prepare the store's statements: {e}"
+                )));
+            }
+            Err(_) => return Err(failed("the store's thread ended at start-up".into())),
+        }
         Ok(Self {
             inner: Arc::new(Inner { jobs, config }),
         })
@@ -193,7 +222,7 @@ impl SqliteStore {
     pub async fn sweep(&self) -> Result<u64, StoreError> {
         let mut removed = 0;
         loop {
-            let (rows, more) = self.call("sweep", Db::sweep_batch).await?;
+            let (rows, more) = self.call("sweep", |db| db.sweep_batch()).await?;
             removed += rows;
             if !more {
                 return Ok(removed);
@@ -206,7 +235,7 @@ impl SqliteStore {
     fn call<T: Send + 'static>(
         &self,
         op: &'static str,
-        work: impl FnOnce(&mut Db) -> Result<T, (Stage, rusqlite::Error)> + Send + 'static,
+        work: impl FnOnce(&mut Db<'_>) -> Result<T, (Stage, rusqlite::Error)> + Send + 'static,
     ) -> StoreFuture<T> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |db| {
@@ -226,7 +255,7 @@ impl SqliteStore {
         &self,
         op: &'static str,
         writes: bool,
-        body: impl FnOnce(&Connection, Now) -> rusqlite::Result<T> + Send + 'static,
+        body: impl FnOnce(&mut Statements<'_>, Now) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreFuture<T> {
         self.call(op, move |db| db.transaction(writes, body))
     }

@@ -12,13 +12,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::super::{
     Access, Changes, Committed, CreateLimit, Created, DataSize, IpLog, IpLogEntry, NetworkStats,
     Removed, SessionData, SessionRecord, SessionState, StorePolicy, TokenBinding, TokenHash,
 };
-use super::{blob, sql};
+use super::blob;
+use super::sql::Statements;
 use crate::client_ip::client_network;
 use crate::id::SessionId;
 
@@ -213,21 +214,23 @@ impl Head {
 }
 
 /// The row of session `id`, live or not.
-fn head(tx: &Connection, id: &Key) -> Result<Option<Head>> {
-    tx.prepare_cached(sql::HEAD)?
-        .query_row([id], Head::read)
-        .optional()
+fn head(st: &mut Statements<'_>, id: &Key) -> Result<Option<Head>> {
+    st.head.query_row([id], Head::read).optional()
 }
 
 /// The live session `id`.
-fn live(tx: &Connection, id: &Key, now: Now) -> Result<Option<Head>> {
-    Ok(head(tx, id)?.filter(|h| h.is_live(now)))
+fn live(st: &mut Statements<'_>, id: &Key, now: Now) -> Result<Option<Head>> {
+    Ok(head(st, id)?.filter(|h| h.is_live(now)))
 }
 
 /// The live session `id` with its data.
-fn live_with_data(tx: &Connection, id: &Key, now: Now) -> Result<Option<(Head, SessionData)>> {
-    let found = tx
-        .prepare_cached(sql::HEAD_AND_DATA)?
+fn live_with_data(
+    st: &mut Statements<'_>,
+    id: &Key,
+    now: Now,
+) -> Result<Option<(Head, SessionData)>> {
+    let found = st
+        .head_and_data
         .query_row([id], |row| {
             let head = Head::read(row)?;
             if !head.is_live(now) {
@@ -258,28 +261,34 @@ fn session_expiry(state: SessionState, policy: &StorePolicy, now: Now) -> Option
 }
 
 /// Removes session `id` with its data and IP log.
-fn remove(tx: &Connection, id: &Key) -> Result<()> {
-    tx.prepare_cached(sql::REMOVE_IP_LOG)?.execute([id])?;
-    tx.prepare_cached(sql::REMOVE_SESSION)?.execute([id])?;
+fn remove(st: &mut Statements<'_>, id: &Key) -> Result<()> {
+    st.remove_ip_log.execute([id])?;
+    st.remove_session.execute([id])?;
     Ok(())
 }
 
 /// Records `visit` on session `id` (SPEC §3.1, §3.3): its time, IP and TTL,
 /// and, if it is permanent, its IP log.
-fn record_access(tx: &Connection, id: &Key, head: &Head, visit: &Visit, now: Now) -> Result<()> {
+fn record_access(
+    st: &mut Statements<'_>,
+    id: &Key,
+    head: &Head,
+    visit: &Visit,
+    now: Now,
+) -> Result<()> {
     let ip = visit.ip.map(IpBytes::of);
     let ip = ip.as_ref().map(IpBytes::as_slice);
     let expires = session_expiry(head.state, &visit.policy, now);
     let sweep = now.sweep_at(expires);
     if sweep == head.sweep_ms {
-        tx.prepare_cached(sql::RECORD_ACCESS)?
+        st.record_access
             .execute(params![id, visit.at(), ip, expires])?;
     } else {
-        tx.prepare_cached(sql::RECORD_ACCESS_RESWEPT)?
+        st.record_access_reswept
             .execute(params![id, visit.at(), ip, expires, sweep])?;
     }
     if head.state == SessionState::Permanent {
-        log_ip(tx, id, head, visit)?;
+        log_ip(st, id, head, visit)?;
     }
     Ok(())
 }
@@ -288,49 +297,43 @@ fn record_access(tx: &Connection, id: &Key, head: &Head, visit: &Visit, now: Now
 /// `ip_log_max_entries` addresses, the least recently seen giving way
 /// (counted); then drops entries last seen longer ago than the IP-log
 /// retention. O(log n) in the log's size: every step is an index lookup.
-fn log_ip(tx: &Connection, id: &Key, head: &Head, visit: &Visit) -> Result<()> {
+fn log_ip(st: &mut Statements<'_>, id: &Key, head: &Head, visit: &Visit) -> Result<()> {
     let policy = &visit.policy;
     let (mut count, mut dropped) = (head.ip_count, head.ip_dropped);
     let mut counts_changed = false;
     if let Some(ip) = visit.ip.map(IpBytes::of) {
         let at = visit.at();
-        let added = tx
-            .prepare_cached(sql::IP_LOG_ADD)?
-            .execute(params![id, ip.as_slice(), at])?
-            == 1;
+        let added = st.ip_log_add.execute(params![id, ip.as_slice(), at])? == 1;
         if added {
             count += 1;
             counts_changed = true;
             let max = u64::from(policy.ip_log_max_entries.max(1));
             if count > max {
-                let gone = tx
-                    .prepare_cached(sql::IP_LOG_DROP_LEAST_RECENT)?
+                let gone = st
+                    .ip_log_drop_least_recent
                     .execute(params![id, sql_ms(count - max)])? as u64;
                 count -= gone;
                 dropped += gone;
             }
         } else {
             // A late access never moves an address's last seen time back.
-            tx.prepare_cached(sql::IP_LOG_SEEN_AGAIN)?
+            st.ip_log_seen_again
                 .execute(params![id, ip.as_slice(), at])?;
         }
     }
     if let Some(retention) = policy.ip_log_retention {
         let cutoff = visit.at().saturating_sub(later(0, retention));
-        let gone =
-            tx.prepare_cached(sql::IP_LOG_EXPIRE)?
-                .execute(params![id, cutoff, IP_EXPIRE_BATCH])? as u64;
+        let gone = st
+            .ip_log_expire
+            .execute(params![id, cutoff, IP_EXPIRE_BATCH])? as u64;
         if gone > 0 {
             count = count.saturating_sub(gone);
             counts_changed = true;
         }
     }
     if counts_changed {
-        tx.prepare_cached(sql::IP_LOG_COUNTS)?.execute(params![
-            id,
-            sql_ms(count),
-            sql_ms(dropped)
-        ])?;
+        st.ip_log_counts
+            .execute(params![id, sql_ms(count), sql_ms(dropped)])?;
     }
     Ok(())
 }
@@ -338,19 +341,19 @@ fn log_ip(tx: &Connection, id: &Key, head: &Head, visit: &Visit) -> Result<()> {
 /// Loads session `id` for `visit` and records the access; `None` when it is
 /// gone or not the visit's to open (then nothing is recorded).
 pub(super) fn touch(
-    tx: &Connection,
+    st: &mut Statements<'_>,
     id: &SessionId,
     visit: &Visit,
     now: Now,
 ) -> Result<Option<SessionRecord>> {
     let key = id.uuid_bytes();
-    let Some((head, data)) = live_with_data(tx, &key, now)? else {
+    let Some((head, data)) = live_with_data(st, &key, now)? else {
         return Ok(None);
     };
     if !visit.access().may_open(head.token.as_ref()) {
         return Ok(None);
     }
-    record_access(tx, &key, &head, visit, now)?;
+    record_access(st, &key, &head, visit, now)?;
     Ok(Some(SessionRecord::new(
         head.state,
         head.created_ms,
@@ -363,7 +366,7 @@ pub(super) fn touch(
 /// Counts `created` sessions and `conversations` in the statistics of the
 /// visit's network (SPEC §3.6); counts past their retention start afresh.
 fn count_network(
-    tx: &Connection,
+    st: &mut Statements<'_>,
     visit: &Visit,
     now: Now,
     created: i64,
@@ -376,50 +379,46 @@ fn count_network(
     let network = network.as_slice();
     let expires = later(now.ms, visit.policy.network_retention);
     let sweep = now.sweep_at(Some(expires));
-    let current: Option<(i64, i64)> = tx
-        .prepare_cached(sql::NETWORK_HEAD)?
-        .query_row([network], |row| Ok((row.get(0)?, row.get(1)?)))
+    // The usual case, one statement: counted within the retention, in the
+    // same sweep step as the latest event.
+    let added = st.network_add.execute(params![
+        network,
+        created,
+        conversations,
+        visit.at(),
+        expires,
+        sweep,
+        now.ms
+    ])?;
+    if added == 1 {
+        return Ok(());
+    }
+    let until: Option<i64> = st
+        .network_head
+        .query_row([network], |row| row.get(0))
         .optional()?;
-    match current {
-        Some((until, swept)) if now.ms < until => {
-            let (add, add_reswept) = (sql::NETWORK_ADD, sql::NETWORK_ADD_RESWEPT);
-            if Some(swept) == sweep {
-                tx.prepare_cached(add)?.execute(params![
-                    network,
-                    created,
-                    conversations,
-                    visit.at(),
-                    expires
-                ])?
-            } else {
-                tx.prepare_cached(add_reswept)?.execute(params![
-                    network,
-                    created,
-                    conversations,
-                    visit.at(),
-                    expires,
-                    sweep
-                ])?
-            }
-        }
-        _ => tx.prepare_cached(sql::COUNT_NETWORK)?.execute(params![
-            network,
-            created,
-            conversations,
-            visit.at(),
-            expires,
-            sweep
-        ])?,
+    let statement = match until {
+        Some(until) if now.ms < until => &mut st.network_add_reswept,
+        // New, or past its retention: counted afresh.
+        _ => &mut st.count_network,
     };
+    statement.execute(params![
+        network,
+        created,
+        conversations,
+        visit.at(),
+        expires,
+        sweep
+    ])?;
     Ok(())
 }
 
 /// Applies the new-session limit to one creation: `Some(wait)` when refused.
-fn admit(tx: &Connection, limit: &CreateLimit, now: Now) -> Result<Option<Duration>> {
+fn admit(st: &mut Statements<'_>, limit: &CreateLimit, now: Now) -> Result<Option<Duration>> {
     let network = IpBytes::of(limit.network);
     let network = network.as_slice();
-    let current: Option<(i64, i64)> = tx
-        .prepare_cached(sql::CREATIONS)?
+    let current: Option<(i64, i64)> = st
+        .creations
         .query_row([network], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     match current {
@@ -427,7 +426,7 @@ fn admit(tx: &Connection, limit: &CreateLimit, now: Now) -> Result<Option<Durati
             if admitted >= i64::from(limit.max) {
                 return Ok(Some(Duration::from_millis(unsigned(end - now.ms).max(1))));
             }
-            tx.prepare_cached(sql::ADMIT_MORE)?.execute([network])?;
+            st.admit_more.execute([network])?;
         }
         // A new window, with this creation the first of it.
         _ if limit.max == 0 => {
@@ -436,8 +435,7 @@ fn admit(tx: &Connection, limit: &CreateLimit, now: Now) -> Result<Option<Durati
         }
         _ => {
             let end = later(now.ms, limit.window);
-            tx.prepare_cached(sql::ADMIT)?
-                .execute(params![network, end])?;
+            st.admit.execute(params![network, end])?;
         }
     }
     Ok(None)
@@ -452,7 +450,7 @@ pub(super) struct Creation {
 /// Creates session `id` with `changes` as its first data (SPEC §3.2),
 /// unless the id names a live session or `limit` refuses it.
 pub(super) fn create(
-    tx: &Connection,
+    st: &mut Statements<'_>,
     id: &SessionId,
     visit: &Visit,
     changes: &Changes,
@@ -464,25 +462,6 @@ pub(super) fn create(
         created,
         promoted: false,
     };
-    if let Some(existing) = head(tx, &key)? {
-        if existing.is_live(now) {
-            // The same call run again after its reply was lost: it did
-            // create. Not with a token: the id was reserved in the token's
-            // binding, and another browser of the same user may have created
-            // it (the caller then commits).
-            let same = visit.token.is_none() && existing.created_ms == visit.at_ms;
-            return Ok(answer(if same {
-                Created::Created
-            } else {
-                Created::Exists
-            }));
-        }
-        // Expired and not swept yet: it names nothing.
-        remove(tx, &key)?;
-    }
-    if let Some(retry_after) = limit.map(|l| admit(tx, l, now)).transpose()?.flatten() {
-        return Ok(answer(Created::Limited { retry_after }));
-    }
     let state = if changes.promote {
         SessionState::Permanent
     } else {
@@ -492,16 +471,46 @@ pub(super) fn create(
     data.apply(changes);
     let ip = visit.ip.map(IpBytes::of);
     let expires = session_expiry(state, &visit.policy, now);
-    tx.prepare_cached(sql::CREATE)?.execute(params![
-        &key,
-        state_code(state),
-        visit.at(),
-        ip.as_ref().map(IpBytes::as_slice),
-        expires,
-        now.sweep_at(expires),
-        visit.token.as_ref().map(TokenHash::as_bytes),
-        blob::encode(&data),
-    ])?;
+    let insert = |st: &mut Statements<'_>| -> Result<bool> {
+        let inserted = st.create.execute(params![
+            &key,
+            state_code(state),
+            visit.at(),
+            ip.as_ref().map(IpBytes::as_slice),
+            expires,
+            now.sweep_at(expires),
+            visit.token.as_ref().map(TokenHash::as_bytes),
+            blob::encode(&data),
+        ])?;
+        Ok(inserted == 1)
+    };
+    // The usual case, without a limit to apply first: a fresh id, inserted.
+    let inserted = limit.is_none() && insert(st)?;
+    if !inserted {
+        if let Some(existing) = head(st, &key)? {
+            if existing.is_live(now) {
+                // The same call run again after its reply was lost: it did
+                // create. Not with a token: the id was reserved in the
+                // token's binding, and another browser of the same user may
+                // have created it (the caller then commits).
+                let same = visit.token.is_none() && existing.created_ms == visit.at_ms;
+                return Ok(answer(if same {
+                    Created::Created
+                } else {
+                    Created::Exists
+                }));
+            }
+            // Expired and not swept yet: it names nothing.
+            remove(st, &key)?;
+        }
+        if let Some(retry_after) = match limit {
+            Some(limit) => admit(st, limit, now)?,
+            None => None,
+        } {
+            return Ok(answer(Created::Limited { retry_after }));
+        }
+        insert(st)?;
+    }
     if state == SessionState::Permanent {
         let head = Head {
             state,
@@ -512,9 +521,9 @@ pub(super) fn create(
             ip_count: 0,
             ip_dropped: 0,
         };
-        log_ip(tx, &key, &head, visit)?;
+        log_ip(st, &key, &head, visit)?;
     }
-    count_network(tx, visit, now, 1, i64::from(changes.promote))?;
+    count_network(st, visit, now, 1, i64::from(changes.promote))?;
     Ok(Creation {
         created: Created::Created,
         promoted: changes.promote,
@@ -530,7 +539,7 @@ pub(super) struct Commit {
 /// Writes the changed keys (and promotion) of live session `id`, all or
 /// nothing: refused when the result would break the visit's data limits.
 pub(super) fn commit(
-    tx: &Connection,
+    st: &mut Statements<'_>,
     id: &SessionId,
     visit: &Visit,
     changes: &Changes,
@@ -541,7 +550,7 @@ pub(super) fn commit(
         committed,
         promoted: false,
     };
-    let Some((head, mut data)) = live_with_data(tx, &key, now)? else {
+    let Some((head, mut data)) = live_with_data(st, &key, now)? else {
         // Gone: nothing written, no resurrection.
         return Ok(answer(Committed::Missing));
     };
@@ -555,7 +564,7 @@ pub(super) fn commit(
     let promote = changes.promote && head.state == SessionState::Temporary;
     if promote {
         let expires = session_expiry(SessionState::Permanent, &visit.policy, now);
-        tx.prepare_cached(sql::PROMOTE)?.execute(params![
+        st.promote.execute(params![
             &key,
             blob::encode(&data),
             state_code(SessionState::Permanent),
@@ -566,11 +575,10 @@ pub(super) fn commit(
             state: SessionState::Permanent,
             ..head
         };
-        log_ip(tx, &key, &head, visit)?;
-        count_network(tx, visit, now, 0, 1)?;
+        log_ip(st, &key, &head, visit)?;
+        count_network(st, visit, now, 0, 1)?;
     } else if !changes.data.is_empty() {
-        tx.prepare_cached(sql::WRITE_DATA)?
-            .execute(params![&key, blob::encode(&data)])?;
+        st.write_data.execute(params![&key, blob::encode(&data)])?;
     }
     Ok(Commit {
         committed: Committed::Applied,
@@ -581,44 +589,43 @@ pub(super) fn commit(
 /// Renames live session `old` to `new` (SPEC §3.5, §3.7), keeping
 /// everything, then touches it; see `SessionStore::cycle`.
 pub(super) fn cycle(
-    tx: &Connection,
+    st: &mut Statements<'_>,
     old: &SessionId,
     new: &SessionId,
     visit: &Visit,
     now: Now,
 ) -> Result<Option<SessionRecord>> {
     let (old_key, new_key) = (old.uuid_bytes(), new.uuid_bytes());
-    let Some(current) = live(tx, &old_key, now)? else {
+    let Some(current) = live(st, &old_key, now)? else {
         // Gone, or renamed already by this same call (a retry): `new` is it.
-        return touch(tx, new, visit, now);
+        return touch(st, new, visit, now);
     };
     if !visit.access().may_open(current.token.as_ref()) {
         return Ok(None);
     }
-    if let Some(taken) = head(tx, &new_key)? {
+    if let Some(taken) = head(st, &new_key)? {
         if taken.is_live(now) {
             return Ok(None);
         }
-        remove(tx, &new_key)?;
+        remove(st, &new_key)?;
     }
     // The IP log is keyed by the id too: it moves in the same transaction
     // (bounded by the IP-log cap).
-    tx.prepare_cached(sql::CYCLE_SESSION)?.execute(params![
+    st.cycle_session.execute(params![
         &old_key,
         &new_key,
         visit.token.as_ref().map(TokenHash::as_bytes)
     ])?;
-    tx.prepare_cached(sql::CYCLE_IP_LOG)?
-        .execute(params![&old_key, &new_key])?;
-    touch(tx, new, visit, now)
+    st.cycle_ip_log.execute(params![&old_key, &new_key])?;
+    touch(st, new, visit, now)
 }
 
 /// Deletes session `id` if it is live and temporary (`Session::reset`).
-pub(super) fn reset(tx: &Connection, id: &SessionId, now: Now) -> Result<Removed> {
+pub(super) fn reset(st: &mut Statements<'_>, id: &SessionId, now: Now) -> Result<Removed> {
     let key = id.uuid_bytes();
-    match live(tx, &key, now)? {
+    match live(st, &key, now)? {
         Some(head) if head.state == SessionState::Temporary => {
-            remove(tx, &key)?;
+            remove(st, &key)?;
             Ok(Removed::session(head.token))
         }
         _ => Ok(Removed::nothing()),
@@ -626,12 +633,12 @@ pub(super) fn reset(tx: &Connection, id: &SessionId, now: Now) -> Result<Removed
 }
 
 /// Agent deletion: removes session `id`, its data and IP log.
-pub(super) fn delete(tx: &Connection, id: &SessionId, now: Now) -> Result<Removed> {
+pub(super) fn delete(st: &mut Statements<'_>, id: &SessionId, now: Now) -> Result<Removed> {
     let key = id.uuid_bytes();
-    let Some(head) = head(tx, &key)? else {
+    let Some(head) = head(st, &key)? else {
         return Ok(Removed::nothing());
     };
-    remove(tx, &key)?;
+    remove(st, &key)?;
     // An expired session is removed as the sweep would, but was gone already.
     Ok(if head.is_live(now) {
         Removed::session(head.token)
@@ -641,12 +648,12 @@ pub(super) fn delete(tx: &Connection, id: &SessionId, now: Now) -> Result<Remove
 }
 
 /// The IP log of live session `id` (empty while it is temporary).
-pub(super) fn ip_log(tx: &Connection, id: &SessionId, now: Now) -> Result<Option<IpLog>> {
+pub(super) fn ip_log(st: &mut Statements<'_>, id: &SessionId, now: Now) -> Result<Option<IpLog>> {
     let key = id.uuid_bytes();
-    let Some(head) = live(tx, &key, now)? else {
+    let Some(head) = live(st, &key, now)? else {
         return Ok(None);
     };
-    let mut stmt = tx.prepare_cached(sql::IP_LOG)?;
+    let stmt = &mut st.ip_log;
     let entries = stmt
         .query_map([&key], |row| {
             Ok(IpLogEntry::new(
@@ -660,9 +667,13 @@ pub(super) fn ip_log(tx: &Connection, id: &SessionId, now: Now) -> Result<Option
 }
 
 /// The statistics of the network of `ip`, unless past their retention.
-pub(super) fn network_stats(tx: &Connection, ip: IpAddr, now: Now) -> Result<Option<NetworkStats>> {
+pub(super) fn network_stats(
+    st: &mut Statements<'_>,
+    ip: IpAddr,
+    now: Now,
+) -> Result<Option<NetworkStats>> {
     let network = client_network(ip);
-    tx.prepare_cached(sql::NETWORK_STATS)?
+    st.network_stats
         .query_row(params![IpBytes::of(network).as_slice(), now.ms], |row| {
             Ok(NetworkStats::new(
                 network,
@@ -683,11 +694,11 @@ fn binding_expiry(state: SessionState, policy: &StorePolicy, now: Now) -> Option
 
 /// The live binding of `token`, with its sweep time.
 fn binding(
-    tx: &Connection,
+    st: &mut Statements<'_>,
     token: &TokenHash,
     now: Now,
 ) -> Result<Option<(TokenBinding, Option<i64>)>> {
-    tx.prepare_cached(sql::BINDING)?
+    st.binding
         .query_row(params![token.as_bytes(), now.ms], |row| {
             let binding = TokenBinding::new(row.get::<_, Id>(0)?.0, row.get::<_, State>(1)?.0);
             Ok((binding, row.get(2)?))
@@ -697,21 +708,21 @@ fn binding(
 
 /// The binding of `token`, kept alive by this visit with the token.
 pub(super) fn token_session(
-    tx: &Connection,
+    st: &mut Statements<'_>,
     token: &TokenHash,
     policy: &StorePolicy,
     now: Now,
 ) -> Result<Option<TokenBinding>> {
-    let Some((found, swept)) = binding(tx, token, now)? else {
+    let Some((found, swept)) = binding(st, token, now)? else {
         return Ok(None);
     };
     let expires = binding_expiry(found.state, policy, now);
     let sweep = now.sweep_at(expires);
     if sweep == swept {
-        tx.prepare_cached(sql::BINDING_KEEP)?
+        st.binding_keep
             .execute(params![token.as_bytes(), expires])?;
     } else {
-        tx.prepare_cached(sql::BINDING_KEEP_RESWEPT)?
+        st.binding_keep_reswept
             .execute(params![token.as_bytes(), expires, sweep])?;
     }
     Ok(Some(found))
@@ -720,7 +731,7 @@ pub(super) fn token_session(
 /// Binds `token` to `id` unless it is bound to a session other than
 /// `expected` and `id` (compare and set); answers the session bound.
 pub(super) fn bind_token(
-    tx: &Connection,
+    st: &mut Statements<'_>,
     token: &TokenHash,
     expected: Option<&SessionId>,
     id: &SessionId,
@@ -728,7 +739,7 @@ pub(super) fn bind_token(
     policy: &StorePolicy,
     now: Now,
 ) -> Result<SessionId> {
-    let current = binding(tx, token, now)?.map(|(binding, _)| binding);
+    let current = binding(st, token, now)?.map(|(binding, _)| binding);
     if let Some(current) = current {
         if Some(&current.id) != expected && current.id != *id {
             return Ok(current.id);
@@ -740,7 +751,7 @@ pub(super) fn bind_token(
         _ => state,
     };
     let expires = binding_expiry(state, policy, now);
-    tx.prepare_cached(sql::BIND)?.execute(params![
+    st.bind.execute(params![
         token.as_bytes(),
         &id.uuid_bytes(),
         state_code(state),
@@ -751,8 +762,12 @@ pub(super) fn bind_token(
 }
 
 /// Drops `token`'s binding if it names `id`.
-pub(super) fn unbind_token(tx: &Connection, token: &TokenHash, id: &SessionId) -> Result<()> {
-    tx.prepare_cached(sql::UNBIND)?
+pub(super) fn unbind_token(
+    st: &mut Statements<'_>,
+    token: &TokenHash,
+    id: &SessionId,
+) -> Result<()> {
+    st.unbind
         .execute(params![token.as_bytes(), &id.uuid_bytes()])?;
     Ok(())
 }
@@ -761,14 +776,14 @@ pub(super) fn unbind_token(tx: &Connection, token: &TokenHash, id: &SessionId) -
 /// time has passed (sessions with their data and IP log, token bindings,
 /// network statistics, new-session windows), the soonest first. Returns
 /// the rows removed, and whether a kind had more than the batch.
-pub(super) fn sweep_batch(tx: &Connection, now: Now, batch: u32) -> Result<(u64, bool)> {
+pub(super) fn sweep_batch(st: &mut Statements<'_>, now: Now, batch: u32) -> Result<(u64, bool)> {
     let batch = i64::from(batch);
-    let expired: Vec<Key> = tx
-        .prepare_cached(sql::SWEEP_SESSIONS)?
+    let expired: Vec<Key> = st
+        .sweep_sessions
         .query_map(params![now.ms, batch, now.step], |row| row.get(0))?
         .collect::<Result<_>>()?;
     for id in &expired {
-        remove(tx, id)?;
+        remove(st, id)?;
     }
     let mut removed = expired.len() as u64;
     let mut more = expired.len() as i64 == batch;
@@ -776,21 +791,17 @@ pub(super) fn sweep_batch(tx: &Connection, now: Now, batch: u32) -> Result<(u64,
         removed += n as u64;
         more |= n as i64 == batch;
     };
-    for sql in [sql::SWEEP_TOKENS, sql::SWEEP_NETWORKS] {
-        count(
-            tx.prepare_cached(sql)?
-                .execute(params![now.ms, batch, now.step])?,
-        );
+    for statement in [&mut st.sweep_tokens, &mut st.sweep_networks] {
+        count(statement.execute(params![now.ms, batch, now.step])?);
     }
-    count(
-        tx.prepare_cached(sql::SWEEP_CREATIONS)?
-            .execute(params![now.ms, batch])?,
-    );
+    count(st.sweep_creations.execute(params![now.ms, batch])?);
     Ok((removed, more))
 }
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
     use super::*;
 
     fn db() -> Connection {
@@ -821,18 +832,19 @@ mod tests {
     #[test]
     fn a_sweep_batch_removes_at_most_its_size_soonest_expired_first() {
         let conn = db();
+        let st = &mut Statements::prepare(&conn).unwrap();
         let data = Changes::default().set("k", "1");
         // Sessions created at `now` 0 expiring after 10, 20, ... 50 ms, and one live.
         let mut ids = Vec::new();
         for ttl in [30, 10, 50, 20, 40, 1_000_000] {
             let id = SessionId::generate();
-            let created = create(&conn, &id, &visit(ttl), &data, None, at(0)).unwrap();
+            let created = create(st, &id, &visit(ttl), &data, None, at(0)).unwrap();
             assert_eq!(created.created, Created::Created);
             ids.push((ttl, id));
         }
-        let gone = |conn: &Connection| -> Vec<u64> {
+        let gone = |st: &mut Statements<'_>| -> Vec<u64> {
             ids.iter()
-                .filter(|(_, id)| head(conn, &id.uuid_bytes()).unwrap().is_none())
+                .filter(|(_, id)| head(st, &id.uuid_bytes()).unwrap().is_none())
                 .map(|(ttl, _)| *ttl)
                 .collect()
         };
@@ -840,7 +852,7 @@ mod tests {
         let token = TokenHash::from_bytes([7; 32]);
         let short = visit(5).policy;
         bind_token(
-            &conn,
+            st,
             &token,
             None,
             &ids[0].1,
@@ -851,44 +863,34 @@ mod tests {
         .unwrap();
 
         let now = at(60);
-        assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (2 + 1, true));
-        assert_eq!(gone(&conn), [10, 20], "the soonest expired first");
-        assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (2, true));
-        assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (1, false));
-        assert_eq!(gone(&conn), [30, 10, 50, 20, 40]);
+        assert_eq!(sweep_batch(st, now, 2).unwrap(), (2 + 1, true));
+        assert_eq!(gone(st), [10, 20], "the soonest expired first");
+        assert_eq!(sweep_batch(st, now, 2).unwrap(), (2, true));
+        assert_eq!(sweep_batch(st, now, 2).unwrap(), (1, false));
+        assert_eq!(gone(st), [30, 10, 50, 20, 40]);
         assert_eq!(count(&conn, "vs_sessions"), 1, "the live one is left");
         assert_eq!(count(&conn, "vs_tokens"), 0);
         assert_eq!(count(&conn, "vs_networks"), 1, "statistics live a year");
-        assert_eq!(sweep_batch(&conn, now, 2).unwrap(), (0, false));
+        assert_eq!(sweep_batch(st, now, 2).unwrap(), (0, false));
     }
 
     #[test]
     fn an_expired_row_is_gone_for_every_call_before_the_sweep() {
         let conn = db();
+        let st = &mut Statements::prepare(&conn).unwrap();
         let id = SessionId::generate();
         let v = visit(10);
-        create(
-            &conn,
-            &id,
-            &v,
-            &Changes::default().set("k", "1"),
-            None,
-            at(0),
-        )
-        .unwrap();
-        assert!(
-            touch(&conn, &id, &v, at(9)).unwrap().is_some(),
-            "live at 9 ms"
-        );
+        create(st, &id, &v, &Changes::default().set("k", "1"), None, at(0)).unwrap();
+        assert!(touch(st, &id, &v, at(9)).unwrap().is_some(), "live at 9 ms");
         // That touch slid the expiry to 19 ms.
-        assert!(touch(&conn, &id, &v, at(18)).unwrap().is_some());
-        assert_eq!(touch(&conn, &id, &v, at(28 + 1)).unwrap(), None);
-        let late = commit(&conn, &id, &v, &Changes::default().set("k", "2"), at(30)).unwrap();
+        assert!(touch(st, &id, &v, at(18)).unwrap().is_some());
+        assert_eq!(touch(st, &id, &v, at(28 + 1)).unwrap(), None);
+        let late = commit(st, &id, &v, &Changes::default().set("k", "2"), at(30)).unwrap();
         assert_eq!(late.committed, Committed::Missing);
-        assert_eq!(ip_log(&conn, &id, at(30)).unwrap(), None);
-        assert_eq!(reset(&conn, &id, at(30)).unwrap(), Removed::nothing());
+        assert_eq!(ip_log(st, &id, at(30)).unwrap(), None);
+        assert_eq!(reset(st, &id, at(30)).unwrap(), Removed::nothing());
         assert_eq!(
-            cycle(&conn, &id, &SessionId::generate(), &v, at(30)).unwrap(),
+            cycle(st, &id, &SessionId::generate(), &v, at(30)).unwrap(),
             None
         );
         assert_eq!(
@@ -897,9 +899,9 @@ mod tests {
             "still in the file until swept"
         );
         // The same id created again (a retry much later) starts afresh.
-        let again = create(&conn, &id, &v, &Changes::default(), None, at(30)).unwrap();
+        let again = create(st, &id, &v, &Changes::default(), None, at(30)).unwrap();
         assert_eq!(again.created, Created::Created);
-        let record = touch(&conn, &id, &v, at(31)).unwrap().unwrap();
+        let record = touch(st, &id, &v, at(31)).unwrap().unwrap();
         assert!(
             record.data.is_empty(),
             "nothing of the expired session came back"

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::ops::{self, Now};
+use super::sql::Statements;
 use crate::store::Access;
 
 /// A call for the store's thread.
-pub(super) type Job = Box<dyn FnOnce(&mut Db) + Send>;
+pub(super) type Job = Box<dyn FnOnce(&mut Db<'_>) + Send>;
 
 /// Calls the thread runs between two batches of a sweep, at most: requests
 /// wait for one batch at a time, and the sweep goes on under load.
@@ -32,22 +33,29 @@ pub(super) enum Stage {
     Commit,
 }
 
-/// The connection and what the sweep needs to know.
-pub(super) struct Db {
-    conn: Connection,
+/// The connection, its prepared statements, and what the sweep needs to know.
+pub(super) struct Db<'c> {
+    conn: &'c Connection,
+    statements: Statements<'c>,
     sweep_batch: u32,
     /// Sweep times are rounded up to this, in ms (see `ops::Now`).
     sweep_step: i64,
 }
 
-impl Db {
-    pub(super) fn new(conn: Connection, sweep_batch: u32, sweep_interval: Duration) -> Self {
+impl<'c> Db<'c> {
+    /// `conn` with every statement prepared.
+    pub(super) fn new(
+        conn: &'c Connection,
+        sweep_batch: u32,
+        sweep_interval: Duration,
+    ) -> rusqlite::Result<Self> {
         let sweep_step = i64::try_from(sweep_interval.as_millis()).unwrap_or(i64::MAX);
-        Self {
+        Ok(Self {
             conn,
+            statements: Statements::prepare(conn)?,
             sweep_batch,
             sweep_step: sweep_step.max(1),
-        }
+        })
     }
 
     /// Runs `body` in one transaction (`BEGIN IMMEDIATE` when it writes: it
@@ -56,23 +64,26 @@ impl Db {
     pub(super) fn transaction<T>(
         &mut self,
         writes: bool,
-        body: impl FnOnce(&Connection, Now) -> rusqlite::Result<T>,
+        body: impl FnOnce(&mut Statements<'c>, Now) -> rusqlite::Result<T>,
     ) -> Result<T, (Stage, rusqlite::Error)> {
-        let begin = if writes { "BEGIN IMMEDIATE" } else { "BEGIN" };
-        self.conn
-            .prepare_cached(begin)
-            .and_then(|mut s| s.execute([]))
-            .map_err(|e| (Stage::Begin, e))?;
-        let open = Open {
-            conn: &self.conn,
+        let st = &mut self.statements;
+        let begin = if writes {
+            &mut st.begin_write
+        } else {
+            &mut st.begin_read
+        };
+        begin.execute([]).map_err(|e| (Stage::Begin, e))?;
+        let mut open = Open {
+            conn: self.conn,
             committed: false,
         };
         let now = Now {
             ms: i64::try_from(Access::now_ms()).unwrap_or(i64::MAX),
             step: self.sweep_step,
         };
-        let value = body(open.conn, now).map_err(|e| (Stage::Body, e))?;
-        open.commit().map_err(|e| (Stage::Commit, e))?;
+        let value = body(st, now).map_err(|e| (Stage::Body, e))?;
+        st.commit.execute([]).map_err(|e| (Stage::Commit, e))?;
+        open.committed = true;
         Ok(value)
     }
 
@@ -113,14 +124,6 @@ struct Open<'c> {
     committed: bool,
 }
 
-impl Open<'_> {
-    fn commit(mut self) -> rusqlite::Result<()> {
-        self.conn.prepare_cached("COMMIT")?.execute([])?;
-        self.committed = true;
-        Ok(())
-    }
-}
-
 impl Drop for Open<'_> {
     fn drop(&mut self) {
         if !self.committed && !self.conn.is_autocommit() {
@@ -129,15 +132,36 @@ impl Drop for Open<'_> {
     }
 }
 
-/// The thread's loop: calls as they come; the sweep every `interval` (the
-/// first at once, for rows that expired while the service was down),
-/// even under load.
-pub(super) fn run(mut db: Db, jobs: Receiver<Job>, interval: Duration) {
+/// The store's thread: prepares the statements on `conn` (answering
+/// `ready` whether that worked), then runs the calls as they come, and the
+/// sweep every `interval` (the first at once, for rows that expired while
+/// the service was down), even under load.
+pub(super) fn run(
+    conn: Connection,
+    sweep_batch: u32,
+    interval: Duration,
+    jobs: Receiver<Job>,
+    ready: std::sync::mpsc::Sender<rusqlite::Result<()>>,
+) {
+    let mut db = match Db::new(&conn, sweep_batch, interval) {
+        Ok(db) => {
+            let _ = ready.send(Ok(()));
+            db
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    serve(&mut db, &jobs, interval);
+}
+
+fn serve(db: &mut Db<'_>, jobs: &Receiver<Job>, interval: Duration) {
     let mut next_sweep = Instant::now();
     loop {
         let now = Instant::now();
         if now >= next_sweep {
-            if !sweep(&mut db, &jobs) {
+            if !sweep(db, jobs) {
                 return;
             }
             next_sweep = Instant::now() + interval;
@@ -155,7 +179,7 @@ pub(super) fn run(mut db: Db, jobs: Receiver<Job>, interval: Duration) {
 /// One sweep run: batches until none is full, with the calls that queued
 /// meanwhile run between two batches; then the file is shrunk if much of it
 /// is free. `false` when every handle on the store is gone.
-fn sweep(db: &mut Db, jobs: &Receiver<Job>) -> bool {
+fn sweep(db: &mut Db<'_>, jobs: &Receiver<Job>) -> bool {
     loop {
         match db.sweep_batch() {
             Ok((_, true)) => {}
