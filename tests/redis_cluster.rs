@@ -184,3 +184,30 @@ fn demo_serves_sessions_on_the_cluster() {
         "hello from a cluster"
     );
 }
+
+/// The application's deadpool-redis cluster pool as the store's connection
+/// source: sessions and data as on the store's own connections, at the same
+/// round trips (a cluster creation counts its network apart).
+#[cfg(feature = "deadpool-redis")]
+mod on_the_applications_cluster_pool {
+    use super::support;
+    use support::redis_suite::ClusterPool;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn returning_visitor_keeps_its_session_and_data() {
+        let _traffic = support::redis_servers::traffic().await;
+        visitor_session::conformance::returning_visitor_keeps_its_session_and_data(&ClusterPool)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn returning_visitor_costs_one_round_trip() {
+        support::redis_suite::returning_visitor_costs_one_round_trip(&ClusterPool).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_visitor_costs_one_round_trip_with_or_without_data() {
+        support::redis_suite::new_visitor_costs_one_round_trip_with_or_without_data(&ClusterPool)
+            .await;
+    }
+}

@@ -129,3 +129,57 @@ fn a_ca_that_is_not_pem_is_refused_at_start_up() {
     assert_eq!(err.setting(), "tls_ca");
     assert!(err.to_string().contains("no certificate"), "{err}");
 }
+
+/// The same over a Redis Cluster whose nodes speak only TLS (the cluster bus
+/// too): every node, the discovered ones included, is checked against the
+/// CA; another CA gets nothing.
+#[cfg(feature = "cluster")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_over_tls_on_a_cluster() {
+    let certs = Certificates::make("cluster");
+    let cluster = tokio::task::block_in_place(|| support::tls::TlsCluster::start(&certs));
+    // One node named: the others are discovered, over TLS, with the same CA.
+    let one = &cluster.urls()[..1];
+    let store = RedisStore::new(RedisConfig::cluster(one).tls_ca(Some(certs.ca_pem()))).unwrap();
+    let svc = service(store, config(), act);
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(bound_id(&send(&svc, at("/write", None)).await).expect("a session"));
+    }
+    for id in &ids {
+        let seen = seen(&send(&svc, at("/", Some(id))).await);
+        assert_eq!(seen["store_error"], Value::Null);
+        assert_eq!(seen["note"], "hello");
+    }
+    let other = Certificates::make("cluster-other");
+    let wrong = RedisConfig::cluster(cluster.urls()).tls_ca(Some(other.ca_pem()));
+    let err = RedisStore::new(wrong.connect_timeout(Duration::from_millis(500)))
+        .unwrap()
+        .load_scripts()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), visitor_session::StoreErrorKind::Unavailable);
+}
+
+/// Sentinel over TLS: the Sentinel and the primary it names both speak only
+/// TLS, both checked against the CA.
+#[cfg(feature = "sentinel")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_over_tls_through_sentinel() {
+    let certs = Certificates::make("sentinel");
+    let setup = tokio::task::block_in_place(|| support::tls::TlsSentinel::start(&certs));
+    let sentinel =
+        RedisConfig::sentinel([setup.sentinel_url()], "mymaster").tls_ca(Some(certs.ca_pem()));
+    let svc = service(RedisStore::new(sentinel).unwrap(), config(), act);
+    let id = bound_id(&send(&svc, at("/write", None)).await).expect("a session");
+    let seen = seen(&send(&svc, at("/", Some(&id))).await);
+    assert_eq!(seen["note"], "hello");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("vs:*")
+        .query(&mut setup.primary.conn(&certs).unwrap())
+        .unwrap();
+    assert!(
+        keys.contains(&format!("vs:{{{}}}", id.uuid_str())),
+        "{keys:?}"
+    );
+}

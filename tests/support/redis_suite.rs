@@ -100,6 +100,8 @@ macro_rules! conformance_backend {
 conformance_backend!(Standalone, Cluster, Sentinel);
 #[cfg(feature = "deadpool-redis")]
 conformance_backend!(StandalonePool);
+#[cfg(all(feature = "deadpool-redis", feature = "cluster"))]
+conformance_backend!(ClusterPool);
 
 /// A fresh store on `backend` under a prefix of its own, with its probes.
 fn redis_case<B: RedisBackend>(backend: B) -> Case {
@@ -651,6 +653,34 @@ pub(crate) struct Cluster;
 impl RedisBackend for Cluster {
     fn config(&self) -> RedisConfig {
         RedisConfig::cluster(RedisCluster::shared().urls())
+    }
+
+    fn primaries(&self) -> Vec<&'static RedisServer> {
+        RedisCluster::shared().primaries()
+    }
+
+    fn conn(&self) -> Box<dyn ConnectionLike + Send> {
+        Box::new(RedisCluster::shared().conn())
+    }
+
+    fn network_apart(&self) -> bool {
+        true
+    }
+}
+
+/// The test binary's shared Redis Cluster, through an application's
+/// deadpool-redis cluster pool (`RedisConfig::from_source`).
+#[cfg(all(feature = "deadpool-redis", feature = "cluster"))]
+#[derive(Clone, Copy)]
+pub(crate) struct ClusterPool;
+
+#[cfg(all(feature = "deadpool-redis", feature = "cluster"))]
+impl RedisBackend for ClusterPool {
+    fn config(&self) -> RedisConfig {
+        let pool = deadpool_redis::cluster::Config::from_urls(RedisCluster::shared().urls())
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .expect("a deadpool-redis cluster pool");
+        RedisConfig::from_source(pool)
     }
 
     fn primaries(&self) -> Vec<&'static RedisServer> {

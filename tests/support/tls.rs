@@ -72,8 +72,9 @@ impl Certificates {
         );
         std::fs::write(
             dir.join("server.ext"),
+            // clientAuth too: cluster nodes present it to each other on the bus.
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
         )
         .expect("write server.ext");
         openssl(
@@ -138,7 +139,11 @@ pub(crate) struct TlsRedisServer {
 
 impl TlsRedisServer {
     pub(crate) fn start(certs: &Certificates) -> TlsRedisServer {
-        let port = free_port();
+        Self::start_with(certs, free_port(), &["--save", "", "--appendonly", "no"])
+    }
+
+    /// A TLS-only server on `port` with extra `redis-server` arguments.
+    pub(crate) fn start_with(certs: &Certificates, port: u16, args: &[&str]) -> TlsRedisServer {
         let dir = std::env::temp_dir().join(format!("vs-redis-tls-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the server's directory");
@@ -156,16 +161,10 @@ impl TlsRedisServer {
             .args(["--tls-cert-file", &file("server.crt")])
             .args(["--tls-key-file", &file("server.key")])
             .args(["--tls-ca-cert-file", &file("ca.crt")])
-            .args([
-                "--tls-auth-clients",
-                "no",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--tls-auth-clients", "no"])
             .arg("--dir")
             .arg(&dir)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         let child = process::spawn(command).expect("start redis-server");
@@ -174,9 +173,15 @@ impl TlsRedisServer {
         server
     }
 
-    /// `rediss://localhost:<port>`: the name the certificate is for.
+    /// `rediss://localhost:<port>`: a name the certificate is for.
     pub(crate) fn url(&self) -> String {
         format!("rediss://localhost:{}", self.port)
+    }
+
+    /// `rediss://127.0.0.1:<port>`: the address a cluster or a Sentinel
+    /// names the server by (the certificate is for it too).
+    pub(crate) fn ip_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.port)
     }
 
     /// A connection that trusts `certs`' CA, for looking into the server.
@@ -225,6 +230,167 @@ impl TlsRedisServer {
 }
 
 impl Drop for TlsRedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Three TLS-only primaries joined into a Redis Cluster (`--tls-cluster`:
+/// the cluster bus is TLS too), no replicas.
+pub(crate) struct TlsCluster {
+    pub(crate) nodes: Vec<TlsRedisServer>,
+}
+
+impl TlsCluster {
+    pub(crate) fn start(certs: &Certificates) -> TlsCluster {
+        let args = [
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--tls-cluster",
+            "yes",
+            "--cluster-require-full-coverage",
+            "no",
+        ];
+        let nodes: Vec<TlsRedisServer> = (0..3)
+            .map(|_| {
+                let port = super::redis_servers::free_cluster_port();
+                TlsRedisServer::start_with(certs, port, &args)
+            })
+            .collect();
+        let ca = certs.ca_path().display().to_string();
+        // `timeout`: a cluster whose bus cannot connect makes redis-cli wait forever.
+        let out = Command::new("timeout")
+            .args([
+                "60",
+                "redis-cli",
+                "--tls",
+                "--cacert",
+                &ca,
+                "--cluster",
+                "create",
+            ])
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create (package redis-tools)");
+        assert!(
+            out.status.success(),
+            "redis-cli --tls --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !nodes.iter().all(|n| {
+            n.conn(certs)
+                .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
+                .is_ok_and(|info| info.contains("cluster_state:ok"))
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the TLS cluster did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        TlsCluster { nodes }
+    }
+
+    pub(crate) fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(TlsRedisServer::ip_url).collect()
+    }
+}
+
+/// A TLS-only primary and a Sentinel, TLS-only too, that monitors it (over
+/// TLS: `tls-replication yes`) as `mymaster`.
+pub(crate) struct TlsSentinel {
+    pub(crate) primary: TlsRedisServer,
+    pub(crate) sentinel_port: u16,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl TlsSentinel {
+    pub(crate) fn start(certs: &Certificates) -> TlsSentinel {
+        let primary = TlsRedisServer::start(certs);
+        let sentinel_port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "vs-sentinel-tls-{}-{sentinel_port}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the Sentinel's directory");
+        let file = |name: &str| certs.dir.join(name).display().to_string();
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "bind 127.0.0.1\nport 0\ntls-port {sentinel_port}\ndir {}\n\
+                 tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+                 tls-auth-clients no\ntls-replication yes\n\
+                 sentinel monitor mymaster 127.0.0.1 {} 1\n",
+                dir.display(),
+                file("server.crt"),
+                file("server.key"),
+                file("ca.crt"),
+                primary.port
+            ),
+        )
+        .expect("write sentinel.conf");
+        let mut command = Command::new("redis-server");
+        command
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = process::spawn(command).expect("start redis-server --sentinel");
+        let sentinel = TlsSentinel {
+            primary,
+            sentinel_port,
+            child,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sentinel.named_primary(certs).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the TLS Sentinel did not name the primary"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sentinel
+    }
+
+    pub(crate) fn sentinel_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.sentinel_port)
+    }
+
+    /// The primary's port as the Sentinel names it, over TLS.
+    fn named_primary(&self, certs: &Certificates) -> Option<u16> {
+        let tls = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(certs.ca_pem()),
+        };
+        let mut conn = redis::Client::build_with_tls(self.sentinel_url(), tls)
+            .ok()?
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()?;
+        let (_, port): (String, u16) = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg("mymaster")
+            .query(&mut conn)
+            .ok()?;
+        Some(port)
+    }
+}
+
+impl Drop for TlsSentinel {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
