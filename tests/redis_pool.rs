@@ -15,8 +15,8 @@ use support::redis_servers::{Monitor, RedisServer, count, quiet, traffic, unique
 use support::redis_suite::{StandalonePool, app_pool};
 use support::*;
 use visitor_session::store::{
-    Access, Changes, Committed, ConnectionSource, RedisConfig, RedisStore, SessionStore,
-    SourcedConnection, StorePolicy,
+    Access, Changes, ConnectionSource, RedisConfig, RedisStore, SessionStore, SourcedConnection,
+    StorePolicy,
 };
 use visitor_session::{SessionId, StoreErrorKind};
 
@@ -147,30 +147,7 @@ async fn a_write_on_a_pooled_connection_whose_answer_never_came_is_an_unknown_ou
     let server = RedisServer::shared();
     let pool = app_pool(&server.url());
     let store = pooled_store(&pool, |c| c.command_timeout(Duration::from_millis(300)));
-    store.load_scripts().await.unwrap();
-    let id = SessionId::generate();
-    store
-        .create(&id, &access(), &Changes::default(), None)
-        .await
-        .unwrap();
-    let write = Changes::default().set("late", "1");
-    let _: () = server.query(&["CLIENT", "PAUSE", "1000", "WRITE"]);
-    let err = store.commit(&id, &access(), &write).await.unwrap_err();
-    assert_eq!(err.kind(), StoreErrorKind::OutcomeUnknown);
-    let _: () = server.query(&["CLIENT", "UNPAUSE"]);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let record = store.touch(&id, &access()).await.unwrap().unwrap();
-        if record.data.get("late").map(String::as_str) == Some("1") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the write was not applied");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(
-        store.commit(&id, &access(), &write).await.unwrap(),
-        Committed::Applied
-    );
+    support::redis_suite::a_stalled_commit_is_an_unknown_outcome_then_applied(&store, server).await;
 }
 
 /// A pool that cannot give a connection (its server is gone) fails the

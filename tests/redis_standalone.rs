@@ -214,32 +214,7 @@ async fn a_write_whose_answer_never_came_is_an_unknown_outcome() {
     let store = store_on(server.url(), |c| {
         c.command_timeout(Duration::from_millis(300))
     });
-    store.load_scripts().await.unwrap();
-    let id = SessionId::generate();
-    let created = store
-        .create(&id, &access(), &Changes::default(), None)
-        .await;
-    assert!(created.is_ok());
-    let write = Changes::default().set("late", "1");
-    let _: () = server.query(&["CLIENT", "PAUSE", "1000", "WRITE"]);
-    let err = store.commit(&id, &access(), &write).await.unwrap_err();
-    assert_eq!(err.kind(), StoreErrorKind::OutcomeUnknown);
-    let _: () = server.query(&["CLIENT", "UNPAUSE"]);
-    // The paused commit runs once the server resumes.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let record = store.touch(&id, &access()).await.unwrap().unwrap();
-        if record.data.get("late").map(String::as_str) == Some("1") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the write was not applied");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // Repeating the write, as a client would, leaves the same result.
-    assert_eq!(
-        store.commit(&id, &access(), &write).await.unwrap(),
-        Committed::Applied
-    );
+    support::redis_suite::a_stalled_commit_is_an_unknown_outcome_then_applied(&store, server).await;
 }
 
 /// (The store's error kind for this case is checked above; the layer answers

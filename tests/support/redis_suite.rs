@@ -847,3 +847,44 @@ pub(crate) async fn what_redis_holds_per_session_token_and_network<B: RedisBacke
         "network statistics: {network} B"
     );
 }
+
+/// A commit that `server` stalls (`CLIENT PAUSE … WRITE`) past `store`'s
+/// command timeout (set under one second) is reported as "outcome unknown",
+/// never as "not written"; it is indeed applied once the server resumes,
+/// and repeating it, as a client would, leaves the same result. Shared by
+/// the store's own connections and an application's pool.
+pub(crate) async fn a_stalled_commit_is_an_unknown_outcome_then_applied(
+    store: &RedisStore,
+    server: &RedisServer,
+) {
+    use std::time::Instant;
+    use visitor_session::StoreErrorKind;
+    use visitor_session::store::{Changes, Committed};
+    let policy = StorePolicy::default().idle_ttl(Duration::from_secs(60));
+    let access = || Access::now(None, &policy);
+    store.load_scripts().await.unwrap();
+    let id = SessionId::generate();
+    let created = store
+        .create(&id, &access(), &Changes::default(), None)
+        .await;
+    assert!(created.is_ok());
+    let write = Changes::default().set("late", "1");
+    let _: () = server.query(&["CLIENT", "PAUSE", "1000", "WRITE"]);
+    let err = store.commit(&id, &access(), &write).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::OutcomeUnknown);
+    let _: () = server.query(&["CLIENT", "UNPAUSE"]);
+    // The paused commit runs once the server resumes.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let record = store.touch(&id, &access()).await.unwrap().unwrap();
+        if record.data.get("late").map(String::as_str) == Some("1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the write was not applied");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        store.commit(&id, &access(), &write).await.unwrap(),
+        Committed::Applied
+    );
+}
