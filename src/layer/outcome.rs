@@ -301,37 +301,10 @@ async fn end_unbound(ctx: &RequestContext, old: &SessionId) {
 
 /// The commit (and rotation) of a loaded session.
 async fn existing(ctx: &RequestContext, plan: &Plan, id: &SessionId) -> Outcome {
-    let store = &ctx.shared.store;
-    let mut outcome = Outcome::default();
-    if !plan.changes.is_empty() {
-        let committed = with_timeout(
-            ctx,
-            "commit",
-            id,
-            store.commit(id, &ctx.access(), &plan.changes),
-        )
-        .await;
-        match committed {
-            Ok(Committed::Applied) => promoted(ctx, plan, id).await,
-            Ok(Committed::Missing) => {
-                // Deleted, expired or renamed while the handler ran: the
-                // deletion wins, the session is not recreated (SPEC §3.4),
-                // and the client learns that its write was not kept. The
-                // cookie is left alone: after a rotation it is the new one.
-                tracing::info!(session = %id, "session vanished before its changes were committed");
-                return Outcome::replaced(StatusCode::CONFLICT, None);
-            }
-            Ok(Committed::OverLimit) => {
-                // Concurrent requests filled the session meanwhile.
-                tracing::info!(session = %id, "session changes refused: data limits");
-                outcome = Outcome::replaced(StatusCode::PAYLOAD_TOO_LARGE, None);
-            }
-            Err(error) => {
-                log_failed_write(id, &error, "committing session changes");
-                return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
-            }
-        }
-    }
+    let mut outcome = match commit_plan(ctx, plan, id, "committing session changes").await {
+        Ok(outcome) => outcome,
+        Err(replaced) => return replaced,
+    };
     let bound = match plan.cycle {
         true => match cycle(ctx, id).await {
             Ok(Some(new)) => new,
@@ -442,24 +415,52 @@ async fn new_session(ctx: &RequestContext, plan: &Plan, id: &SessionId, wrote: b
 /// The changes of a request whose reserved session another browser of the
 /// same user created first, committed to that session.
 async fn join(ctx: &RequestContext, plan: &Plan, id: &SessionId) -> Outcome {
-    let mut outcome = Outcome::default();
-    if !plan.changes.is_empty() {
-        let store = &ctx.shared.store;
-        let commit = store.commit(id, &ctx.access(), &plan.changes);
-        match with_timeout(ctx, "commit", id, commit).await {
-            Ok(Committed::Applied) => promoted(ctx, plan, id).await,
-            Ok(Committed::Missing) => return Outcome::replaced(StatusCode::CONFLICT, None),
-            Ok(Committed::OverLimit) => {
-                outcome = Outcome::replaced(StatusCode::PAYLOAD_TOO_LARGE, None);
-            }
-            Err(error) => {
-                log_failed_write(id, &error, "committing to the token's session");
-                return Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None);
-            }
-        }
-    }
+    let mut outcome = match commit_plan(ctx, plan, id, "committing to the token's session").await {
+        Ok(outcome) => outcome,
+        Err(replaced) => return replaced,
+    };
     bind(ctx, &mut outcome, id);
     outcome
+}
+
+/// Commits the plan's changes (if any) to session `id` and says what that
+/// means for the response: `Ok` with the outcome the session is still bound
+/// in (`413` when concurrent requests filled it meanwhile), `Err` with the
+/// response that replaces the handler's and binds nothing (`409` for a
+/// session gone meanwhile, `503` for a failed write, described by `what`).
+async fn commit_plan(
+    ctx: &RequestContext,
+    plan: &Plan,
+    id: &SessionId,
+    what: &str,
+) -> Result<Outcome, Outcome> {
+    if plan.changes.is_empty() {
+        return Ok(Outcome::default());
+    }
+    let commit = ctx.shared.store.commit(id, &ctx.access(), &plan.changes);
+    match with_timeout(ctx, "commit", id, commit).await {
+        Ok(Committed::Applied) => {
+            promoted(ctx, plan, id).await;
+            Ok(Outcome::default())
+        }
+        Ok(Committed::Missing) => {
+            // Deleted, expired or renamed while the handler ran: the
+            // deletion wins, the session is not recreated (SPEC §3.4), and
+            // the client learns that its write was not kept. The cookie is
+            // left alone: after a rotation it is the new one.
+            tracing::info!(session = %id, "session vanished before its changes were committed");
+            Err(Outcome::replaced(StatusCode::CONFLICT, None))
+        }
+        Ok(Committed::OverLimit) => {
+            // Concurrent requests filled the session meanwhile.
+            tracing::info!(session = %id, "session changes refused: data limits");
+            Ok(Outcome::replaced(StatusCode::PAYLOAD_TOO_LARGE, None))
+        }
+        Err(error) => {
+            log_failed_write(id, &error, what);
+            Err(Outcome::replaced(StatusCode::SERVICE_UNAVAILABLE, None))
+        }
+    }
 }
 
 /// Logs a failed write, saying whether it may have been applied.
