@@ -83,8 +83,9 @@ use scripts::{LuaScript, Scripts};
 pub use source::{ConnectionSource, SourcedConnection};
 
 use super::{
-    Access, Changes, Committed, CreateLimit, Created, IpLog, IpLogEntry, NetworkStats, Removed,
-    SessionRecord, SessionState, SessionStore, StoreFuture, StorePolicy, TokenBinding, TokenHash,
+    Access, Changes, Committed, CreateLimit, Created, DataLimits, IpLog, IpLogEntry, NetworkStats,
+    Removed, SessionRecord, SessionState, SessionStore, StoreFuture, StorePolicy, TokenBinding,
+    TokenHash,
 };
 use crate::client_ip::client_network;
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
@@ -351,32 +352,48 @@ impl Inner {
         }
     }
 
-    /// The commit script for `changes` to session `id`.
+    /// The commit script for `changes` to session `id` (`lua/commit.lua`):
+    /// only the keys and arguments this commit needs.
     fn commit_cmd(&self, id: &SessionId, access: &Access<'_>, changes: &Changes) -> redis::Cmd {
+        let policy = access.policy;
         // Counting a conversation joins the call on one server.
         let counters = access
             .ip
-            .filter(|_| !self.cluster && changes.promote && access.policy.count_networks)
+            .filter(|_| !self.cluster && changes.promote && policy.count_networks)
             .map(|ip| self.network_key(ip));
-        let extra: Vec<&[u8]> = counters.iter().map(|k| k.as_bytes()).collect();
-        let args = 5 + 2 * changes.data.len();
-        let mut cmd = self.session_call(
-            &self.scripts.commit,
-            id,
-            &extra,
-            Some(access),
-            (args, data_bytes(changes)),
-        );
+        let keys = SessionKeys::new(&self.prefix, id);
+        let [hash, ips, ipz] = keys.all();
+        let mut all: Vec<&[u8]> = Vec::with_capacity(4);
+        all.push(hash);
+        let mut flags = String::with_capacity(2);
+        if let Some(key) = &counters {
+            flags.push('n');
+            all.push(key.as_bytes());
+        }
+        if changes.promote {
+            flags.push('p');
+            all.extend([ips, ipz]);
+        }
+        let args = 10 + 2 * changes.data.len();
+        let mut cmd = self
+            .scripts
+            .commit
+            .call(&all, args, 100 + data_bytes(changes));
         let sets = changes.data.values().filter(|v| v.is_some()).count();
-        cmd.arg(flag(changes.promote))
-            .arg(access.policy.limits.max_keys())
-            .arg(access.policy.limits.max_bytes())
-            .arg(sets)
-            .arg(
-                counters
-                    .as_ref()
-                    .map_or(0, |_| millis(access.policy.network_retention)),
-            );
+        cmd.arg(flags.as_str())
+            .arg(policy.limits.max_keys())
+            .arg(policy.limits.max_bytes())
+            .arg(sets);
+        if counters.is_some() {
+            cmd.arg(millis(policy.network_retention));
+        }
+        if changes.promote {
+            cmd.arg(access.at_ms);
+            push_ip(&mut cmd, access.ip);
+            cmd.arg(optional_millis(policy.permanent_retention))
+                .arg(optional_millis(policy.ip_log_retention))
+                .arg(policy.ip_log_max_entries.max(1));
+        }
         push_sets(&mut cmd, changes);
         let mut field = Vec::new();
         for (key, _) in changes.data.iter().filter(|(_, v)| v.is_none()) {
@@ -385,8 +402,8 @@ impl Inner {
         cmd
     }
 
-    /// The create script for session `id`: its command, and whether the
-    /// network's keys (limit, statistics) joined it.
+    /// The create script for session `id` (`lua/create.lua`): only the keys
+    /// and arguments this creation needs, the session's fields built here.
     fn create_cmd(
         &self,
         id: &SessionId,
@@ -394,35 +411,81 @@ impl Inner {
         changes: &Changes,
         limit: Option<(&CreateLimit, &str)>,
     ) -> redis::Cmd {
+        let policy = access.policy;
         // On one server, the network's keys join the session's call.
         let counters = access
             .ip
-            .filter(|_| !self.cluster && access.policy.count_networks)
+            .filter(|_| !self.cluster && policy.count_networks)
             .map(|ip| self.network_key(ip));
         let limit = limit.filter(|_| !self.cluster);
         let limit_key = limit.map(|(l, _)| self.limit_key(l.network));
-        let extra: Vec<&[u8]> = counters
-            .iter()
-            .chain(limit_key.iter())
-            .map(|k| k.as_bytes())
-            .collect();
-        let args = 5 + 2 * changes.data.len();
-        let mut cmd = self.session_call(
-            &self.scripts.create,
-            id,
-            &extra,
-            Some(access),
-            (args, data_bytes(changes)),
+        let keys = SessionKeys::new(&self.prefix, id);
+        let [hash, ips, ipz] = keys.all();
+        let mut all: Vec<&[u8]> = Vec::with_capacity(5);
+        all.push(hash);
+        let mut flags = String::with_capacity(3);
+        if let Some(key) = &counters {
+            flags.push('n');
+            all.push(key.as_bytes());
+        }
+        if let Some(key) = &limit_key {
+            flags.push('l');
+            all.push(key.as_bytes());
+        }
+        if changes.promote {
+            flags.push('p');
+            all.extend([ips, ipz]);
+        }
+        let args = 16 + 2 * changes.data.len();
+        let mut cmd = self
+            .scripts
+            .create
+            .call(&all, args, 160 + data_bytes(changes));
+        cmd.arg(flags.as_str()).arg(access.at_ms);
+        match access.token {
+            Some(token) => cmd.arg(token.to_hex()),
+            None => cmd.arg(""),
+        };
+        cmd.arg(millis(policy.idle_ttl));
+        if counters.is_some() {
+            cmd.arg(millis(policy.network_retention));
+        }
+        if let Some((limit, member)) = limit {
+            cmd.arg(limit.max).arg(millis(limit.window)).arg(member);
+        }
+        if changes.promote {
+            push_ip(&mut cmd, access.ip);
+            cmd.arg(optional_millis(policy.permanent_retention))
+                .arg(optional_millis(policy.ip_log_retention))
+                .arg(policy.ip_log_max_entries.max(1));
+        }
+        // The session's fields: metadata (its data's size counted here, by
+        // the rule of `DataLimits::entry_bytes`), IP, token, last seen, data.
+        let (mut keys_count, mut bytes) = (0usize, 0usize);
+        for (key, value) in &changes.data {
+            if let Some(value) = value {
+                keys_count += 1;
+                bytes += DataLimits::entry_bytes(key, value.len());
+            }
+        }
+        let state = if changes.promote {
+            SessionState::Permanent
+        } else {
+            SessionState::Temporary
+        };
+        let meta = format!(
+            "{},{},{keys_count},{bytes}",
+            state_code(state),
+            access.at_ms
         );
-        cmd.arg(flag(changes.promote))
-            .arg(limit.map_or(0, |(l, _)| l.max))
-            .arg(limit.map_or(0, |(l, _)| millis(l.window)))
-            .arg(limit.map_or("", |(_, member)| member))
-            .arg(
-                counters
-                    .as_ref()
-                    .map_or(0, |_| millis(access.policy.network_retention)),
-            );
+        cmd.arg("m").arg(meta.as_str()).arg("i");
+        push_ip(&mut cmd, access.ip);
+        if let Some(token) = access.token {
+            cmd.arg("t").arg(token.to_hex());
+        }
+        if changes.promote {
+            cmd.arg("s").arg(access.at_ms);
+        }
         push_sets(&mut cmd, changes);
         cmd
     }
@@ -812,22 +875,30 @@ fn parse_record(
         Value::Array(items) => items,
         _ => return Err(bad("not a list of fields")),
     };
-    let mut items = items.into_iter();
-    let Some(Value::BulkString(meta)) = items.next() else {
-        return Err(bad("no metadata"));
-    };
+    // The session's hash as HGETALL gives it: the metadata `m`, the data
+    // fields `d:<key>`, and the fields only the scripts read (`i`, `s`, `t`).
+    let mut meta = None;
     let mut data = Vec::with_capacity(items.len() / 2);
+    let mut items = items.into_iter();
     while let (Some(field), Some(value)) = (items.next(), items.next()) {
         let (Value::BulkString(field), Value::BulkString(value)) = (field, value) else {
             return Err(bad("a field that is not a string"));
         };
-        let key = field
-            .strip_prefix(b"d:")
-            .and_then(|key| std::str::from_utf8(key).ok())
-            .ok_or_else(|| bad("a data field that is not `d:` and UTF-8"))?;
-        let value = String::from_utf8(value).map_err(|_| bad("a value that is not UTF-8"))?;
-        data.push((key.to_owned(), value));
+        match field.as_slice() {
+            b"m" => meta = Some(value),
+            b"i" | b"s" | b"t" => {}
+            _ => {
+                let key = field
+                    .strip_prefix(b"d:")
+                    .and_then(|key| std::str::from_utf8(key).ok())
+                    .ok_or_else(|| bad("a field that is neither known nor `d:` and UTF-8"))?;
+                let value =
+                    String::from_utf8(value).map_err(|_| bad("a value that is not UTF-8"))?;
+                data.push((key.to_owned(), value));
+            }
+        }
     }
+    let meta = meta.ok_or_else(|| bad("no metadata"))?;
     let meta = Meta::parse(&meta).ok_or_else(|| bad("metadata of an unknown form"))?;
     Ok(Some(SessionRecord {
         state: meta.state,

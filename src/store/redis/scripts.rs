@@ -93,16 +93,8 @@ impl Scripts {
     pub(super) fn new() -> Self {
         Self {
             touch: lua!("touch", "data", "permanent", "session"),
-            create: lua!(
-                "create",
-                "args",
-                "data",
-                "permanent",
-                "session",
-                "admit",
-                "network"
-            ),
-            commit: lua!("commit", "args", "data", "permanent", "session", "network"),
+            create: lua!("create", "args", "data", "permanent", "admit", "network"),
+            commit: lua!("commit", "args", "data", "permanent", "network"),
             cycle: lua!("cycle", "data", "permanent", "session"),
             network: lua!("network", "admit", "network"),
             reset: lua!("reset", "data", "permanent", "session"),

@@ -1,30 +1,39 @@
 -- commit: write a request's changed keys, and promotion, to a live session
--- (SPEC §3.4), all or nothing.
--- KEYS: the session's keys (hash, ips, ipz); on a standalone server, when
--- promoting from a client IP, also the client network's counters.
--- ARGV: the access (lib/session.lua); then promote ('1'/'0'), max keys,
--- max bytes, the number of keys set, the retention of the network's
--- counters (ms, 0: not counted by this call); then that many field/value
--- pairs, then the fields removed.
+-- (SPEC §3.4), all or nothing. Like create.lua, it takes only what this
+-- commit needs: the optional parts are named in ARGV[1].
+-- KEYS: the session's hash; then, in this order, only those ARGV[1] names:
+--   'n' the client network's counters (standalone server, counted);
+--   'p' the session's IP log (ips, ipz): the commit asks for promotion.
+-- ARGV: flags ('np', any subset), max keys, max bytes, the number of keys
+-- set; then for 'n': the counters' retention (ms); for 'p': now (ms), the
+-- client IP ('' for none), retention (ms, 0: none), IP-log retention (ms,
+-- 0: keep) and most entries; then that many field/value pairs, then the
+-- fields removed.
 -- Returns APPLIED, PROMOTED (applied, and made permanent by this call: a
 -- conversation started), MISSING (the session is gone: nothing written, no
 -- resurrection), OVER_LIMIT (over the data limits: nothing written).
 local MISSING, APPLIED, OVER_LIMIT, PROMOTED = 0, 1, 2, 3
-local s = session_keys(1)
-local a = access_args()
-local promote_asked = ARGV[ACCESS_ARGS + 1] == '1'
-local max_keys, max_bytes = tonumber(ARGV[ACCESS_ARGS + 2]), tonumber(ARGV[ACCESS_ARGS + 3])
-local sets = tonumber(ARGV[ACCESS_ARGS + 4])
-local network_retention = ARGV[ACCESS_ARGS + 5]
-local first_set = ACCESS_ARGS + 6
+local hash = KEYS[1]
+local flags = ARGV[1]
+local max_keys, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[3])
+local sets = tonumber(ARGV[4])
+local key, arg = 2, 5
+local counters, counters_retention
+if string.find(flags, 'n', 1, true) then
+  counters, counters_retention, key, arg = KEYS[key], ARGV[arg], key + 1, arg + 1
+end
+local promote_asked = string.find(flags, 'p', 1, true)
+local p_arg = arg
+if promote_asked then arg = arg + 5 end
+local first_set = arg
 local first_removal = first_set + 2 * sets
 
-local current = redis.call('HGET', s.hash, 'm')
+local current = redis.call('HGET', hash, 'm')
 if not current then return MISSING end
 local m0 = parse_meta(current)
 local keys, bytes = m0.keys, m0.bytes
 local function forget(field)
-  local old = redis.call('HSTRLEN', s.hash, field)
+  local old = redis.call('HSTRLEN', hash, field)
   if old > 0 then
     keys = keys - 1
     bytes = bytes - entry_size(field, old)
@@ -39,27 +48,40 @@ for i = first_removal, #ARGV do forget(ARGV[i]) end
 if not within_limits(m0.keys, m0.bytes, keys, bytes, max_keys, max_bytes) then
   return OVER_LIMIT
 end
-if #ARGV >= first_removal then call_with_args('HDEL', s.hash, first_removal, #ARGV) end
+if #ARGV >= first_removal then call_with_args('HDEL', hash, first_removal, #ARGV) end
 local promote = promote_asked and m0.state == 't'
-local m = meta(promote and 'p' or m0.state, m0.created, keys, bytes)
-local seen = promote and a.now or nil
-if first_removal - first_set < 998 then
+-- The metadata is rewritten only when it changes: a handler that rewrites
+-- a key with a value of the same size (a counter, a flag) writes that key.
+local m
+if promote or keys ~= m0.keys or bytes ~= m0.bytes then
+  m = meta(promote and 'p' or m0.state, m0.created, keys, bytes)
+end
+local now = promote and ARGV[p_arg] or nil
+local pairs_count = first_removal - first_set
+if pairs_count < 998 then
   -- The usual case: data and metadata in one command.
-  if seen then
-    redis.call('HSET', s.hash, 'm', m, 's', seen, unpack(ARGV, first_set, first_removal - 1))
-  else
-    redis.call('HSET', s.hash, 'm', m, unpack(ARGV, first_set, first_removal - 1))
+  if now then
+    redis.call('HSET', hash, 'm', m, 's', now, unpack(ARGV, first_set, first_removal - 1))
+  elseif m then
+    redis.call('HSET', hash, 'm', m, unpack(ARGV, first_set, first_removal - 1))
+  elseif pairs_count > 0 then
+    redis.call('HSET', hash, unpack(ARGV, first_set, first_removal - 1))
   end
 else
-  call_with_args('HSET', s.hash, first_set, first_removal - 1)
-  if seen then
-    redis.call('HSET', s.hash, 'm', m, 's', seen)
-  else
-    redis.call('HSET', s.hash, 'm', m)
+  call_with_args('HSET', hash, first_set, first_removal - 1)
+  if now then
+    redis.call('HSET', hash, 'm', m, 's', now)
+  elseif m then
+    redis.call('HSET', hash, 'm', m)
   end
 end
 if not promote then return APPLIED end
+local s = { hash = hash, ips = KEYS[key], ipz = KEYS[key + 1] }
+local a = {
+  now = now, ip = ARGV[p_arg + 1], retention = tonumber(ARGV[p_arg + 2]),
+  ip_keep = tonumber(ARGV[p_arg + 3]), ip_max = tonumber(ARGV[p_arg + 4]),
+}
 log_ip(s, a)
 apply_retention(s, a.retention, true)
-if tonumber(network_retention) > 0 then count_network(KEYS[4], a.now, 0, 1, network_retention) end
+if counters then count_network(counters, now, 0, 1, counters_retention) end
 return PROMOTED

@@ -1,59 +1,66 @@
 -- create: a new session with its first data (SPEC §3.2), bound to the
 -- access's continuity token, if any.
--- KEYS: the session's keys (hash, ips, ipz); on a standalone server with a
--- client IP also the client network's counters (when counted), and with a
--- new-session limit its set.
--- ARGV: the access (lib/session.lua); then promote ('1'/'0'), the limit's
--- max (0: none here), window (ms) and member, the retention of the
--- network's counters (ms, 0: not counted by this call); then field/value
--- pairs.
+--
+-- The bulk of a site's traffic is new visitors, so this script takes only
+-- what the creation at hand needs: Rust builds the session's fields (its
+-- metadata, IP, token, data) and names the optional parts in ARGV[1].
+-- KEYS: the session's hash; then, in this order, only those ARGV[1] names:
+--   'n' the client network's counters (standalone server, counted);
+--   'l' the network's new-session limit set;
+--   'p' the session's IP log (ips, ipz): the creation starts a conversation.
+-- ARGV: flags ('nlp', any subset), now (ms), the token hash ('' for none),
+-- the idle TTL (ms); then for 'n': the counters' retention (ms); for 'l':
+-- the limit's max, window (ms) and member; for 'p': the client IP ('' for
+-- none), retention (ms, 0: none), IP-log retention (ms, 0: keep) and most
+-- entries; then the hash's field/value pairs, metadata first.
 -- Returns {CREATED, 0}, {EXISTS, 0} the id is taken, {LIMITED, ms}.
 local CREATED, EXISTS, LIMITED = 1, 0, 2
-local s = session_keys(1)
-local a = access_args()
-local promote = ARGV[ACCESS_ARGS + 1] == '1'
-local limit_max = tonumber(ARGV[ACCESS_ARGS + 2])
-local limit_window, limit_member = ARGV[ACCESS_ARGS + 3], ARGV[ACCESS_ARGS + 4]
-local network_retention = ARGV[ACCESS_ARGS + 5]
-local first_pair = ACCESS_ARGS + 6
+local hash = KEYS[1]
+local flags, now, token = ARGV[1], ARGV[2], ARGV[3]
 
-local existing = redis.call('HGET', s.hash, 'm')
+local existing = redis.call('HGET', hash, 'm')
 if existing then
   -- The same call run again after its reply was lost: it did create. Not
   -- with a token: the id was reserved in the token's binding, and another
   -- browser of the same user may have created it (the caller then commits).
-  if a.token == '' and parse_meta(existing).created == a.now then return { CREATED, 0 } end
+  if token == '' and parse_meta(existing).created == now then return { CREATED, 0 } end
   return { EXISTS, 0 }
 end
-local counters, limit_key = nil, KEYS[4]
-if tonumber(network_retention) > 0 then counters, limit_key = KEYS[4], KEYS[5] end
-if limit_max > 0 then
-  local wait = admit(limit_key, limit_member, limit_max, limit_window)
+local key, arg = 2, 5
+local counters, counters_retention
+if string.find(flags, 'n', 1, true) then
+  counters, counters_retention, key, arg = KEYS[key], ARGV[arg], key + 1, arg + 1
+end
+if string.find(flags, 'l', 1, true) then
+  local wait = admit(KEYS[key], ARGV[arg + 2], tonumber(ARGV[arg]), ARGV[arg + 1])
   if wait then return { LIMITED, wait } end
+  key, arg = key + 1, arg + 3
 end
-local keys, bytes = 0, 0
-for i = first_pair, #ARGV, 2 do
-  keys = keys + 1
-  bytes = bytes + entry_size(ARGV[i], #ARGV[i + 1])
+local promote = string.find(flags, 'p', 1, true)
+local log
+if promote then
+  log = {
+    s = { hash = hash, ips = KEYS[key], ipz = KEYS[key + 1] },
+    a = {
+      now = now, ip = ARGV[arg], retention = tonumber(ARGV[arg + 1]),
+      ip_keep = tonumber(ARGV[arg + 2]), ip_max = tonumber(ARGV[arg + 3]),
+    },
+  }
+  arg = arg + 4
 end
-local state = promote and 'p' or 't'
-local m = meta(state, a.now, keys, bytes)
-if a.token ~= '' then redis.call('HSET', s.hash, 't', a.token) end
-if #ARGV - first_pair < 998 then
-  -- The usual case: metadata and data in one command.
-  redis.call('HSET', s.hash, 'm', m, 'i', a.ip, unpack(ARGV, first_pair, #ARGV))
+if #ARGV - arg < 999 then
+  -- The usual case: metadata, IP and data in one command.
+  redis.call('HSET', hash, unpack(ARGV, arg, #ARGV))
 else
-  redis.call('HSET', s.hash, 'm', m, 'i', a.ip)
-  call_with_args('HSET', s.hash, first_pair, #ARGV)
+  call_with_args('HSET', hash, arg, #ARGV)
 end
-if state == 't' then
-  redis.call('PEXPIRE', s.hash, a.idle)
+if promote then
+  log_ip(log.s, log.a)
+  apply_retention(log.s, log.a.retention, false)
 else
-  redis.call('HSET', s.hash, 's', a.now)
-  log_ip(s, a)
-  apply_retention(s, a.retention, false)
+  redis.call('PEXPIRE', hash, ARGV[4])
 end
 if counters then
-  count_network(counters, a.now, 1, promote and 1 or 0, network_retention)
+  count_network(counters, now, 1, promote and 1 or 0, counters_retention)
 end
 return { CREATED, 0 }

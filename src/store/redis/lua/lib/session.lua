@@ -13,14 +13,20 @@ end
 -- client IP ('' for none), idle TTL (ms), retention of a permanent session
 -- (ms, 0: none), IP-log retention (ms, 0: keep), most addresses an IP log
 -- holds, the hash of the request's continuity token ('' for none), and
--- whether a token-bound session needs its token ('1'/'0').
+-- whether a token-bound session needs its token ('1'/'0'). The numbers
+-- only a permanent session needs are read by `permanent_access`.
 local ACCESS_ARGS = 8
 local function access_args()
   return {
-    now = ARGV[1], ip = ARGV[2], idle = ARGV[3], retention = tonumber(ARGV[4]),
-    ip_keep = tonumber(ARGV[5]), ip_max = tonumber(ARGV[6]), token = ARGV[7],
+    now = ARGV[1], ip = ARGV[2], idle = ARGV[3], token = ARGV[7],
     token_required = ARGV[8] == '1',
   }
+end
+
+-- Access `a` with the numbers of a permanent session's retention and IP log.
+local function permanent_access(a)
+  a.retention, a.ip_keep, a.ip_max = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  return a
 end
 
 -- Whether access `a` may open a session bound to token `bound` (false for
@@ -34,49 +40,46 @@ end
 
 -- Loads session `s` for access `a` and records the access (SPEC §3.1,
 -- §3.3). Returns false when the session is gone or not `a`'s to open (then
--- nothing is recorded), else its metadata ('m') followed by its data fields
--- and values.
+-- nothing is recorded), else the session's hash as HGETALL gives it (the
+-- caller keeps the metadata 'm' and the data fields 'd:*').
 --
 -- A temporary session records the access in its TTL (slid to now + idle
 -- TTL) and its IP only when the IP changed: two commands for a visitor who
 -- stays on one address. While Redis is full the access is served
 -- unrecorded (see below).
+local function record_access(s, a, meta, stored_ip)
+  if is_temporary(meta) then
+    redis.call('PEXPIRE', s.hash, a.idle)
+    if stored_ip ~= a.ip then redis.call('HSET', s.hash, 'i', a.ip) end
+  else
+    a = permanent_access(a)
+    apply_retention(s, a.retention, false)
+    redis.call('HSET', s.hash, 'i', a.ip, 's', a.now)
+    log_ip(s, a)
+  end
+end
+
 local function touch_session(s, a)
   local fields = redis.call('HGETALL', s.hash)
-  local answer = { false }
-  local stored_ip, bound
+  local meta, stored_ip, bound
   for i = 1, #fields, 2 do
     local field = fields[i]
     if field == 'm' then
-      answer[1] = fields[i + 1]
+      meta = fields[i + 1]
     elseif field == 'i' then
       stored_ip = fields[i + 1]
     elseif field == 't' then
       bound = fields[i + 1]
-    elseif string.byte(field, 1) == 100 then -- 'd': a handler key
-      answer[#answer + 1] = field
-      answer[#answer + 1] = fields[i + 1]
     end
   end
-  local meta = answer[1]
   if not meta or not may_open(bound, a) then return false end
-  local function record()
-    if is_temporary(meta) then
-      redis.call('PEXPIRE', s.hash, a.idle)
-      if stored_ip ~= a.ip then redis.call('HSET', s.hash, 'i', a.ip) end
-    else
-      apply_retention(s, a.retention, false)
-      redis.call('HSET', s.hash, 'i', a.ip, 's', a.now)
-      log_ip(s, a)
-    end
-  end
   -- Redis full (`maxmemory` with `noeviction`) refuses the writes that record
   -- the access, not the read: the visitor keeps the session (its TTL slid,
   -- which takes no memory), and the IP and time of this access go unrecorded.
-  local recorded, err = pcall(record)
+  local recorded, err = pcall(record_access, s, a, meta, stored_ip)
   if not recorded then
     local message = type(err) == 'table' and err.err or tostring(err)
     if string.sub(message, 1, 3) ~= 'OOM' then return redis.error_reply(message) end
   end
-  return answer
+  return fields
 end
