@@ -122,7 +122,7 @@ mod commit_reply {
 }
 
 /// The arguments every session script starts with (`lua/lib/session.lua`).
-const ACCESS_ARGS: usize = 8;
+const ACCESS_ARGS: usize = 4;
 
 /// The field of a session's `ips` hash that counts the addresses that gave
 /// way (`lua/lib/permanent.lua`).
@@ -761,21 +761,31 @@ impl NetworkEvent {
     }
 }
 
-/// Appends the access, the first arguments of every session script
-/// (`lua/lib/session.lua`).
+/// Appends the access, the first arguments of the session scripts that
+/// record one (`lua/lib/session.lua`).
 fn push_access(cmd: &mut redis::Cmd, access: &Access<'_>) {
+    use std::io::Write;
     let policy = access.policy;
-    cmd.arg(access.at_ms);
     push_ip(cmd, access.ip);
-    cmd.arg(millis(policy.idle_ttl))
-        .arg(optional_millis(policy.permanent_retention))
-        .arg(optional_millis(policy.ip_log_retention))
-        .arg(policy.ip_log_max_entries.max(1));
+    cmd.arg(millis(policy.idle_ttl));
     match access.token {
         Some(token) => cmd.arg(token.to_hex()),
+        None if policy.token_required => cmd.arg("-"),
         None => cmd.arg(""),
     };
-    cmd.arg(flag(policy.token_required));
+    // What a permanent session needs, in one argument, formatted on the stack.
+    let mut buf = [0u8; 80];
+    let mut out = &mut buf[..];
+    let _ = write!(
+        out,
+        "{},{},{},{}",
+        access.at_ms,
+        optional_millis(policy.permanent_retention),
+        optional_millis(policy.ip_log_retention),
+        policy.ip_log_max_entries.max(1)
+    );
+    let len = 80 - out.len();
+    cmd.arg(&buf[..len]);
 }
 
 /// Appends the client IP as a script argument (empty for none), formatted
@@ -793,10 +803,6 @@ fn push_ip(cmd: &mut redis::Cmd, ip: Option<IpAddr>) {
         None => 0,
     };
     cmd.arg(&buf[..len]);
-}
-
-fn flag(on: bool) -> &'static str {
-    if on { "1" } else { "0" }
 }
 
 /// The one-letter code of a session state in metadata and bindings.

@@ -9,23 +9,27 @@ local function session_keys(first)
   return { hash = KEYS[first], ips = KEYS[first + 1], ipz = KEYS[first + 2] }
 end
 
--- The access (ARGV[1..8], the same in every session script): now (ms),
--- client IP ('' for none), idle TTL (ms), retention of a permanent session
--- (ms, 0: none), IP-log retention (ms, 0: keep), most addresses an IP log
--- holds, the hash of the request's continuity token ('' for none), and
--- whether a token-bound session needs its token ('1'/'0'). The numbers
--- only a permanent session needs are read by `permanent_access`.
-local ACCESS_ARGS = 8
+-- The access (ARGV[1..4], the same in every session script that records
+-- one): the client IP ('' for none), the idle TTL (ms), the hash of the
+-- request's continuity token ('' for none, '-' for none where a token-bound
+-- session needs its token), and what only a permanent session needs, in one
+-- argument read by `permanent_access`: '<now ms>,<retention ms, 0: none>,
+-- <IP-log retention ms, 0: keep>,<most addresses an IP log holds>'. A
+-- visitor's touch is the commonest call, and each argument costs Redis
+-- about as much as parsing one, so the arguments are the fewest it needs.
+local ACCESS_ARGS = 4
 local function access_args()
-  return {
-    now = ARGV[1], ip = ARGV[2], idle = ARGV[3], token = ARGV[7],
-    token_required = ARGV[8] == '1',
-  }
+  local token = ARGV[3]
+  local required = token == '-'
+  if required then token = '' end
+  return { ip = ARGV[1], idle = ARGV[2], token = token, token_required = required }
 end
 
--- Access `a` with the numbers of a permanent session's retention and IP log.
+-- Access `a` with the time and the numbers of a permanent session's
+-- retention and IP log.
 local function permanent_access(a)
-  a.retention, a.ip_keep, a.ip_max = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  local now, retention, ip_keep, ip_max = string.match(ARGV[4], '^(%d+),(%d+),(%d+),(%d+)$')
+  a.now, a.retention, a.ip_keep, a.ip_max = now, tonumber(retention), tonumber(ip_keep), tonumber(ip_max)
   return a
 end
 
