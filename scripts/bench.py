@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Load benchmark: visitor-session beside tower-sessions and a bare service.
+"""Benchmarks: visitor-session beside tower-sessions and a bare service.
 
 Run through `bash scripts/bench` (which installs wrk and redis-server and
-builds the release binaries). For each scenario the contenders run in turn
+builds the release binaries). A full run prints the load table, then the
+in-process table (see `in_process`). For each load scenario the contenders run in turn
 (A B A B ...), three rounds, each driven by `wrk -t1 -c32`; the table gives
 medians. A contender is `<layer>` (on the one real redis-server, on
 loopback) or `<layer>@<store>`: `@sqlite` a SQLite file of its own (WAL,
@@ -36,13 +37,15 @@ TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
 
 # scenario: (description, path, visitor kind, contenders)
 # `ours-pool`: our layer on an application's deadpool-redis pool
-# (`RedisConfig::from_source`) instead of connections of its own.
+# (`RedisConfig::from_source`) instead of connections of its own;
+# `ours-nostats`: our layer without the per-network statistics (SPEC §3.6,
+# `SessionConfig::network_statistics(false)`), to show what they cost.
 EMBEDDED = ["ours@sqlite", "tower-sessions@sqlite", "ours@sqlite-fsync", "ours@memory", "ours@redis"]
 SCENARIOS = [
     ("returning visitor, SQLite beside the other stores", "/", "returning", EMBEDDED),
     ("new visitor, SQLite beside the other stores", "/", "new", EMBEDDED),
     ("returning visitor", "/", "returning", ["ours", "ours-pool", "tower-sessions"]),
-    ("new visitor", "/", "new", ["ours", "tower-sessions"]),
+    ("new visitor", "/", "new", ["ours", "ours-nostats", "tower-sessions"]),
     ("returning visitor, handler writes one key", "/write", "returning", ["ours", "ours-pool", "tower-sessions"]),
     ("total-privacy visitor without cookie", "/quiet", "new", ["ours-privacy", "tower-sessions", "bare", "bare-layered"]),
 ]
@@ -86,7 +89,7 @@ def label(contender):
     """How a contender is named in the tables."""
     layer, _, store = contender.partition("@")
     if not store:
-        return contender
+        return {"ours-nostats": "ours, network statistics off"}.get(contender, contender)
     return {
         "sqlite": f"{layer}, SqliteStore" if layer == "ours" else f"{layer}, its SQLite store",
         "sqlite-fsync": f"{layer}, SqliteStore with Durability::PowerLoss",
@@ -219,8 +222,11 @@ def round_trips(contender, redis_port, path, visitors):
 IN_PROCESS_CASES = [
     "bare",
     "ours returning visitor",
-    "ours new visitor",
     "tower-sessions returning visitor",
+    "ours new visitor",
+    "tower-sessions new visitor",
+    "ours returning visitor, handler writes one key",
+    "tower-sessions returning visitor, handler writes one key",
     "bare quiet page",
     "bare quiet page behind a no-op layer",
     "ours total-privacy visitor without cookie",
@@ -289,6 +295,14 @@ def in_process(args):
               f"tower-sessions' ({ours:.0f} vs {theirs:.0f}); a total-privacy visitor without cookie "
               f"costs {privacy:.2f}x bare (a no-op layer: {layered:.2f}x)")
     print(f"- MemoryStore keeps {per_session} bytes per idle temporary session without data")
+    for ours, theirs in (("ours new visitor", "tower-sessions new visitor"),
+                         ("ours returning visitor, handler writes one key",
+                          "tower-sessions returning visitor, handler writes one key")):
+        print(f"- instructions, {ours[5:]}: ours {ir[ours]:.0f}, tower-sessions {ir[theirs]:.0f} "
+              f"({ir[ours] / ir[theirs]:.2f}x)")
+    quiet, layered = ir["ours total-privacy visitor without cookie"], ir["bare quiet page behind a no-op layer"]
+    print(f"- instructions, total-privacy visitor without cookie: {quiet:.0f} against {layered:.0f} for the "
+          f"same page behind a no-op layer (+{100 * (quiet / layered - 1):.0f}%; target: within 10%)")
 
 
 def main():
@@ -298,11 +312,20 @@ def main():
     parser.add_argument("--only", help="run only the scenarios whose name contains this text")
     parser.add_argument("--pool-sizes", help="instead: returning visitors on our layer with each of these "
                         "RedisConfig::pool_size values (comma-separated), alternating")
-    parser.add_argument("--in-process", action="store_true", help="instead: the in-process benchmark "
-                        "(criterion, callgrind, allocations) without network")
+    parser.add_argument("--in-process", action="store_true", help="instead: only the in-process benchmark "
+                        "(criterion, callgrind, allocations) without network, which a full run prints after "
+                        "the load table")
     args = parser.parse_args()
     if args.in_process:
         return in_process(args)
+    load(args)
+    if not args.only and not args.pool_sizes:
+        print()
+        in_process(args)
+
+
+def load(args):
+    """The load table (or, with --pool-sizes, the connections table)."""
 
     redis_port = free_port()
     redis = subprocess.Popen(

@@ -1,8 +1,9 @@
 //! The in-process cost of one request (criterion, no network): a bare axum
 //! handler; our layer on `MemoryStore` for a returning visitor (touch, IP
-//! bind, read one key), a new visitor, and a total-privacy visitor without a
-//! cookie; and tower-sessions (`MemoryStore`, `Expiry::OnInactivity(30 min)`,
-//! `always_save`) on the same handler.
+//! bind, read one key), a new visitor, a returning visitor whose handler
+//! writes one key, and a total-privacy visitor without a cookie; and
+//! tower-sessions (`MemoryStore`, `Expiry::OnInactivity(30 min)`,
+//! `always_save`) on the same handlers.
 //!
 //! Before criterion runs, it prints the allocations per request of each case
 //! (a counting global allocator) and the memory `MemoryStore` holds per idle
@@ -124,13 +125,19 @@ async fn cases() -> Vec<Case> {
             name: "ours returning visitor",
             router: ours.clone(),
             path: "/",
-            cookie: Some(ours_cookie),
+            cookie: Some(ours_cookie.clone()),
         },
         Case {
             name: "ours new visitor",
-            router: ours,
+            router: ours.clone(),
             path: "/",
             cookie: None,
+        },
+        Case {
+            name: "ours returning visitor, handler writes one key",
+            router: ours,
+            path: "/write",
+            cookie: Some(ours_cookie),
         },
         Case {
             name: "ours total-privacy visitor without cookie",
@@ -152,8 +159,20 @@ async fn cases() -> Vec<Case> {
         },
         Case {
             name: "tower-sessions returning visitor",
-            router: theirs,
+            router: theirs.clone(),
             path: "/",
+            cookie: Some(their_cookie.clone()),
+        },
+        Case {
+            name: "tower-sessions new visitor",
+            router: theirs.clone(),
+            path: "/",
+            cookie: None,
+        },
+        Case {
+            name: "tower-sessions returning visitor, handler writes one key",
+            router: theirs,
+            path: "/write",
             cookie: Some(their_cookie),
         },
     ]

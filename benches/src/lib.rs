@@ -66,7 +66,14 @@ pub mod ours {
 
     /// Our layer on `store` (see the crate docs) in `privacy` mode.
     pub async fn router(store: &str, privacy: PrivacyMode) -> Router {
-        with_redis(store, privacy, RedisConfig::new(store)).await
+        with_redis(store, privacy, RedisConfig::new(store), true).await
+    }
+
+    /// [`router`] in standard mode without the per-network statistics of
+    /// SPEC §3.6 (`SessionConfig::network_statistics(false)`): what counting
+    /// them costs a new visitor.
+    pub async fn router_without_statistics(store: &str) -> Router {
+        with_redis(store, PrivacyMode::Standard, RedisConfig::new(store), false).await
     }
 
     /// Our layer on an application's deadpool-redis pool for the Redis at
@@ -77,11 +84,19 @@ pub mod ours {
             .create_pool(Some(deadpool_redis::Runtime::Tokio1))
             .expect("a deadpool-redis pool");
         let redis = RedisConfig::from_source(pool);
-        with_redis(url, PrivacyMode::Standard, redis).await
+        with_redis(url, PrivacyMode::Standard, redis, true).await
     }
 
-    async fn with_redis(store: &str, privacy: PrivacyMode, redis: RedisConfig) -> Router {
-        let config = SessionConfig::new().secure(false).privacy(privacy);
+    async fn with_redis(
+        store: &str,
+        privacy: PrivacyMode,
+        redis: RedisConfig,
+        statistics: bool,
+    ) -> Router {
+        let config = SessionConfig::new()
+            .secure(false)
+            .privacy(privacy)
+            .network_statistics(statistics);
         let sqlite = |path: &str, durability| {
             let sqlite = SqliteConfig::new(path).durability(durability);
             SqliteStore::open(sqlite).expect("a SQLite file")

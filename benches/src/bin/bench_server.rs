@@ -3,7 +3,7 @@
 //! its CPU time from `/proc`.
 //!
 //! ```text
-//! bench_server <bare|bare-layered|ours|ours-pool|ours-privacy|tower-sessions> <memory|sqlite:PATH|sqlite-fsync:PATH|redis://...> <port>
+//! bench_server <bare|bare-layered|ours|ours-pool|ours-nostats|ours-privacy|tower-sessions> <memory|sqlite:PATH|sqlite-fsync:PATH|redis://...> <port>
 //! ```
 //!
 //! The contenders and their routes are in the crate's library.
@@ -17,7 +17,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, contender, store, port] = args.as_slice() else {
         eprintln!(
-            "usage: bench_server <bare|bare-layered|ours|ours-pool|ours-privacy|tower-sessions> \
+            "usage: bench_server <bare|bare-layered|ours|ours-pool|ours-nostats|ours-privacy|tower-sessions> \
              <memory|sqlite:PATH|sqlite-fsync:PATH|redis://...> <port>"
         );
         std::process::exit(2);
@@ -27,6 +27,7 @@ async fn main() {
         "bare-layered" => bare_layered(),
         "ours" => ours::router(store, visitor_session::PrivacyMode::Standard).await,
         "ours-pool" => ours::router_on_pool(store).await,
+        "ours-nostats" => ours::router_without_statistics(store).await,
         "ours-privacy" => ours::router(store, visitor_session::PrivacyMode::Total).await,
         "tower-sessions" => theirs::router(store).await,
         other => {
