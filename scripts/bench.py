@@ -3,7 +3,8 @@
 
 Run through `bash scripts/bench` (which installs wrk and redis-server and
 builds the release binaries). A full run prints the load table, then the
-in-process table (see `in_process`). For each load scenario the contenders run in turn
+instructions redis-server executes per request (`redis_cost_table`), then
+the in-process table (`in_process`). For each load scenario the contenders run in turn
 (A B A B ...), three rounds, each driven by `wrk -t1 -c32`; the table gives
 medians. A contender is `<layer>` (on the one real redis-server, on
 loopback) or `<layer>@<store>`: `@sqlite` a SQLite file of its own (WAL,
@@ -219,6 +220,73 @@ def round_trips(contender, redis_port, path, visitors):
         server.stop()
 
 
+# Scenarios of the redis-server instruction count (path, visitor kind,
+# contenders).
+REDIS_COST_SCENARIOS = [
+    ("returning visitor", "/", "returning", ["ours", "tower-sessions"]),
+    ("new visitor", "/", "new", ["ours", "ours-nostats", "tower-sessions"]),
+    ("returning visitor, handler writes one key", "/write", "returning", ["ours", "tower-sessions"]),
+]
+
+
+def redis_instructions(contender, path, visitors, counts=(200, 1200)):
+    """Instructions redis-server executes per request of `contender`: a
+    redis-server of its own under callgrind (counted, so repeatable on a
+    noisy machine, unlike CPU time), the requests sent one after the other
+    over one connection; (I(n2) - I(n1)) / (n2 - n1), so that start-up,
+    the first visit and the scripts' loading cancel out."""
+    totals = []
+    for n in counts:
+        port = free_port()
+        with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
+            redis = subprocess.Popen(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}",
+                 "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--hz", "1"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            wait_port(port, redis, "redis-server under callgrind")
+            server = Server(contender, f"redis://127.0.0.1:{port}")
+            try:
+                cookie = new_cookies(server.port, 1)[0] if visitors == "returning" else None
+                headers = {"Cookie": cookie} if cookie else {}
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                for _ in range(n):
+                    conn.request("GET", path, headers=headers)
+                    res = conn.getresponse()
+                    res.read()
+                    if res.status != 200:
+                        sys.exit(f"{contender} answered {res.status} under callgrind")
+                conn.close()
+            finally:
+                server.stop()
+            redis_cli(port, "SHUTDOWN", "NOSAVE")
+            redis.wait()
+            with open(out.name) as f:
+                total = next(int(l.split()[1]) for l in f if l.startswith(("summary:", "totals:")))
+        totals.append(total)
+    return (totals[1] - totals[0]) / (counts[1] - counts[0])
+
+
+def redis_cost_table():
+    """The table of redis-server instructions per request."""
+    print("Instructions redis-server executes per request (callgrind; a redis-server of its own per "
+          "count, requests one after the other over one connection, 200 and 1 200 requests, the "
+          "difference divided by 1 000):\n")
+    print("| scenario | contender | redis-server instructions / request |")
+    print("|---|---|---:|")
+    per = {}
+    for name, path, visitors, contenders in REDIS_COST_SCENARIOS:
+        for contender in contenders:
+            per[(name, contender)] = redis_instructions(contender, path, visitors)
+            print(f"| {name} | {label(contender)} | {per[(name, contender)]:.0f} |")
+    print()
+    for name, _, _, contenders in REDIS_COST_SCENARIOS:
+        for contender in contenders[:-1]:
+            ratio = per[(name, contender)] / per[(name, "tower-sessions")]
+            print(f"- {name}: {label(contender)} / tower-sessions = {ratio:.2f}x redis-server instructions")
+
+
 IN_PROCESS_CASES = [
     "bare",
     "ours returning visitor",
@@ -315,11 +383,18 @@ def main():
     parser.add_argument("--in-process", action="store_true", help="instead: only the in-process benchmark "
                         "(criterion, callgrind, allocations) without network, which a full run prints after "
                         "the load table")
+    parser.add_argument("--redis-instructions", action="store_true", help="instead: only the table of "
+                        "instructions redis-server executes per request (callgrind), which a full run prints "
+                        "after the load table")
     args = parser.parse_args()
     if args.in_process:
         return in_process(args)
+    if args.redis_instructions:
+        return redis_cost_table()
     load(args)
     if not args.only and not args.pool_sizes:
+        print()
+        redis_cost_table()
         print()
         in_process(args)
 
