@@ -419,6 +419,15 @@ async fn redis_full_refuses_writes_keeps_reads_and_loses_nothing_acknowledged() 
     assert_eq!(bound_id(&res), Some(id), "the cookie is renewed");
     let seen = seen(&res);
     assert_eq!(seen["store_error"], Value::Null, "{seen}");
+    // From a new address too: served (Redis lets a script that has slid a
+    // TTL, which takes no memory, finish its writes).
+    let moved = "198.51.100.77".parse().unwrap();
+    let record = store
+        .touch(&id, &Access::now(Some(moved), &POLICY))
+        .await
+        .expect("a full Redis still serves the read")
+        .expect("alive");
+    assert!(record.data.contains_key(&key));
     // A write is refused, and says so.
     let res = send(&svc, at("/key/during", Some(&id))).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "never a 2xx");

@@ -5,8 +5,15 @@
 
 use redis::{Arg, Cmd};
 
-/// `lua/<name>.lua`, preceded by the `lua/lib/` pieces it uses.
+/// `lua/<name>.lua`, preceded by the `lua/lib/` pieces it uses; or, with
+/// `=> [...]`, the files listed (paths under `lua/`), in that order.
 macro_rules! lua {
+    ($name:literal => [$($file:literal),+ $(,)?]) => {
+        LuaScript::new(
+            $name,
+            concat!($(include_str!(concat!("lua/", $file, ".lua")), "\n",)+),
+        )
+    };
     ($name:literal $(, $lib:literal)*) => {
         LuaScript::new(
             $name,
@@ -92,14 +99,22 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Self {
         Self {
-            touch: lua!("touch", "data", "permanent", "session"),
+            // The commonest case is answered before the other helpers are
+            // defined (`lua/touch.lua`).
+            touch: lua!("touch" => [
+                "lib/record",
+                "touch",
+                "lib/permanent",
+                "lib/session",
+                "touch_rest",
+            ]),
             create: lua!("create", "args", "data", "permanent", "admit", "network"),
             commit: lua!("commit", "args", "data", "permanent", "network"),
-            cycle: lua!("cycle", "data", "permanent", "session"),
+            cycle: lua!("cycle", "record", "permanent", "session"),
             network: lua!("network", "admit", "network"),
-            reset: lua!("reset", "data", "permanent", "session"),
-            delete: lua!("delete", "data", "permanent", "session"),
-            ip_log: lua!("ip_log", "data", "permanent", "session"),
+            reset: lua!("reset", "record", "permanent", "session"),
+            delete: lua!("delete", "record", "permanent", "session"),
+            ip_log: lua!("ip_log", "record", "permanent", "session"),
             network_stats: lua!("network_stats"),
             token_session: lua!("token_session", "token"),
             bind_token: lua!("bind_token", "token"),

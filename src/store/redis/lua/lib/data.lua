@@ -19,12 +19,6 @@ local function meta(state, created, keys, bytes)
   return state .. ',' .. created .. ',' .. keys .. ',' .. bytes
 end
 
--- Whether metadata `m` is a temporary session's: its first byte, read
--- without parsing (the touch of every returning visitor asks).
-local function is_temporary(m)
-  return string.byte(m, 1) == 116 -- 't'
-end
-
 -- The fields of metadata `m` (see above); the one reader of its format.
 local function parse_meta(m)
   local state, created, keys, bytes = string.match(m, '^(%a),(%d+),(%d+),(%d+)$')

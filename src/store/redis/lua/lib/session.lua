@@ -45,16 +45,15 @@ end
 -- Loads session `s` for access `a` and records the access (SPEC §3.1,
 -- §3.3). Returns false when the session is gone or not `a`'s to open (then
 -- nothing is recorded), else the session's hash as HGETALL gives it (the
--- caller keeps the metadata 'm' and the data fields 'd:*').
+-- caller keeps the metadata 'm' and the data fields 'd:*'). `read`, if
+-- given, is what `read_session` already read of it in this call.
 --
--- A temporary session records the access in its TTL (slid to now + idle
--- TTL) and its IP only when the IP changed: two commands for a visitor who
--- stays on one address. While Redis is full the access is served
--- unrecorded (see below).
+-- A temporary session records the access as `record_temporary` does; a
+-- permanent one its IP, last-seen time, IP log and retention. While Redis
+-- is full the access is served unrecorded (`record_tolerating_oom`).
 local function record_access(s, a, meta, stored_ip)
   if is_temporary(meta) then
-    redis.call('PEXPIRE', s.hash, a.idle)
-    if stored_ip ~= a.ip then redis.call('HSET', s.hash, 'i', a.ip) end
+    record_temporary(s.hash, a.idle, a.ip, stored_ip)
   else
     a = permanent_access(a)
     apply_retention(s, a.retention, false)
@@ -63,27 +62,13 @@ local function record_access(s, a, meta, stored_ip)
   end
 end
 
-local function touch_session(s, a)
-  local fields = redis.call('HGETALL', s.hash)
-  local meta, stored_ip, bound
-  for i = 1, #fields, 2 do
-    local field = fields[i]
-    if field == 'm' then
-      meta = fields[i + 1]
-    elseif field == 'i' then
-      stored_ip = fields[i + 1]
-    elseif field == 't' then
-      bound = fields[i + 1]
-    end
+local function touch_session(s, a, read)
+  local fields, meta, stored_ip, bound
+  if read then
+    fields, meta, stored_ip, bound = read.fields, read.meta, read.stored_ip, read.bound
+  else
+    fields, meta, stored_ip, bound = read_session(s.hash)
   end
   if not meta or not may_open(bound, a) then return false end
-  -- Redis full (`maxmemory` with `noeviction`) refuses the writes that record
-  -- the access, not the read: the visitor keeps the session (its TTL slid,
-  -- which takes no memory), and the IP and time of this access go unrecorded.
-  local recorded, err = pcall(record_access, s, a, meta, stored_ip)
-  if not recorded then
-    local message = type(err) == 'table' and err.err or tostring(err)
-    if string.sub(message, 1, 3) ~= 'OOM' then return redis.error_reply(message) end
-  end
-  return fields
+  return record_tolerating_oom(record_access, s, a, meta, stored_ip) or fields
 end
