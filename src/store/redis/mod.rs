@@ -82,9 +82,10 @@ use connection::{Connections, Op};
 use scripts::{LuaScript, Scripts};
 pub use source::{ConnectionSource, SourcedConnection};
 
+use super::limits::DataSize;
 use super::{
-    Access, Changes, Committed, CreateLimit, Created, DataLimits, IpLog, IpLogEntry, NetworkStats,
-    Removed, SessionRecord, SessionState, SessionStore, StoreFuture, StorePolicy, TokenBinding,
+    Access, Changes, Committed, CreateLimit, Created, IpLog, IpLogEntry, NetworkStats, Removed,
+    SessionData, SessionRecord, SessionState, SessionStore, StoreFuture, StorePolicy, TokenBinding,
     TokenHash,
 };
 use crate::client_ip::client_network;
@@ -362,38 +363,13 @@ impl Inner {
             .filter(|_| !self.cluster && changes.promote && policy.count_networks)
             .map(|ip| self.network_key(ip));
         let keys = SessionKeys::new(&self.prefix, id);
-        let [hash, ips, ipz] = keys.all();
-        let mut all: Vec<&[u8]> = Vec::with_capacity(4);
-        all.push(hash);
-        let mut flags = String::with_capacity(2);
-        if let Some(key) = &counters {
-            flags.push('n');
-            all.push(key.as_bytes());
-        }
-        if changes.promote {
-            flags.push('p');
-            all.extend([ips, ipz]);
-        }
-        let args = 10 + 2 * changes.data.len();
-        let mut cmd = self
-            .scripts
-            .commit
-            .call(&all, args, 100 + data_bytes(changes));
+        let parts = Parts::new(&keys, counters.as_deref(), None, changes.promote);
+        let mut cmd = parts.call(&self.scripts.commit, 8 + 2 * changes.data.len(), changes);
         let sets = changes.data.values().filter(|v| v.is_some()).count();
-        cmd.arg(flags.as_str())
-            .arg(policy.limits.max_keys())
+        cmd.arg(policy.limits.max_keys())
             .arg(policy.limits.max_bytes())
             .arg(sets);
-        if counters.is_some() {
-            cmd.arg(millis(policy.network_retention));
-        }
-        if changes.promote {
-            cmd.arg(access.at_ms);
-            push_ip(&mut cmd, access.ip);
-            cmd.arg(optional_millis(policy.permanent_retention))
-                .arg(optional_millis(policy.ip_log_retention))
-                .arg(policy.ip_log_max_entries.max(1));
-        }
+        parts.push_args(&mut cmd, access, None);
         push_sets(&mut cmd, changes);
         let mut field = Vec::new();
         for (key, _) in changes.data.iter().filter(|(_, v)| v.is_none()) {
@@ -420,65 +396,35 @@ impl Inner {
         let limit = limit.filter(|_| !self.cluster);
         let limit_key = limit.map(|(l, _)| self.limit_key(l.network));
         let keys = SessionKeys::new(&self.prefix, id);
-        let [hash, ips, ipz] = keys.all();
-        let mut all: Vec<&[u8]> = Vec::with_capacity(5);
-        all.push(hash);
-        let mut flags = String::with_capacity(3);
-        if let Some(key) = &counters {
-            flags.push('n');
-            all.push(key.as_bytes());
-        }
-        if let Some(key) = &limit_key {
-            flags.push('l');
-            all.push(key.as_bytes());
-        }
-        if changes.promote {
-            flags.push('p');
-            all.extend([ips, ipz]);
-        }
-        let args = 16 + 2 * changes.data.len();
-        let mut cmd = self
-            .scripts
-            .create
-            .call(&all, args, 160 + data_bytes(changes));
-        cmd.arg(flags.as_str()).arg(access.at_ms);
+        let parts = Parts::new(
+            &keys,
+            counters.as_deref(),
+            limit_key.as_deref(),
+            changes.promote,
+        );
+        let mut cmd = parts.call(&self.scripts.create, 16 + 2 * changes.data.len(), changes);
+        cmd.arg(access.at_ms);
         match access.token {
             Some(token) => cmd.arg(token.to_hex()),
             None => cmd.arg(""),
         };
         cmd.arg(millis(policy.idle_ttl));
-        if counters.is_some() {
-            cmd.arg(millis(policy.network_retention));
-        }
-        if let Some((limit, member)) = limit {
-            cmd.arg(limit.max).arg(millis(limit.window)).arg(member);
-        }
-        if changes.promote {
-            push_ip(&mut cmd, access.ip);
-            cmd.arg(optional_millis(policy.permanent_retention))
-                .arg(optional_millis(policy.ip_log_retention))
-                .arg(policy.ip_log_max_entries.max(1));
-        }
-        // The session's fields: metadata (its data's size counted here, by
-        // the rule of `DataLimits::entry_bytes`), IP, token, last seen, data.
-        let (mut keys_count, mut bytes) = (0usize, 0usize);
-        for (key, value) in &changes.data {
-            if let Some(value) = value {
-                keys_count += 1;
-                bytes += DataLimits::entry_bytes(key, value.len());
-            }
-        }
+        parts.push_args(&mut cmd, access, limit);
+        // The session's fields: its metadata (the data's size counted by the
+        // rule every store shares), IP, token, last seen, data.
+        let size = DataSize::default().with_changes(&SessionData::new(), changes);
         let state = if changes.promote {
             SessionState::Permanent
         } else {
             SessionState::Temporary
         };
-        let meta = format!(
-            "{},{},{keys_count},{bytes}",
-            state_code(state),
-            access.at_ms
-        );
-        cmd.arg("m").arg(meta.as_str()).arg("i");
+        let meta = Meta {
+            state,
+            created_ms: access.at_ms,
+            keys: size.keys as u64,
+            bytes: size.bytes as u64,
+        };
+        cmd.arg("m").arg(meta.to_string().as_str()).arg("i");
         push_ip(&mut cmd, access.ip);
         if let Some(token) = access.token {
             cmd.arg("t").arg(token.to_hex());
@@ -488,6 +434,75 @@ impl Inner {
         }
         push_sets(&mut cmd, changes);
         cmd
+    }
+}
+
+/// The keys of a create or commit call: the session's hash, then only the
+/// optional parts this call has, each named by a letter of the script's
+/// first argument (`lua/create.lua`, `lua/commit.lua`): `n` the client
+/// network's counters, `l` its new-session limit, `p` the session's IP log
+/// (a conversation started).
+struct Parts<'k> {
+    keys: Vec<&'k [u8]>,
+    flags: String,
+    counted: bool,
+    promote: bool,
+}
+
+impl<'k> Parts<'k> {
+    fn new(
+        session: &'k SessionKeys,
+        counters: Option<&'k str>,
+        limit: Option<&'k str>,
+        promote: bool,
+    ) -> Self {
+        let [hash, ips, ipz] = session.all();
+        let mut parts = Self {
+            keys: vec![hash],
+            flags: String::new(),
+            counted: counters.is_some(),
+            promote,
+        };
+        for (flag, key) in [('n', counters), ('l', limit)] {
+            if let Some(key) = key {
+                parts.flags.push(flag);
+                parts.keys.push(key.as_bytes());
+            }
+        }
+        if promote {
+            parts.flags.push('p');
+            parts.keys.extend([ips, ipz]);
+        }
+        parts
+    }
+
+    /// `script` on these keys, its first argument the flags (room is made
+    /// for `args` more arguments and the data of `changes`).
+    fn call(&self, script: &LuaScript, args: usize, changes: &Changes) -> redis::Cmd {
+        let mut cmd = script.call(&self.keys, args, 100 + data_bytes(changes));
+        cmd.arg(self.flags.as_str());
+        cmd
+    }
+
+    /// The arguments of the optional parts, in the flags' order: for `n`
+    /// the counters' retention; for `l` the limit's max, window and member;
+    /// for `p` the client IP and what a permanent session needs.
+    fn push_args(
+        &self,
+        cmd: &mut redis::Cmd,
+        access: &Access<'_>,
+        limit: Option<(&CreateLimit, &str)>,
+    ) {
+        if self.counted {
+            cmd.arg(millis(access.policy.network_retention));
+        }
+        if let Some((limit, member)) = limit {
+            cmd.arg(limit.max).arg(millis(limit.window)).arg(member);
+        }
+        if self.promote {
+            push_ip(cmd, access.ip);
+            push_permanent(cmd, access);
+        }
     }
 }
 
@@ -764,7 +779,6 @@ impl NetworkEvent {
 /// Appends the access, the first arguments of the session scripts that
 /// record one (`lua/lib/session.lua`).
 fn push_access(cmd: &mut redis::Cmd, access: &Access<'_>) {
-    use std::io::Write;
     let policy = access.policy;
     push_ip(cmd, access.ip);
     cmd.arg(millis(policy.idle_ttl));
@@ -773,7 +787,16 @@ fn push_access(cmd: &mut redis::Cmd, access: &Access<'_>) {
         None if policy.token_required => cmd.arg("-"),
         None => cmd.arg(""),
     };
-    // What a permanent session needs, in one argument, formatted on the stack.
+    push_permanent(cmd, access);
+}
+
+/// Appends what only a permanent session needs, in one argument formatted
+/// on the stack: `<now ms>,<retention ms, 0: none>,<IP-log retention ms,
+/// 0: keep>,<most IP-log entries>` (`with_permanent` in
+/// `lua/lib/permanent.lua`).
+fn push_permanent(cmd: &mut redis::Cmd, access: &Access<'_>) {
+    use std::io::Write;
+    let policy = access.policy;
     let mut buf = [0u8; 80];
     let mut out = &mut buf[..];
     let _ = write!(
@@ -917,13 +940,26 @@ fn parse_record(
 }
 
 /// A session's metadata field `m`: `<state>,<created ms>,<keys>,<bytes>`
-/// (`lua/lib/data.lua`); the one reader of its format on this side.
+/// (`lua/lib/data.lua`); the one reader and writer of its format on this
+/// side.
 #[derive(Debug, PartialEq, Eq)]
 struct Meta {
     state: SessionState,
     created_ms: u64,
     keys: u64,
     bytes: u64,
+}
+
+/// The metadata as the scripts read it (`lua/lib/data.lua`).
+impl fmt::Display for Meta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = state_code(self.state);
+        write!(
+            f,
+            "{state},{},{},{}",
+            self.created_ms, self.keys, self.bytes
+        )
+    }
 }
 
 impl Meta {
@@ -1044,6 +1080,18 @@ mod tests {
         for bad in [&b"x,1,2,3"[..], b"t,1,2", b"t,a,2,3", b""] {
             assert_eq!(Meta::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn metadata_is_written_in_the_form_it_is_read() {
+        let meta = Meta {
+            state: SessionState::Temporary,
+            created_ms: 1_700_000_000_000,
+            keys: 1,
+            bytes: 2,
+        };
+        assert_eq!(meta.to_string(), "t,1700000000000,1,2");
+        assert_eq!(Meta::parse(meta.to_string().as_bytes()), Some(meta));
     }
 
     #[test]

@@ -5,10 +5,9 @@
 --   'n' the client network's counters (standalone server, counted);
 --   'p' the session's IP log (ips, ipz): the commit asks for promotion.
 -- ARGV: flags ('np', any subset), max keys, max bytes, the number of keys
--- set; then for 'n': the counters' retention (ms); for 'p': now (ms), the
--- client IP ('' for none), retention (ms, 0: none), IP-log retention (ms,
--- 0: keep) and most entries; then that many field/value pairs, then the
--- fields removed.
+-- set; then for 'n': the counters' retention (ms); for 'p': the client IP
+-- ('' for none) and what a permanent session needs (`with_permanent`); then
+-- that many field/value pairs, then the fields removed.
 -- Returns APPLIED, PROMOTED (applied, and made permanent by this call: a
 -- conversation started), MISSING (the session is gone: nothing written, no
 -- resurrection), OVER_LIMIT (over the data limits: nothing written).
@@ -24,7 +23,7 @@ if string.find(flags, 'n', 1, true) then
 end
 local promote_asked = string.find(flags, 'p', 1, true)
 local p_arg = arg
-if promote_asked then arg = arg + 5 end
+if promote_asked then arg = arg + 2 end
 local first_set = arg
 local first_removal = first_set + 2 * sets
 
@@ -56,7 +55,8 @@ local m
 if promote or keys ~= m0.keys or bytes ~= m0.bytes then
   m = meta(promote and 'p' or m0.state, m0.created, keys, bytes)
 end
-local now = promote and ARGV[p_arg] or nil
+local a = promote and with_permanent({ ip = ARGV[p_arg] }, ARGV[p_arg + 1]) or nil
+local now = a and a.now
 local pairs_count = first_removal - first_set
 if pairs_count < 998 then
   -- The usual case: data and metadata in one command.
@@ -77,10 +77,6 @@ else
 end
 if not promote then return APPLIED end
 local s = { hash = hash, ips = KEYS[key], ipz = KEYS[key + 1] }
-local a = {
-  now = now, ip = ARGV[p_arg + 1], retention = tonumber(ARGV[p_arg + 2]),
-  ip_keep = tonumber(ARGV[p_arg + 3]), ip_max = tonumber(ARGV[p_arg + 4]),
-}
 log_ip(s, a)
 apply_retention(s, a.retention, true)
 if counters then count_network(counters, now, 0, 1, counters_retention) end

@@ -11,8 +11,8 @@
 -- ARGV: flags ('nlp', any subset), now (ms), the token hash ('' for none),
 -- the idle TTL (ms); then for 'n': the counters' retention (ms); for 'l':
 -- the limit's max, window (ms) and member; for 'p': the client IP ('' for
--- none), retention (ms, 0: none), IP-log retention (ms, 0: keep) and most
--- entries; then the hash's field/value pairs, metadata first.
+-- none) and what a permanent session needs (`with_permanent`); then the
+-- hash's field/value pairs, metadata first.
 -- Returns {CREATED, 0}, {EXISTS, 0} the id is taken, {LIMITED, ms}.
 local CREATED, EXISTS, LIMITED = 1, 0, 2
 local hash = KEYS[1]
@@ -41,12 +41,9 @@ local log
 if promote then
   log = {
     s = { hash = hash, ips = KEYS[key], ipz = KEYS[key + 1] },
-    a = {
-      now = now, ip = ARGV[arg], retention = tonumber(ARGV[arg + 1]),
-      ip_keep = tonumber(ARGV[arg + 2]), ip_max = tonumber(ARGV[arg + 3]),
-    },
+    a = with_permanent({ ip = ARGV[arg] }, ARGV[arg + 1]),
   }
-  arg = arg + 4
+  arg = arg + 2
 end
 if #ARGV - arg < 999 then
   -- The usual case: metadata, IP and data in one command.

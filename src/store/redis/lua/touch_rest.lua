@@ -1,5 +1,3 @@
 -- touch, every case but the commonest (touch.lua): a permanent session, or
 -- one bound to a continuity token.
-return touch_session(session_keys(1), access_args(), {
-  fields = fields, meta = meta, stored_ip = stored_ip, bound = bound,
-})
+return touch_session(session_keys(1), access_args(), fields, meta, stored_ip, bound)

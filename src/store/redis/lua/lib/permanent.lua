@@ -9,6 +9,17 @@ local DROPPED = '#dropped'
 -- by the next accesses: each entry is dropped once).
 local EXPIRE_BATCH = 16
 
+-- Access `a` with what only a permanent session needs, read from `packed`:
+-- '<now ms>,<retention ms, 0: none>,<IP-log retention ms, 0: keep>,<most
+-- addresses an IP log holds>' (`push_permanent` in Rust). One argument
+-- rather than four: each argument costs Redis about as much as parsing one,
+-- and only a permanent session's calls read it.
+local function with_permanent(a, packed)
+  local now, retention, ip_keep, ip_max = string.match(packed, '^(%d+),(%d+),(%d+),(%d+)$')
+  a.now, a.retention, a.ip_keep, a.ip_max = now, tonumber(retention), tonumber(ip_keep), tonumber(ip_max)
+  return a
+end
+
 -- Records access `a` in the IP log of session `s`: at most `a.ip_max`
 -- addresses, the least recently seen giving way (counted); then drops
 -- entries last seen more than `a.ip_keep` ms ago (0: keep them).

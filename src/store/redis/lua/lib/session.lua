@@ -13,24 +13,15 @@ end
 -- one): the client IP ('' for none), the idle TTL (ms), the hash of the
 -- request's continuity token ('' for none, '-' for none where a token-bound
 -- session needs its token), and what only a permanent session needs, in one
--- argument read by `permanent_access`: '<now ms>,<retention ms, 0: none>,
--- <IP-log retention ms, 0: keep>,<most addresses an IP log holds>'. A
--- visitor's touch is the commonest call, and each argument costs Redis
--- about as much as parsing one, so the arguments are the fewest it needs.
+-- argument (`with_permanent` in lib/permanent.lua). A visitor's touch is the
+-- commonest call, and each argument costs Redis about as much as parsing
+-- one, so the arguments are the fewest it needs.
 local ACCESS_ARGS = 4
 local function access_args()
   local token = ARGV[3]
   local required = token == '-'
   if required then token = '' end
   return { ip = ARGV[1], idle = ARGV[2], token = token, token_required = required }
-end
-
--- Access `a` with the time and the numbers of a permanent session's
--- retention and IP log.
-local function permanent_access(a)
-  local now, retention, ip_keep, ip_max = string.match(ARGV[4], '^(%d+),(%d+),(%d+),(%d+)$')
-  a.now, a.retention, a.ip_keep, a.ip_max = now, tonumber(retention), tonumber(ip_keep), tonumber(ip_max)
-  return a
 end
 
 -- Whether access `a` may open a session bound to token `bound` (false for
@@ -45,8 +36,9 @@ end
 -- Loads session `s` for access `a` and records the access (SPEC §3.1,
 -- §3.3). Returns false when the session is gone or not `a`'s to open (then
 -- nothing is recorded), else the session's hash as HGETALL gives it (the
--- caller keeps the metadata 'm' and the data fields 'd:*'). `read`, if
--- given, is what `read_session` already read of it in this call.
+-- caller keeps the metadata 'm' and the data fields 'd:*'). `fields`,
+-- `meta`, `stored_ip` and `bound`, if given, are what `read_session`
+-- already read of it in this call.
 --
 -- A temporary session records the access as `record_temporary` does; a
 -- permanent one its IP, last-seen time, IP log and retention. While Redis
@@ -55,20 +47,15 @@ local function record_access(s, a, meta, stored_ip)
   if is_temporary(meta) then
     record_temporary(s.hash, a.idle, a.ip, stored_ip)
   else
-    a = permanent_access(a)
+    a = with_permanent(a, ARGV[4])
     apply_retention(s, a.retention, false)
     redis.call('HSET', s.hash, 'i', a.ip, 's', a.now)
     log_ip(s, a)
   end
 end
 
-local function touch_session(s, a, read)
-  local fields, meta, stored_ip, bound
-  if read then
-    fields, meta, stored_ip, bound = read.fields, read.meta, read.stored_ip, read.bound
-  else
-    fields, meta, stored_ip, bound = read_session(s.hash)
-  end
+local function touch_session(s, a, fields, meta, stored_ip, bound)
+  if not fields then fields, meta, stored_ip, bound = read_session(s.hash) end
   if not meta or not may_open(bound, a) then return false end
   return record_tolerating_oom(record_access, s, a, meta, stored_ip) or fields
 end
