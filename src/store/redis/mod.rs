@@ -424,7 +424,9 @@ impl Inner {
             keys: size.keys as u64,
             bytes: size.bytes as u64,
         };
-        cmd.arg("m").arg(meta.to_string().as_str()).arg("i");
+        // Its metadata and IP are the script's fixed fields ('m', 'i'), so
+        // their names are not sent.
+        cmd.arg(meta.to_string().as_str());
         push_ip(&mut cmd, access.ip);
         if let Some(token) = access.token {
             cmd.arg("t").arg(token.to_hex());

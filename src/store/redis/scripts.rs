@@ -108,8 +108,26 @@ impl Scripts {
                 "lib/session",
                 "touch_rest",
             ]),
-            create: lua!("create", "args", "data", "permanent", "admit", "network"),
-            commit: lua!("commit", "args", "data", "permanent", "network"),
+            // So are a temporary session's creation under no limit
+            // (`lua/create.lua`) and a commit that promotes nothing
+            // (`lua/commit.lua`).
+            create: lua!("create" => [
+                "lib/network",
+                "create",
+                "lib/args",
+                "lib/data",
+                "lib/permanent",
+                "lib/admit",
+                "create_rest",
+            ]),
+            commit: lua!("commit" => [
+                "lib/args",
+                "lib/data",
+                "commit",
+                "lib/permanent",
+                "lib/network",
+                "commit_rest",
+            ]),
             cycle: lua!("cycle", "record", "permanent", "session"),
             network: lua!("network", "admit", "network"),
             reset: lua!("reset", "record", "permanent", "session"),

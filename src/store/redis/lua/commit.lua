@@ -11,11 +11,14 @@
 -- Returns APPLIED, PROMOTED (applied, and made permanent by this call: a
 -- conversation started), MISSING (the session is gone: nothing written, no
 -- resurrection), OVER_LIMIT (over the data limits: nothing written).
+--
+-- A commit that promotes nothing (the commonest) is answered here, before
+-- the helpers of a promotion are defined (lib/record.lua says why); a
+-- promotion goes on in commit_rest.lua.
 local MISSING, APPLIED, OVER_LIMIT, PROMOTED = 0, 1, 2, 3
 local hash = KEYS[1]
 local flags = ARGV[1]
-local max_keys, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[3])
-local sets = tonumber(ARGV[4])
+local max_keys, max_bytes = ARGV[2], ARGV[3]
 local key, arg = 2, 5
 local counters, counters_retention
 if string.find(flags, 'n', 1, true) then
@@ -25,7 +28,7 @@ local promote_asked = string.find(flags, 'p', 1, true)
 local p_arg = arg
 if promote_asked then arg = arg + 2 end
 local first_set = arg
-local first_removal = first_set + 2 * sets
+local first_removal = first_set + 2 * ARGV[4] -- the number of keys set
 
 local current = redis.call('HGET', hash, 'm')
 if not current then return MISSING end
@@ -49,35 +52,36 @@ if not within_limits(m0.keys, m0.bytes, keys, bytes, max_keys, max_bytes) then
 end
 if #ARGV >= first_removal then call_with_args('HDEL', hash, first_removal, #ARGV) end
 local promote = promote_asked and m0.state == 't'
--- The metadata is rewritten only when it changes: a handler that rewrites
--- a key with a value of the same size (a counter, a flag) writes that key.
-local m
-if promote or keys ~= m0.keys or bytes ~= m0.bytes then
-  m = meta(promote and 'p' or m0.state, m0.created, keys, bytes)
-end
-local a = promote and with_permanent({ ip = ARGV[p_arg] }, ARGV[p_arg + 1]) or nil
-local now = a and a.now
-local pairs_count = first_removal - first_set
-if pairs_count < 998 then
-  -- The usual case: data and metadata in one command.
-  if now then
-    redis.call('HSET', hash, 'm', m, 's', now, unpack(ARGV, first_set, first_removal - 1))
-  elseif m then
-    redis.call('HSET', hash, 'm', m, unpack(ARGV, first_set, first_removal - 1))
-  elseif pairs_count > 0 then
-    redis.call('HSET', hash, unpack(ARGV, first_set, first_removal - 1))
-  end
-else
-  call_with_args('HSET', hash, first_set, first_removal - 1)
-  if now then
-    redis.call('HSET', hash, 'm', m, 's', now)
-  elseif m then
-    redis.call('HSET', hash, 'm', m)
+
+-- Writes the data set, with the metadata `m` and the last-seen time `now`
+-- when this commit changes them.
+local function write(m, now)
+  if first_removal - first_set < 998 then
+    -- The usual case: data and metadata in one command.
+    if now then
+      redis.call('HSET', hash, 'm', m, 's', now, unpack(ARGV, first_set, first_removal - 1))
+    elseif m then
+      redis.call('HSET', hash, 'm', m, unpack(ARGV, first_set, first_removal - 1))
+    elseif first_removal > first_set then
+      redis.call('HSET', hash, unpack(ARGV, first_set, first_removal - 1))
+    end
+  else
+    call_with_args('HSET', hash, first_set, first_removal - 1)
+    if now then
+      redis.call('HSET', hash, 'm', m, 's', now)
+    elseif m then
+      redis.call('HSET', hash, 'm', m)
+    end
   end
 end
-if not promote then return APPLIED end
-local s = { hash = hash, ips = KEYS[key], ipz = KEYS[key + 1] }
-log_ip(s, a)
-apply_retention(s, a.retention, true)
-if counters then count_network(counters, now, 0, 1, counters_retention) end
-return PROMOTED
+if not promote then
+  -- The metadata is rewritten only when it changes: a handler that
+  -- rewrites a key with a value of the same size (a counter, a flag)
+  -- writes that key.
+  if keys ~= m0.keys or bytes ~= m0.bytes then
+    write(meta(m0.state, m0.created, keys, bytes))
+  else
+    write()
+  end
+  return APPLIED
+end

@@ -12,52 +12,25 @@
 -- the idle TTL (ms); then for 'n': the counters' retention (ms); for 'l':
 -- the limit's max, window (ms) and member; for 'p': the client IP ('' for
 -- none) and what a permanent session needs (`with_permanent`); then the
--- hash's field/value pairs, metadata first.
+-- session's metadata ('m') and IP ('i'), then the hash's other field/value
+-- pairs (token, last seen, data).
 -- Returns {CREATED, 0}, {EXISTS, 0} the id is taken, {LIMITED, ms}.
+--
+-- The commonest creation (a temporary session under no new-session limit)
+-- is answered here, before the helpers of the other cases are defined
+-- (lib/record.lua says why); every other case goes on in create_rest.lua.
 local CREATED, EXISTS, LIMITED = 1, 0, 2
 local hash = KEYS[1]
 local flags, now, token = ARGV[1], ARGV[2], ARGV[3]
 
 local existing = redis.call('HGET', hash, 'm')
-if existing then
-  -- The same call run again after its reply was lost: it did create. Not
-  -- with a token: the id was reserved in the token's binding, and another
-  -- browser of the same user may have created it (the caller then commits).
-  if token == '' and parse_meta(existing).created == now then return { CREATED, 0 } end
-  return { EXISTS, 0 }
+if not existing and (flags == '' or flags == 'n') then
+  local counted = flags == 'n'
+  local first = counted and 6 or 5
+  if #ARGV - first < 999 then
+    redis.call('HSET', hash, 'm', ARGV[first], 'i', ARGV[first + 1], unpack(ARGV, first + 2, #ARGV))
+    redis.call('PEXPIRE', hash, ARGV[4])
+    if counted then count_network(KEYS[2], now, 1, 0, ARGV[5]) end
+    return { CREATED, 0 }
+  end
 end
-local key, arg = 2, 5
-local counters, counters_retention
-if string.find(flags, 'n', 1, true) then
-  counters, counters_retention, key, arg = KEYS[key], ARGV[arg], key + 1, arg + 1
-end
-if string.find(flags, 'l', 1, true) then
-  local wait = admit(KEYS[key], ARGV[arg + 2], tonumber(ARGV[arg]), ARGV[arg + 1])
-  if wait then return { LIMITED, wait } end
-  key, arg = key + 1, arg + 3
-end
-local promote = string.find(flags, 'p', 1, true)
-local log
-if promote then
-  log = {
-    s = { hash = hash, ips = KEYS[key], ipz = KEYS[key + 1] },
-    a = with_permanent({ ip = ARGV[arg] }, ARGV[arg + 1]),
-  }
-  arg = arg + 2
-end
-if #ARGV - arg < 999 then
-  -- The usual case: metadata, IP and data in one command.
-  redis.call('HSET', hash, unpack(ARGV, arg, #ARGV))
-else
-  call_with_args('HSET', hash, arg, #ARGV)
-end
-if promote then
-  log_ip(log.s, log.a)
-  apply_retention(log.s, log.a.retention, false)
-else
-  redis.call('PEXPIRE', hash, ARGV[4])
-end
-if counters then
-  count_network(counters, now, 1, promote and 1 or 0, counters_retention)
-end
-return { CREATED, 0 }

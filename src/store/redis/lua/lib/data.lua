@@ -20,14 +20,17 @@ local function meta(state, created, keys, bytes)
 end
 
 -- The fields of metadata `m` (see above); the one reader of its format.
+-- Numbers are read with `+ 0`, which parses a string once, where Lua 5.1's
+-- `tonumber` parses it twice (about 900 instructions in redis-server).
 local function parse_meta(m)
   local state, created, keys, bytes = string.match(m, '^(%a),(%d+),(%d+),(%d+)$')
-  return { state = state, created = created, keys = tonumber(keys), bytes = tonumber(bytes) }
+  return { state = state, created = created, keys = keys + 0, bytes = bytes + 0 }
 end
 
 -- Whether a commit taking the data from (keys0, bytes0) to (keys, bytes)
 -- keeps within the limits: a limit refuses only a commit that grows what it
--- limits, so a session over a lowered limit can still shed data.
+-- limits, so a session over a lowered limit can still shed data. The limits
+-- come as the script's arguments (strings), read only for what grows.
 local function within_limits(keys0, bytes0, keys, bytes, max_keys, max_bytes)
-  return (keys <= max_keys or keys <= keys0) and (bytes <= max_bytes or bytes <= bytes0)
+  return (keys <= keys0 or keys <= max_keys + 0) and (bytes <= bytes0 or bytes <= max_bytes + 0)
 end

@@ -16,7 +16,8 @@ local EXPIRE_BATCH = 16
 -- and only a permanent session's calls read it.
 local function with_permanent(a, packed)
   local now, retention, ip_keep, ip_max = string.match(packed, '^(%d+),(%d+),(%d+),(%d+)$')
-  a.now, a.retention, a.ip_keep, a.ip_max = now, tonumber(retention), tonumber(ip_keep), tonumber(ip_max)
+  -- `+ 0` parses once (see parse_meta in data.lua).
+  a.now, a.retention, a.ip_keep, a.ip_max = now, retention + 0, ip_keep + 0, ip_max + 0
   return a
 end
 
