@@ -317,6 +317,33 @@ async fn failed_commit_is_never_reported_as_success() {
     assert_ne!(res.body(), "saved");
 }
 
+/// A write the store never answers is cut off by `store_timeout`, and the
+/// response says it failed: a creation carrying data, then a commit.
+#[tokio::test(start_paused = true)]
+async fn a_write_the_store_never_answers_times_out_as_a_failure() {
+    let store = TestStore::default();
+    let svc = service(
+        store.clone(),
+        config().store_timeout(Duration::from_millis(200)),
+        |session, _| async move {
+            session.insert("message", "hi").unwrap();
+            "saved".to_owned()
+        },
+    );
+    let id = bound_id(&send(&svc, request()).await).unwrap();
+    for op in ["commit", "create"] {
+        store.set(op, Behaviour::Hang);
+    }
+    for req in [with_cookie(&cookie_for(&id)), request()] {
+        let started = tokio::time::Instant::now();
+        let res = send(&svc, req).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_ne!(res.body(), "saved");
+        assert_eq!(started.elapsed(), Duration::from_millis(200));
+    }
+    assert_eq!((store.calls("commit"), store.calls("create")), (1, 2));
+}
+
 #[tokio::test]
 async fn slow_store_times_out_and_fails_open() {
     tokio::time::pause();

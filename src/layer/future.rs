@@ -58,19 +58,29 @@ pin_project! {
     /// A store call bounded by the layer's `store_timeout`. A call answered
     /// at once (the memory store) needs no timer.
     #[project = BoundedProj]
-    enum Bounded<T> {
+    pub(super) enum Bounded<T> {
         Ready { result: Option<Result<T, StoreError>> },
         Waiting {
             #[pin] future: Timeout<StoreFuture<T>>,
             after: Duration,
+            op: &'static str,
+            writes: bool,
             call: Option<StoreCall>,
         },
     }
 }
 
 impl<T> Bounded<T> {
+    /// `future`, the store's operation `op`, bounded by `timeout`; `call`
+    /// watches it (logs, metrics). Past the timeout it fails: a timeout for
+    /// a read, an unknown outcome for a write (`writes`).
     #[inline]
-    fn new(mut future: StoreFuture<T>, timeout: Duration, call: StoreCall) -> Self {
+    pub(super) fn new(
+        mut future: StoreFuture<T>,
+        timeout: Duration,
+        (op, writes): (&'static str, bool),
+        call: StoreCall,
+    ) -> Self {
         match future.take_ready() {
             Some(result) => {
                 call.finish(&result);
@@ -81,6 +91,8 @@ impl<T> Bounded<T> {
             None => Self::Waiting {
                 future: tokio::time::timeout(timeout, future),
                 after: timeout,
+                op,
+                writes,
                 call: Some(call),
             },
         }
@@ -98,10 +110,12 @@ impl<T> Future for Bounded<T> {
             BoundedProj::Waiting {
                 future,
                 after,
+                op,
+                writes,
                 call,
             } => {
                 let result = ready!(future.poll(cx))
-                    .unwrap_or_else(|_| Err(StoreError::timeout("touch", *after, false)));
+                    .unwrap_or_else(|_| Err(StoreError::timeout(op, *after, *writes)));
                 if let Some(call) = call.take() {
                     call.finish(&result);
                 }
@@ -186,6 +200,7 @@ where
         let touch = Bounded::new(
             ctx.shared.store.touch(&id, &ctx.access()),
             ctx.shared.config.store_timeout,
+            ("touch", false),
             StoreCall::start("touch", Some(&id)),
         );
         Self::loading(ctx, Load::Cookie { id, touch }, service, request)
@@ -201,6 +216,7 @@ where
         let load = Bounded::new(
             continuity::load(ctx.shared.clone(), token, cookie, ctx.ip, ctx.at_ms()),
             ctx.shared.config.store_timeout,
+            ("load_token", false),
             StoreCall::start("load_token", cookie.as_ref()),
         );
         Self::loading(ctx, Load::Token { cookie, load }, service, request)

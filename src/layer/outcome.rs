@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 
 use super::continuity::{self, Found};
+use super::future::Bounded;
 use super::request::RequestContext;
 use crate::config::{FailureMode, LimitAction};
 use crate::domain::registrable_domain;
@@ -15,7 +16,7 @@ use crate::error::{StoreError, StoreErrorKind};
 use crate::id::SessionId;
 use crate::observe::{self, Event, StoreCall};
 use crate::session::{Binding, Plan, Session};
-use crate::store::{Committed, Created, SessionState};
+use crate::store::{Committed, Created, SessionState, StoreFuture};
 
 /// The `Set-Cookie` headers of a response: at most two (the session's, and
 /// the removal of a conflicting copy), kept inline.
@@ -242,34 +243,39 @@ fn bind(ctx: &RequestContext, outcome: &mut Outcome, id: &SessionId) {
 }
 
 /// Bounds a write to the store by the layer's `store_timeout`; a write cut
-/// short may still have been applied, so it fails as an unknown outcome.
-async fn with_timeout<T>(
+/// short may still have been applied, so it fails as an unknown outcome. A
+/// combinator, not an `async fn`: the call's future is held once, and an
+/// answer already there (the memory store) needs no timer.
+fn with_timeout<T>(
     ctx: &RequestContext,
     op: &'static str,
     id: &SessionId,
-    call: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    let watched = StoreCall::start(op, Some(id));
+    call: StoreFuture<T>,
+) -> Bounded<T> {
     let timeout = ctx.shared.config.store_timeout;
-    let result = tokio::time::timeout(timeout, call)
-        .await
-        .unwrap_or_else(|_| Err(StoreError::timeout(op, timeout, true)));
-    watched.finish(&result);
-    result
+    Bounded::new(call, timeout, (op, true), StoreCall::start(op, Some(id)))
 }
 
 /// Runs the store calls of a finished request and decides its outcome.
-async fn commit(ctx: RequestContext, plan: Plan) -> Outcome {
-    let mut outcome = store_changes(&ctx, &plan).await;
-    clear_if_unbound(&ctx, &plan, &mut outcome);
-    outcome
+fn commit(ctx: RequestContext, plan: Plan) -> impl Future<Output = Outcome> {
+    // An `async` block, not an `async fn`: the future holds `ctx` and
+    // `plan` once, where an `async fn` keeps its arguments twice (and the
+    // future is allocated for every request that commits).
+    async move {
+        let mut outcome = store_changes(&ctx, &plan).await;
+        clear_if_unbound(&ctx, &plan, &mut outcome);
+        outcome
+    }
 }
 
 /// The store calls of a finished request. A write that fails is never
 /// reported as success: the handler's response is replaced by an error.
 async fn store_changes(ctx: &RequestContext, plan: &Plan) -> Outcome {
     if let Some((old, SessionState::Temporary)) = &plan.unbound {
-        end_unbound(ctx, old).await;
+        // The rare paths' futures are boxed (here, the rotation and the
+        // token's binding below): room for them would otherwise be
+        // carried, and allocated, by every commit.
+        Box::pin(end_unbound(ctx, old)).await;
     }
     match &plan.binding {
         Binding::Existing { id, .. } => existing(ctx, plan, id).await,
@@ -306,7 +312,7 @@ async fn existing(ctx: &RequestContext, plan: &Plan, id: &SessionId) -> Outcome 
         Err(replaced) => return replaced,
     };
     let bound = match plan.cycle {
-        true => match cycle(ctx, id).await {
+        true => match Box::pin(cycle(ctx, id)).await {
             Ok(Some(new)) => new,
             Ok(None) => return Outcome::replaced(StatusCode::CONFLICT, None),
             Err(replaced) => return replaced,
@@ -362,25 +368,31 @@ async fn promoted(ctx: &RequestContext, plan: &Plan, id: &SessionId) {
         SessionState::Permanent,
         &ctx.shared.policy,
     );
-    continuity::best_effort("persist", with_timeout(ctx, "bind_token", id, bound).await);
+    let bound = Box::pin(with_timeout(ctx, "bind_token", id, bound));
+    continuity::best_effort("persist", bound.await);
 }
 
 /// The creation of the session `id` of a request that had none.
 async fn new_session(ctx: &RequestContext, plan: &Plan, id: &SessionId, wrote: bool) -> Outcome {
-    let store = &ctx.shared.store;
-    let access = &ctx.access();
-    let limit = ctx.create_limit();
-    let create = store.create(id, access, &plan.changes, limit.as_ref());
-    let mut outcome = Outcome::default();
+    // The store's future owns what it needs: the access and the limit are
+    // not kept across the wait (every creation's future would carry them).
+    let create = {
+        let limit = ctx.create_limit();
+        ctx.shared
+            .store
+            .create(id, &ctx.access(), &plan.changes, limit.as_ref())
+    };
     match with_timeout(ctx, "create", id, create).await {
         Ok(Created::Created) => {
             observe::count(Event::Created);
             promoted(ctx, plan, id).await;
+            let mut outcome = Outcome::default();
             bind(ctx, &mut outcome, id);
+            return outcome;
         }
         // The id was reserved in the token's binding and another browser of
         // the same user created it a moment ago: the changes go there.
-        Ok(Created::Exists) if ctx.token.is_some() => return join(ctx, plan, id).await,
+        Ok(Created::Exists) if ctx.token.is_some() => return Box::pin(join(ctx, plan, id)).await,
         Ok(Created::Exists) => {
             tracing::error!(session = %id, "a freshly generated session id already exists");
             if wrote {
@@ -389,7 +401,7 @@ async fn new_session(ctx: &RequestContext, plan: &Plan, id: &SessionId, wrote: b
         }
         Ok(Created::Limited { retry_after }) => {
             let action = ctx.shared.config.new_session_limit.map(|l| l.action);
-            tracing::info!(ip = ?access.ip, "new-session limit reached");
+            tracing::info!(ip = ?ctx.ip, "new-session limit reached");
             // Data the handler wrote cannot be kept: say so, never drop it silently.
             if wrote || action == Some(LimitAction::TooManyRequests) {
                 return Outcome::replaced(StatusCode::TOO_MANY_REQUESTS, Some(retry_after));
@@ -409,7 +421,7 @@ async fn new_session(ctx: &RequestContext, plan: &Plan, id: &SessionId, wrote: b
             }
         }
     }
-    outcome
+    Outcome::default()
 }
 
 /// The changes of a request whose reserved session another browser of the

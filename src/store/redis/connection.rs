@@ -320,6 +320,13 @@ impl Connections {
         if let Some(checkout) = self.usable(slot) {
             return Ok(checkout);
         }
+        // Boxed: the pool's future is large, and every call's future would
+        // carry room for it (a few kilobytes, allocated and moved per call).
+        Box::pin(self.replace(slot, op)).await
+    }
+
+    /// The slot's connection after a check by the pool (see `checkout`).
+    async fn replace(&self, slot: &Slot, op: Op) -> Result<Checkout, StoreError> {
         let _replacing = slot.replacing.lock().await;
         if let Some(checkout) = self.usable(slot) {
             // Another call replaced it meanwhile.
@@ -391,6 +398,22 @@ impl Connections {
             Err(e) if needs_new_connection(&e) => e,
             Err(e) => return Err(self.failed(op, &first, e, false)),
         };
+        // Boxed, as the pool's future in `checkout`: the rare path's room
+        // is not carried by every call.
+        Box::pin(self.retry(op, script, cmd, &first, error)).await
+    }
+
+    /// `run`'s second attempt, on a connection opened after `first` broke
+    /// with `error`.
+    async fn retry(
+        &self,
+        op: Op,
+        script: &LuaScript,
+        cmd: &Cmd,
+        first: &Checkout,
+        error: RedisError,
+    ) -> Result<Value, StoreError> {
+        let limit = self.command_limit;
         self.retire(first.generation);
         // A connection that broke may have delivered the command before it
         // broke; a demoted primary's refusal proves it did not run.
@@ -471,8 +494,9 @@ async fn attempt(
     limit: Option<Duration>,
 ) -> Result<Value, RedisError> {
     match send(conn, cmd, limit).await {
+        // Boxed: the rare path's room is not carried by every call.
         Err(e) if e.code() == Some("NOSCRIPT") => {
-            send(conn, &script.eval_instead(cmd), limit).await
+            Box::pin(send(conn, &script.eval_instead(cmd), limit)).await
         }
         result => result,
     }

@@ -539,7 +539,10 @@ impl SessionStore for RedisStore {
         StoreFuture::new(async move {
             let mut counted = false;
             if let (Some(event), Some(limit), Some(member)) = (&apart, &limit, &member) {
-                if let Some(retry_after) = inner.network_call(event, Some((limit, member))).await? {
+                // Boxed (a cluster's extra call): room for it is not
+                // carried by every creation's future.
+                let call = Box::pin(inner.network_call(event, Some((limit, member))));
+                if let Some(retry_after) = call.await? {
                     return Ok(Created::Limited { retry_after });
                 }
                 counted = true;
@@ -553,7 +556,7 @@ impl SessionStore for RedisStore {
                         observe::count(Event::Promoted);
                     }
                     if let (Some(event), false) = (&apart, counted) {
-                        inner.count_after(event).await;
+                        Box::pin(inner.count_after(event)).await;
                     }
                     Ok(Created::Created)
                 }
@@ -583,7 +586,7 @@ impl SessionStore for RedisStore {
                 commit_reply::PROMOTED => {
                     observe::count(Event::Promoted);
                     if let Some(event) = &apart {
-                        inner.count_after(event).await;
+                        Box::pin(inner.count_after(event)).await;
                     }
                     Ok(Committed::Applied)
                 }
