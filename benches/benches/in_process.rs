@@ -29,7 +29,7 @@ use http::{Request, header};
 use tower::ServiceExt;
 use visitor_session::store::{Access, Changes, SessionStore, StorePolicy};
 use visitor_session::{MemoryStore, PrivacyMode, SessionId};
-use visitor_session_benches::{bare, bare_layered, ours, theirs};
+use visitor_session_benches::{bare, bare_handle_layered, bare_layered, ours, theirs};
 
 /// Counts allocations and live bytes.
 struct Counting;
@@ -154,6 +154,12 @@ async fn cases() -> Vec<Case> {
         Case {
             name: "bare quiet page behind a no-op layer",
             router: bare_layered(),
+            path: "/quiet",
+            cookie: None,
+        },
+        Case {
+            name: "bare quiet page behind a layer that only hands out a handle",
+            router: bare_handle_layered(),
             path: "/quiet",
             cookie: None,
         },
