@@ -21,16 +21,17 @@
 -- (lib/record.lua says why); every other case goes on in create_rest.lua.
 local CREATED, EXISTS, LIMITED = 1, 0, 2
 local hash = KEYS[1]
-local flags, now, token = ARGV[1], ARGV[2], ARGV[3]
+local flags, now, token, idle = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local existing = redis.call('HGET', hash, 'm')
 if not existing and (flags == '' or flags == 'n') then
-  local counted = flags == 'n'
-  local first = counted and 6 or 5
-  if #ARGV - first < 999 then
-    redis.call('HSET', hash, 'm', ARGV[first], 'i', ARGV[first + 1], unpack(ARGV, first + 2, #ARGV))
-    redis.call('PEXPIRE', hash, ARGV[4])
-    if counted then count_network(KEYS[2], now, 1, 0, ARGV[5]) end
+  -- 'n': the network's counters (KEYS[2]) and their retention (ARGV[5]).
+  local counters, counters_retention, meta_at = nil, nil, 5
+  if flags == 'n' then counters, counters_retention, meta_at = KEYS[2], ARGV[5], 6 end
+  if #ARGV - meta_at < 999 then
+    redis.call('HSET', hash, 'm', ARGV[meta_at], 'i', ARGV[meta_at + 1], unpack(ARGV, meta_at + 2, #ARGV))
+    redis.call('PEXPIRE', hash, idle)
+    if counters then count_network(counters, now, 1, 0, counters_retention) end
     return { CREATED, 0 }
   end
 end

@@ -38,7 +38,7 @@ if promote then
   log_ip(log.s, log.a)
   apply_retention(log.s, log.a.retention, false)
 else
-  redis.call('PEXPIRE', hash, ARGV[4])
+  redis.call('PEXPIRE', hash, idle)
 end
 if counters then
   count_network(counters, now, 1, promote and 1 or 0, counters_retention)
