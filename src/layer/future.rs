@@ -71,16 +71,17 @@ pin_project! {
 }
 
 impl<T> Bounded<T> {
-    /// `future`, the store's operation `op`, bounded by `timeout`; `call`
-    /// watches it (logs, metrics). Past the timeout it fails: a timeout for
-    /// a read, an unknown outcome for a write (`writes`).
+    /// `future`, the store's operation `op` on session `id`, bounded by
+    /// `timeout` and watched (logs, metrics). Past the timeout it fails: a
+    /// timeout for a read, an unknown outcome for a write (`writes`).
     #[inline]
     pub(super) fn new(
         mut future: StoreFuture<T>,
         timeout: Duration,
         (op, writes): (&'static str, bool),
-        call: StoreCall,
+        id: Option<&SessionId>,
     ) -> Self {
+        let call = StoreCall::start(op, id);
         match future.take_ready() {
             Some(result) => {
                 call.finish(&result);
@@ -201,7 +202,7 @@ where
             ctx.shared.store.touch(&id, &ctx.access()),
             ctx.shared.config.store_timeout,
             ("touch", false),
-            StoreCall::start("touch", Some(&id)),
+            Some(&id),
         );
         Self::loading(ctx, Load::Cookie { id, touch }, service, request)
     }
@@ -217,7 +218,7 @@ where
             continuity::load(ctx.shared.clone(), token, cookie, ctx.ip, ctx.at_ms()),
             ctx.shared.config.store_timeout,
             ("load_token", false),
-            StoreCall::start("load_token", cookie.as_ref()),
+            cookie.as_ref(),
         );
         Self::loading(ctx, Load::Token { cookie, load }, service, request)
     }

@@ -14,7 +14,7 @@ use crate::config::{FailureMode, LimitAction};
 use crate::domain::registrable_domain;
 use crate::error::{StoreError, StoreErrorKind};
 use crate::id::SessionId;
-use crate::observe::{self, Event, StoreCall};
+use crate::observe::{self, Event};
 use crate::session::{Binding, Plan, Session};
 use crate::store::{Committed, Created, SessionState, StoreFuture};
 
@@ -253,7 +253,7 @@ fn with_timeout<T>(
     call: StoreFuture<T>,
 ) -> Bounded<T> {
     let timeout = ctx.shared.config.store_timeout;
-    Bounded::new(call, timeout, (op, true), StoreCall::start(op, Some(id)))
+    Bounded::new(call, timeout, (op, true), Some(id))
 }
 
 /// Runs the store calls of a finished request and decides its outcome.

@@ -403,12 +403,10 @@ impl Inner {
             changes.promote,
         );
         let mut cmd = parts.call(&self.scripts.create, 16 + 2 * changes.data.len(), changes);
-        cmd.arg(access.at_ms);
-        match access.token {
-            Some(token) => cmd.arg(token.to_hex()),
-            None => cmd.arg(""),
-        };
-        cmd.arg(millis(policy.idle_ttl));
+        let token = access.token.map(TokenHash::to_hex);
+        cmd.arg(access.at_ms)
+            .arg(token.as_deref().unwrap_or(""))
+            .arg(millis(policy.idle_ttl));
         parts.push_args(&mut cmd, access, limit);
         // The session's fields: its metadata (the data's size counted by the
         // rule every store shares), IP, token, last seen, data.
@@ -428,8 +426,8 @@ impl Inner {
         // their names are not sent.
         cmd.arg(meta.to_string().as_str());
         push_ip(&mut cmd, access.ip);
-        if let Some(token) = access.token {
-            cmd.arg("t").arg(token.to_hex());
+        if let Some(token) = &token {
+            cmd.arg("t").arg(token.as_str());
         }
         if changes.promote {
             cmd.arg("s").arg(access.at_ms);
